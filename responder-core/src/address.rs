@@ -1,0 +1,381 @@
+//! The reply address of a request, read from its headers through the accepted
+//! [`HeaderConvention`]s, and the reasons a request cannot be answered.
+
+use std::sync::Arc;
+
+use rdkafka::message::Headers;
+
+use crate::headers::{HeaderConvention, PartitionEncoding};
+use crate::topic::{TopicNameError, validate_topic_name};
+
+/// Where the reply to one request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyAddress {
+    /// The reply topic (already checked against Kafka's naming rules).
+    pub topic: String,
+    /// The reply partition, when the request named one.
+    pub partition: Option<i32>,
+    /// The correlation id, byte for byte as received.
+    pub correlation_id: Vec<u8>,
+    /// The convention the request used; the reply uses it too.
+    pub convention: Arc<HeaderConvention>,
+}
+
+/// Why a request gets no reply at all. Each has a stable [`code`](Unanswerable::code).
+///
+/// Such a request is logged with its coordinates, counted, and committed: it is never
+/// answered anywhere else.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unanswerable {
+    /// No accepted convention's reply-topic or correlation header is present.
+    #[error("the request names no reply address")]
+    NoReplyAddress,
+    /// The correlation header is present but the reply-topic header is not.
+    #[error("header {header} (convention {convention}) is missing")]
+    MissingReplyTopic {
+        /// The convention whose correlation header was present.
+        convention: String,
+        /// The missing header.
+        header: String,
+    },
+    /// The reply-topic header is present but the correlation header is not.
+    #[error("header {header} (convention {convention}) is missing")]
+    MissingCorrelationId {
+        /// The convention whose reply-topic header was present.
+        convention: String,
+        /// The missing header.
+        header: String,
+    },
+    /// The reply-topic header does not hold a valid topic name.
+    #[error("reply topic header is invalid: {0}")]
+    InvalidReplyTopic(#[from] TopicNameError),
+    /// The reply-partition header cannot be read in the convention's encoding, or is
+    /// negative.
+    #[error("reply partition header {header} is invalid: {reason}")]
+    InvalidReplyPartition {
+        /// The header.
+        header: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A reply header appears more than once with different values.
+    #[error("header {0} appears more than once with different values")]
+    ConflictingHeaders(String),
+    /// The reply-topic policy does not admit the topic.
+    #[error("reply topic {0:?} is not allowed by the reply-topic policy")]
+    TopicNotAllowed(String),
+}
+
+impl Unanswerable {
+    /// A stable, machine-readable code for logs, metrics and dead letters.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Unanswerable::NoReplyAddress => "no_reply_address",
+            Unanswerable::MissingReplyTopic { .. } => "missing_reply_topic",
+            Unanswerable::MissingCorrelationId { .. } => "missing_correlation_id",
+            Unanswerable::InvalidReplyTopic(_) => "invalid_reply_topic",
+            Unanswerable::InvalidReplyPartition { .. } => "invalid_reply_partition",
+            Unanswerable::ConflictingHeaders(_) => "conflicting_headers",
+            Unanswerable::TopicNotAllowed(_) => "reply_topic_not_allowed",
+        }
+    }
+}
+
+/// The value of a header that may repeat.
+enum Lookup<'h> {
+    Absent,
+    /// Present (possibly several times with the same value). `None` is a null value.
+    Present(Option<&'h [u8]>),
+    Conflicting,
+}
+
+impl Lookup<'_> {
+    fn is_present(&self) -> bool {
+        !matches!(self, Lookup::Absent)
+    }
+}
+
+/// Finds `name` among the headers. A header that repeats with the same value is read
+/// once; with different values it is a conflict (never "first wins" or "last wins":
+/// a requester that sends two reply topics has a bug or is hostile).
+fn lookup<'h, H: Headers>(headers: &'h H, name: &str) -> Lookup<'h> {
+    let mut found = Lookup::Absent;
+    for header in headers.iter() {
+        if header.key != name {
+            continue;
+        }
+        found = match found {
+            Lookup::Absent => Lookup::Present(header.value),
+            Lookup::Present(v) if v == header.value => Lookup::Present(v),
+            _ => return Lookup::Conflicting,
+        };
+    }
+    found
+}
+
+/// Reads the reply address from `headers` with the first convention (in order) whose
+/// reply-topic and correlation headers are both present.
+pub(crate) fn resolve<H: Headers>(
+    conventions: &[Arc<HeaderConvention>],
+    headers: Option<&H>,
+) -> Result<ReplyAddress, Unanswerable> {
+    let Some(headers) = headers else {
+        return Err(Unanswerable::NoReplyAddress);
+    };
+    let mut partial: Option<Unanswerable> = None;
+    for convention in conventions {
+        let topic = lookup(headers, convention.reply_topic_header());
+        let correlation = lookup(headers, convention.correlation_id_header());
+        match (topic.is_present(), correlation.is_present()) {
+            (true, true) => return read_address(convention, headers, topic, correlation),
+            (true, false) if partial.is_none() => {
+                partial = Some(Unanswerable::MissingCorrelationId {
+                    convention: convention.name().to_owned(),
+                    header: convention.correlation_id_header().to_owned(),
+                });
+            }
+            (false, true) if partial.is_none() => {
+                partial = Some(Unanswerable::MissingReplyTopic {
+                    convention: convention.name().to_owned(),
+                    header: convention.reply_topic_header().to_owned(),
+                });
+            }
+            _ => {}
+        }
+    }
+    Err(partial.unwrap_or(Unanswerable::NoReplyAddress))
+}
+
+fn read_address<H: Headers>(
+    convention: &Arc<HeaderConvention>,
+    headers: &H,
+    topic: Lookup<'_>,
+    correlation: Lookup<'_>,
+) -> Result<ReplyAddress, Unanswerable> {
+    let topic = match topic {
+        Lookup::Present(v) => validate_topic_name(v.unwrap_or_default())?.to_owned(),
+        _ => {
+            return Err(Unanswerable::ConflictingHeaders(
+                convention.reply_topic_header().to_owned(),
+            ));
+        }
+    };
+    let correlation_id = match correlation {
+        Lookup::Present(v) => v.unwrap_or_default().to_vec(),
+        _ => {
+            return Err(Unanswerable::ConflictingHeaders(
+                convention.correlation_id_header().to_owned(),
+            ));
+        }
+    };
+    let partition = match convention.reply_partition_header() {
+        None => None,
+        Some((name, encoding)) => match lookup(headers, name) {
+            Lookup::Absent => None,
+            Lookup::Conflicting => return Err(Unanswerable::ConflictingHeaders(name.to_owned())),
+            Lookup::Present(v) => Some(decode_partition(v.unwrap_or_default(), encoding).map_err(
+                |reason| Unanswerable::InvalidReplyPartition {
+                    header: name.to_owned(),
+                    reason,
+                },
+            )?),
+        },
+    };
+    Ok(ReplyAddress {
+        topic,
+        partition,
+        correlation_id,
+        convention: Arc::clone(convention),
+    })
+}
+
+fn decode_partition(value: &[u8], encoding: PartitionEncoding) -> Result<i32, String> {
+    let partition = match encoding {
+        PartitionEncoding::BigEndianI32 => {
+            let bytes: [u8; 4] = value.try_into().map_err(|_| {
+                format!(
+                    "expected 4 bytes (big-endian int), got {} bytes",
+                    value.len()
+                )
+            })?;
+            i32::from_be_bytes(bytes)
+        }
+        PartitionEncoding::AsciiDecimal => {
+            if value.is_empty() || value.len() > 10 || !value.iter().all(u8::is_ascii_digit) {
+                return Err(format!(
+                    "expected ASCII decimal digits, got {:?}",
+                    String::from_utf8_lossy(&value[..value.len().min(32)])
+                ));
+            }
+            // At most 10 ASCII digits: parses as u64 without overflow.
+            let n: u64 = std::str::from_utf8(value)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(u64::MAX);
+            i32::try_from(n).map_err(|_| format!("partition {n} is out of range"))?
+        }
+    };
+    if partition < 0 {
+        return Err(format!("partition {partition} is negative"));
+    }
+    Ok(partition)
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::message::{Header, OwnedHeaders};
+
+    use super::*;
+
+    fn headers(pairs: &[(&str, &[u8])]) -> OwnedHeaders {
+        pairs.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
+            h.insert(Header {
+                key: k,
+                value: Some(*v),
+            })
+        })
+    }
+
+    fn all() -> Vec<Arc<HeaderConvention>> {
+        ["spring", "smallrye", "plain"]
+            .iter()
+            .map(|n| Arc::new(n.parse().expect("preset")))
+            .collect()
+    }
+
+    #[test]
+    fn spring_binary_address() {
+        let corr = [7u8; 16];
+        let h = headers(&[
+            ("kafka_replyTopic", b"replies"),
+            ("kafka_replyPartition", &[0, 0, 0, 2]),
+            ("kafka_correlationId", &corr),
+        ]);
+        let a = resolve(&all(), Some(&h)).expect("address");
+        assert_eq!(a.topic, "replies");
+        assert_eq!(a.partition, Some(2));
+        assert_eq!(a.correlation_id, corr);
+        assert_eq!(a.convention.name(), "spring");
+    }
+
+    #[test]
+    fn plain_text_partition_and_smallrye_told_apart() {
+        let h = headers(&[
+            ("REPLY_TOPIC", b"r"),
+            ("REPLY_PARTITION", b"11"),
+            ("CORRELATION_ID", b"abc"),
+        ]);
+        let a = resolve(&all(), Some(&h)).expect("address");
+        assert_eq!((a.convention.name(), a.partition), ("plain", Some(11)));
+
+        let h = headers(&[
+            ("REPLY_TOPIC", b"r"),
+            ("REPLY_PARTITION", &[0, 0, 0, 11]),
+            ("REPLY_CORRELATION_ID", b"abc"),
+        ]);
+        let a = resolve(&all(), Some(&h)).expect("address");
+        assert_eq!((a.convention.name(), a.partition), ("smallrye", Some(11)));
+    }
+
+    #[test]
+    fn missing_pieces_are_named() {
+        let h = headers(&[("kafka_replyTopic", b"r")]);
+        assert_eq!(
+            resolve(&all(), Some(&h)).map_err(|e| e.code()),
+            Err("missing_correlation_id")
+        );
+        let h = headers(&[("CORRELATION_ID", b"x")]);
+        assert_eq!(
+            resolve(&all(), Some(&h)).map_err(|e| e.code()),
+            Err("missing_reply_topic")
+        );
+        let h = headers(&[("other", b"x")]);
+        assert_eq!(resolve(&all(), Some(&h)), Err(Unanswerable::NoReplyAddress));
+        assert_eq!(
+            resolve::<OwnedHeaders>(&all(), None),
+            Err(Unanswerable::NoReplyAddress)
+        );
+    }
+
+    #[test]
+    fn bad_partitions() {
+        let cases: &[(&str, &[u8])] = &[
+            ("kafka_replyPartition", &[0, 0, 1]),
+            ("kafka_replyPartition", &[0, 0, 0, 0, 1]),
+            ("kafka_replyPartition", &(-1i32).to_be_bytes()),
+            ("kafka_replyPartition", b"1"),
+        ];
+        for (name, value) in cases {
+            let h = headers(&[
+                ("kafka_replyTopic", b"r"),
+                ("kafka_correlationId", b"c"),
+                (name, value),
+            ]);
+            assert_eq!(
+                resolve(&all(), Some(&h)).map_err(|e| e.code()),
+                Err("invalid_reply_partition"),
+                "{value:?}"
+            );
+        }
+        for value in [&b"-1"[..], b"", b"x", b"99999999999", b"\0\0\0\x01", b" 1"] {
+            let h = headers(&[
+                ("REPLY_TOPIC", b"r"),
+                ("CORRELATION_ID", b"c"),
+                ("REPLY_PARTITION", value),
+            ]);
+            assert_eq!(
+                resolve(&all(), Some(&h)).map_err(|e| e.code()),
+                Err("invalid_reply_partition"),
+                "{value:?}"
+            );
+        }
+        let h = headers(&[
+            ("REPLY_TOPIC", b"r"),
+            ("CORRELATION_ID", b"c"),
+            ("REPLY_PARTITION", b"2147483647"),
+        ]);
+        assert_eq!(
+            resolve(&all(), Some(&h)).map(|a| a.partition),
+            Ok(Some(i32::MAX))
+        );
+    }
+
+    #[test]
+    fn duplicates() {
+        let h = headers(&[
+            ("kafka_replyTopic", b"a"),
+            ("kafka_replyTopic", b"b"),
+            ("kafka_correlationId", b"c"),
+        ]);
+        assert_eq!(
+            resolve(&all(), Some(&h)),
+            Err(Unanswerable::ConflictingHeaders("kafka_replyTopic".into()))
+        );
+        let h = headers(&[
+            ("kafka_replyTopic", b"a"),
+            ("kafka_replyTopic", b"a"),
+            ("kafka_correlationId", b"c"),
+        ]);
+        assert_eq!(resolve(&all(), Some(&h)).map(|a| a.topic), Ok("a".into()));
+    }
+
+    #[test]
+    fn invalid_topics() {
+        for t in [
+            &b""[..],
+            b"a/b",
+            b"a b",
+            b"a\0",
+            b"\xff\xfe",
+            b"..",
+            &[b'x'; 250],
+        ] {
+            let h = headers(&[("kafka_replyTopic", t), ("kafka_correlationId", b"c")]);
+            assert_eq!(
+                resolve(&all(), Some(&h)).map_err(|e| e.code()),
+                Err("invalid_reply_topic")
+            );
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Building a [`Responder`]: where to connect, what to answer, and the bounds it keeps.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+
+use crate::codec::Codec;
+use crate::error::Error;
+use crate::headers::HeaderConvention;
+use crate::ordering::Ordering;
+use crate::policy::ReplyTopicPolicy;
+use crate::router::Route;
+use crate::runtime::Responder;
+use crate::topic::{is_internal_topic, validate_topic_name};
+
+/// Bounds and timings of the runtime.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) max_in_flight: usize,
+    pub(crate) max_in_flight_per_partition: usize,
+    pub(crate) drain_timeout: Duration,
+    pub(crate) commit_interval: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_in_flight: 1024,
+            max_in_flight_per_partition: 256,
+            drain_timeout: Duration::from_secs(30),
+            commit_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Client properties the responder sets itself: overriding them would break
+/// at-least-once or let a requester create topics.
+const GUARDED: &[(&str, &str)] = &[
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+    ("enable.idempotence", "true"),
+    ("acks", "all"),
+    ("allow.auto.create.topics", "false"),
+];
+
+/// Builds a [`Responder`]. Start with [`Responder::builder`].
+///
+/// ```no_run
+/// # use async_trait::async_trait;
+/// # use responder_core::{ErrorReply, Handler, RequestContext};
+/// use responder_core::{Json, Responder};
+/// # struct Echo;
+/// # #[async_trait]
+/// # impl Handler for Echo {
+/// #     type Request = String; type Reply = String; type Error = ErrorReply;
+/// #     async fn handle(&self, r: String, _: &RequestContext) -> Result<String, ErrorReply> { Ok(r) }
+/// # }
+/// # async fn run() -> Result<(), responder_core::Error> {
+/// Responder::builder()
+///     .bootstrap_servers("127.0.0.1:9092")
+///     .group_id("echo")
+///     .route("echo-requests", Json(Echo))
+///     .reply_topics("echo-replies*".parse()?)
+///     .build()?
+///     .run_until(responder_core::shutdown_signal())
+///     .await
+/// # }
+/// ```
+#[derive(Debug, Default)]
+#[must_use]
+pub struct ResponderBuilder {
+    bootstrap_servers: Option<String>,
+    group_id: Option<String>,
+    routes: Vec<Route>,
+    policy: Option<ReplyTopicPolicy>,
+    conventions: Option<Vec<HeaderConvention>>,
+    ordering: Ordering,
+    settings: Settings,
+    client_config: Vec<(String, String)>,
+    consumer_config: Vec<(String, String)>,
+    producer_config: Vec<(String, String)>,
+}
+
+impl ResponderBuilder {
+    /// The broker list (`bootstrap.servers`).
+    pub fn bootstrap_servers(mut self, servers: impl Into<String>) -> Self {
+        self.bootstrap_servers = Some(servers.into());
+        self
+    }
+
+    /// The consumer group all replicas of the service share.
+    pub fn group_id(mut self, group: impl Into<String>) -> Self {
+        self.group_id = Some(group.into());
+        self
+    }
+
+    /// Answers requests of `topic` with `handler` (a [`Handler`](crate::Handler)
+    /// wrapped in its codec, e.g. `Json(MyHandler)`).
+    pub fn route(self, topic: impl Into<String>, handler: impl Codec) -> Self {
+        self.add_route(Route::new(topic, handler))
+    }
+
+    /// Adds a [`Route`] (for per-route settings such as its ordering).
+    pub fn add_route(mut self, route: Route) -> Self {
+        self.routes.push(route);
+        self
+    }
+
+    /// The reply-topic policy: replies go only to topics it allows. Required.
+    pub fn reply_topics(mut self, policy: ReplyTopicPolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// The header conventions accepted, tried in order; the first whose reply-topic
+    /// and correlation headers are both present wins. Default: Spring, SmallRye, plain.
+    pub fn header_conventions(
+        mut self,
+        conventions: impl IntoIterator<Item = HeaderConvention>,
+    ) -> Self {
+        self.conventions = Some(conventions.into_iter().collect());
+        self
+    }
+
+    /// Default ordering of routes that set none. Default: [`Ordering::Key`].
+    pub fn ordering(mut self, ordering: Ordering) -> Self {
+        self.ordering = ordering;
+        self
+    }
+
+    /// Requests in flight (received, not yet settled) across all partitions; when
+    /// reached, the responder stops fetching. Default 1024.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.settings.max_in_flight = n;
+        self
+    }
+
+    /// Requests in flight per partition; when reached, that partition is paused.
+    /// Default 256.
+    pub fn max_in_flight_per_partition(mut self, n: usize) -> Self {
+        self.settings.max_in_flight_per_partition = n;
+        self
+    }
+
+    /// How long revocation and shutdown wait for in-flight requests. Default 30 s.
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.drain_timeout = timeout;
+        self
+    }
+
+    /// How often settled offsets are committed. Default 500 ms.
+    pub fn commit_interval(mut self, interval: Duration) -> Self {
+        self.settings.commit_interval = interval;
+        self
+    }
+
+    /// Sets a librdkafka property on both the consumer and the producer.
+    pub fn client_config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.client_config.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets a librdkafka property on the consumer only.
+    pub fn consumer_config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.consumer_config.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets a librdkafka property on the producer only.
+    pub fn producer_config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.producer_config.push((key.into(), value.into()));
+        self
+    }
+
+    /// Checks the configuration and creates the clients.
+    pub fn build(self) -> Result<Responder, Error> {
+        let bootstrap = self
+            .bootstrap_servers
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| Error::config("bootstrap servers are not set"))?;
+        let group = self
+            .group_id
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| Error::config("group id is not set"))?;
+        if self.routes.is_empty() {
+            return Err(Error::config("no route: add at least one request topic"));
+        }
+        let mut topics = HashSet::new();
+        for route in &self.routes {
+            validate_topic_name(route.topic().as_bytes())?;
+            if is_internal_topic(route.topic()) {
+                return Err(Error::config(format!(
+                    "{} is an internal topic",
+                    route.topic()
+                )));
+            }
+            if !topics.insert(route.topic().to_owned()) {
+                return Err(Error::config(format!(
+                    "topic {} is routed twice",
+                    route.topic()
+                )));
+            }
+        }
+        let policy = self
+            .policy
+            .ok_or_else(|| Error::config("no reply-topic policy: set reply_topics(..)"))?;
+        if !policy.allows_anything() {
+            return Err(Error::config(
+                "the reply-topic policy allows no topic: every request would go unanswered",
+            ));
+        }
+        let conventions = self.conventions.unwrap_or_else(|| {
+            vec![
+                HeaderConvention::spring(),
+                HeaderConvention::smallrye(),
+                HeaderConvention::plain(),
+            ]
+        });
+        if conventions.is_empty() {
+            return Err(Error::config("no header convention accepted"));
+        }
+        for (i, a) in conventions.iter().enumerate() {
+            if let Some(b) = conventions[i + 1..].iter().find(|b| a.clashes_with(b)) {
+                return Err(Error::config(format!(
+                    "header conventions {a} and {b} read the same headers; accept at most one"
+                )));
+            }
+        }
+        let s = &self.settings;
+        if s.max_in_flight == 0 || s.max_in_flight_per_partition == 0 {
+            return Err(Error::config("in-flight bounds must be at least 1"));
+        }
+        if s.commit_interval.is_zero() {
+            return Err(Error::config("commit interval must be positive"));
+        }
+
+        let mut common = ClientConfig::new();
+        common.set("bootstrap.servers", &bootstrap);
+        apply(&mut common, &self.client_config)?;
+
+        let mut consumer = common.clone();
+        consumer
+            .set("group.id", &group)
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false");
+        apply(&mut consumer, &self.consumer_config)?;
+        consumer
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false");
+
+        let mut producer = common;
+        producer.set("linger.ms", "1");
+        apply(&mut producer, &self.producer_config)?;
+        producer
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("allow.auto.create.topics", "false");
+
+        Responder::new(
+            consumer,
+            producer,
+            self.routes,
+            self.ordering,
+            policy,
+            conventions.into_iter().map(Arc::new).collect(),
+            self.settings,
+        )
+    }
+}
+
+/// Applies user properties, refusing those that fight the responder's guarantees.
+fn apply(config: &mut ClientConfig, props: &[(String, String)]) -> Result<(), Error> {
+    for (key, value) in props {
+        if let Some((_, required)) = GUARDED.iter().find(|(k, _)| k == key) {
+            let same = match *required {
+                "all" => value == "all" || value == "-1",
+                r => value.eq_ignore_ascii_case(r),
+            };
+            if !same {
+                return Err(Error::config(format!(
+                    "{key}={value} is not allowed: the responder needs {key}={required}"
+                )));
+            }
+        }
+        config.set(key, value);
+    }
+    Ok(())
+}

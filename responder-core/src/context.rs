@@ -1,0 +1,72 @@
+//! What a handler can see of the request it answers.
+
+use rdkafka::Message;
+use rdkafka::message::{Headers, OwnedMessage};
+
+use crate::address::ReplyAddress;
+
+/// The request's coordinates, key, headers and reply address.
+#[derive(Debug)]
+pub struct RequestContext {
+    message: OwnedMessage,
+    reply_to: ReplyAddress,
+}
+
+impl RequestContext {
+    pub(crate) fn new(message: OwnedMessage, reply_to: ReplyAddress) -> Self {
+        RequestContext { message, reply_to }
+    }
+
+    /// The request topic.
+    pub fn topic(&self) -> &str {
+        self.message.topic()
+    }
+
+    /// The request's partition.
+    pub fn partition(&self) -> i32 {
+        self.message.partition()
+    }
+
+    /// The request's offset.
+    pub fn offset(&self) -> i64 {
+        self.message.offset()
+    }
+
+    /// The record key; the reply carries the same key.
+    pub fn key(&self) -> Option<&[u8]> {
+        self.message.key()
+    }
+
+    /// The record timestamp in epoch milliseconds, when the broker reported one.
+    pub fn timestamp_millis(&self) -> Option<i64> {
+        self.message.timestamp().to_millis()
+    }
+
+    /// The raw payload (`None` for a tombstone).
+    pub fn payload(&self) -> Option<&[u8]> {
+        self.message.payload()
+    }
+
+    /// The first header named `name`: `Some(None)` when present with a null value.
+    pub fn header(&self, name: &str) -> Option<Option<&[u8]>> {
+        self.headers().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
+    /// Every header in order, repeats included.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
+        self.message
+            .headers()
+            .into_iter()
+            .flat_map(|h| h.iter().map(|h| (h.key, h.value)))
+    }
+
+    /// The correlation id, as received.
+    pub fn correlation_id(&self) -> &[u8] {
+        &self.reply_to.correlation_id
+    }
+
+    /// Where the reply goes.
+    pub fn reply_to(&self) -> &ReplyAddress {
+        &self.reply_to
+    }
+}

@@ -1,0 +1,67 @@
+//! Errors of the library: building a responder and running it.
+//!
+//! What goes wrong with one *request* is not an error of the responder: it becomes an
+//! [`ErrorReply`](crate::ErrorReply) or an [`Unanswerable`](crate::Unanswerable) outcome,
+//! and the responder keeps serving.
+
+use std::fmt;
+
+use crate::topic::TopicNameError;
+
+/// An error that stops a responder from starting or from running.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is incomplete or contradicts itself.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A topic name in the configuration breaks Kafka's naming rules.
+    #[error("invalid topic name in the configuration: {0}")]
+    TopicName(#[from] TopicNameError),
+    /// The Kafka client reported an error.
+    #[error("kafka client error while {context}: {source}")]
+    Kafka {
+        /// What the responder was doing.
+        context: &'static str,
+        /// The client's error.
+        source: ClientError,
+    },
+    /// The responder's consumer thread died unexpectedly.
+    #[error("the consumer thread stopped unexpectedly: {0}")]
+    ConsumerThread(String),
+}
+
+impl Error {
+    pub(crate) fn kafka(context: &'static str, err: rdkafka::error::KafkaError) -> Self {
+        Error::Kafka {
+            context,
+            source: ClientError(err),
+        }
+    }
+
+    pub(crate) fn config(msg: impl Into<String>) -> Self {
+        Error::Config(msg.into())
+    }
+}
+
+/// An error of the underlying Kafka client, kept opaque so client types stay out of
+/// the public API.
+pub struct ClientError(pub(crate) rdkafka::error::KafkaError);
+
+impl fmt::Debug for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}

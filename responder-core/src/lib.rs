@@ -1,0 +1,53 @@
+//! The runtime of `kafka-responder`: the reply side of request-reply over Apache Kafka.
+//!
+//! A service implements [`Handler`], wraps it in a codec ([`Json`], [`Raw`],
+//! `Bincode`), routes a request topic to it, and runs a [`Responder`]. The responder
+//! reads the reply address from the request's headers (through a [`HeaderConvention`]),
+//! refuses reply topics its [`ReplyTopicPolicy`] does not allow, answers failures with
+//! [error replies](ErrorReply), and commits a request's offset only once its reply is
+//! acknowledged by the broker.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod address;
+pub mod codec;
+mod config;
+mod context;
+mod error;
+mod error_reply;
+mod handler;
+pub mod headers;
+mod metrics;
+mod ordering;
+pub mod policy;
+mod router;
+mod runtime;
+pub mod topic;
+pub mod watermark;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use address::{ReplyAddress, Unanswerable};
+#[cfg(feature = "bincode")]
+pub use codec::Bincode;
+pub use codec::{Codec, CodecError, Json, Raw};
+pub use config::ResponderBuilder;
+pub use context::RequestContext;
+pub use error::{ClientError, Error};
+pub use error_reply::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, ErrorReply, codes};
+pub use handler::Handler;
+pub use headers::{HeaderConvention, PartitionEncoding};
+pub use metrics::{Metrics, MetricsSnapshot};
+pub use ordering::Ordering;
+pub use policy::{PolicyError, ReplyTopicPolicy};
+pub use router::Route;
+pub use runtime::{Responder, shutdown_signal};
+
+/// Re-exported so handlers can be written without adding the dependency.
+pub use async_trait::async_trait;
+
+impl From<PolicyError> for Error {
+    fn from(e: PolicyError) -> Self {
+        Error::Config(e.to_string())
+    }
+}

@@ -1,0 +1,65 @@
+//! Counters of what the responder did, readable while it runs.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Live counters, shared with the running responder.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    received: AtomicU64,
+    replied: AtomicU64,
+    error_replies: AtomicU64,
+    unanswerable: AtomicU64,
+    delivery_failures: AtomicU64,
+    panics: AtomicU64,
+    redeliveries_skipped: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MetricsSnapshot {
+    /// Requests received from the broker.
+    pub received: u64,
+    /// Replies acknowledged by the broker.
+    pub replied: u64,
+    /// Error replies acknowledged by the broker (decode failures, handler errors, panics).
+    pub error_replies: u64,
+    /// Requests that got no reply: no usable or no allowed reply address.
+    pub unanswerable: u64,
+    /// Replies (or error replies) the broker did not accept.
+    pub delivery_failures: u64,
+    /// Handler panics (each also counted as an error reply or failure).
+    pub panics: u64,
+    /// Records skipped because they were delivered again within one assignment.
+    pub redeliveries_skipped: u64,
+}
+
+impl MetricsSnapshot {
+    /// Requests whose outcome is final (answered, error-answered, unanswerable, failed).
+    pub fn settled(&self) -> u64 {
+        self.replied + self.error_replies + self.unanswerable + self.delivery_failures
+    }
+}
+
+macro_rules! counters {
+    ($($inc:ident => $field:ident),* $(,)?) => {
+        impl Metrics {
+            $(pub(crate) fn $inc(&self) { self.$field.fetch_add(1, Relaxed); })*
+
+            /// Reads every counter.
+            pub fn snapshot(&self) -> MetricsSnapshot {
+                MetricsSnapshot { $($field: self.$field.load(Relaxed),)* }
+            }
+        }
+    };
+}
+
+counters! {
+    inc_received => received,
+    inc_replied => replied,
+    inc_error_replies => error_replies,
+    inc_unanswerable => unanswerable,
+    inc_delivery_failures => delivery_failures,
+    inc_panics => panics,
+    inc_redeliveries_skipped => redeliveries_skipped,
+}

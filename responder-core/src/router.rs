@@ -1,0 +1,102 @@
+//! Routes: which handler answers which request topic.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::codec::Codec;
+use crate::handler::Endpoint;
+use crate::ordering::Ordering;
+
+/// A request topic bound to a handler (with its codec), and optionally its own ordering.
+///
+/// ```
+/// # use async_trait::async_trait;
+/// # use responder_core::{ErrorReply, Handler, RequestContext};
+/// use responder_core::{Json, Ordering, Route};
+/// # struct Echo;
+/// # #[async_trait]
+/// # impl Handler for Echo {
+/// #     type Request = String; type Reply = String; type Error = ErrorReply;
+/// #     async fn handle(&self, r: String, _: &RequestContext) -> Result<String, ErrorReply> { Ok(r) }
+/// # }
+/// let route = Route::new("echo-requests", Json(Echo)).ordering(Ordering::Partition);
+/// assert_eq!(route.topic(), "echo-requests");
+/// ```
+#[derive(Clone)]
+pub struct Route {
+    topic: String,
+    endpoint: Arc<dyn Endpoint>,
+    ordering: Option<Ordering>,
+}
+
+impl Route {
+    /// Routes requests of `topic` to `endpoint` (a handler wrapped in its codec).
+    pub fn new(topic: impl Into<String>, endpoint: impl Codec) -> Self {
+        Route {
+            topic: topic.into(),
+            endpoint: Arc::new(endpoint),
+            ordering: None,
+        }
+    }
+
+    /// Sets this route's ordering (otherwise the responder's default applies).
+    pub fn ordering(mut self, ordering: Ordering) -> Self {
+        self.ordering = Some(ordering);
+        self
+    }
+
+    /// The request topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+}
+
+impl fmt::Debug for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Route")
+            .field("topic", &self.topic)
+            .field("ordering", &self.ordering)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A route as the runtime uses it.
+pub(crate) struct Bound {
+    pub(crate) topic: Arc<str>,
+    pub(crate) endpoint: Arc<dyn Endpoint>,
+    pub(crate) ordering: Ordering,
+}
+
+/// The routing table: request topic → handler.
+pub(crate) struct Router {
+    routes: HashMap<String, Bound>,
+}
+
+impl Router {
+    pub(crate) fn new(routes: Vec<Route>, default_ordering: Ordering) -> Self {
+        Router {
+            routes: routes
+                .into_iter()
+                .map(|r| {
+                    (
+                        r.topic.clone(),
+                        Bound {
+                            topic: Arc::from(r.topic),
+                            endpoint: r.endpoint,
+                            ordering: r.ordering.unwrap_or(default_ordering),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    pub(crate) fn get(&self, topic: &str) -> Option<&Bound> {
+        self.routes.get(topic)
+    }
+
+    pub(crate) fn topics(&self) -> impl Iterator<Item = &str> {
+        self.routes.keys().map(String::as_str)
+    }
+}

@@ -1,0 +1,169 @@
+//! The consumer thread: polls the broker, hands records to the dispatcher, and runs the
+//! group's rebalance callbacks (a revocation waits until the dispatcher has drained the
+//! revoked partitions and then commits their watermarks).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::time::Duration;
+
+use rdkafka::TopicPartitionList;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::OwnedMessage;
+use tokio::sync::{mpsc, oneshot};
+
+use super::permits::{Permit, Permits};
+
+/// What the consumer thread tells the dispatcher.
+pub(crate) enum Event {
+    /// A record, with the in-flight slot it occupies.
+    Message(OwnedMessage, Permit),
+    /// Partitions were assigned to this member.
+    Assigned(Vec<(String, i32)>),
+    /// Partitions are being revoked: drain them, then send back the offsets to commit.
+    Revoked(Vec<(String, i32)>, oneshot::Sender<TopicPartitionList>),
+    /// The consumer thread has committed its final offsets and left the group.
+    Closed,
+}
+
+/// The consumer's context: forwards rebalances to the dispatcher.
+pub(crate) struct ConsumerCx {
+    events: mpsc::UnboundedSender<Event>,
+    closing: AtomicBool,
+}
+
+impl ConsumerCx {
+    pub(crate) fn new(events: mpsc::UnboundedSender<Event>) -> Self {
+        ConsumerCx {
+            events,
+            closing: AtomicBool::new(false),
+        }
+    }
+}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
+}
+
+impl ClientContext for ConsumerCx {}
+
+impl ConsumerContext for ConsumerCx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
+        if self.closing.load(SeqCst) {
+            return;
+        }
+        tracing::info!(partitions = ?partitions(tpl), "partitions revoked: draining in-flight requests");
+        let (tx, rx) = oneshot::channel();
+        if self
+            .events
+            .send(Event::Revoked(partitions(tpl), tx))
+            .is_err()
+        {
+            return;
+        }
+        // The dispatcher answers once the revoked partitions are drained (or the drain
+        // deadline passed). If it is gone (the responder was dropped), commit nothing.
+        if let Ok(offsets) = rx.blocking_recv()
+            && offsets.count() > 0
+        {
+            if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+                tracing::warn!(error = %e, "commit on revocation failed");
+            } else {
+                tracing::debug!(offsets = ?offsets, "committed on revocation");
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                tracing::info!(partitions = ?partitions(tpl), "partitions assigned");
+                let _ = self.events.send(Event::Assigned(partitions(tpl)));
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            tracing::warn!(error = %e, offsets = ?offsets, "offset commit failed");
+        }
+    }
+}
+
+/// Everything the consumer thread owns.
+pub(crate) struct ConsumerThread {
+    pub(crate) consumer: Arc<BaseConsumer<ConsumerCx>>,
+    pub(crate) events: mpsc::UnboundedSender<Event>,
+    pub(crate) permits: Permits,
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) final_offsets: std::sync::mpsc::Receiver<TopicPartitionList>,
+}
+
+const POLL: Duration = Duration::from_millis(100);
+
+impl ConsumerThread {
+    /// Polls until told to stop (or until the dispatcher is gone), then commits the
+    /// final offsets the dispatcher sends and leaves the group.
+    pub(crate) fn run(self) {
+        let mut permit: Option<Permit> = None;
+        while !self.stop.load(SeqCst) && !self.events.is_closed() {
+            if permit.is_none() {
+                permit = self.permits.acquire_timeout(POLL);
+                if permit.is_none() {
+                    continue;
+                }
+            }
+            match self.consumer.poll(POLL) {
+                None => {}
+                Some(Ok(message)) => {
+                    let Some(p) = permit.take() else { continue };
+                    if self
+                        .events
+                        .send(Event::Message(message.detach(), p))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+            }
+        }
+        drop(permit);
+        // A dispatcher that stops cleanly sends the final offsets; one that was dropped
+        // (a crash, as far as the group is concerned) sends nothing and nothing more
+        // is committed.
+        if let Ok(offsets) = self.final_offsets.recv()
+            && offsets.count() > 0
+        {
+            match self.consumer.commit(&offsets, CommitMode::Sync) {
+                Ok(()) => tracing::info!(offsets = ?offsets, "final offsets committed"),
+                Err(e) => tracing::warn!(error = %e, "final commit failed"),
+            }
+        }
+        self.consumer.context().closing.store(true, SeqCst);
+        let events = self.events.clone();
+        drop(self);
+        let _ = events.send(Event::Closed);
+    }
+}
+
+/// Builds a partition list with offsets (and optional metadata) to commit.
+pub(crate) fn offsets_list<'a>(
+    offsets: impl IntoIterator<Item = (&'a str, i32, i64)>,
+) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition, offset) in offsets {
+        // Adding a fresh partition with a plain offset cannot fail.
+        let _ = tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset));
+    }
+    tpl
+}

@@ -1,0 +1,467 @@
+//! The dispatcher: owns the per-partition state (watermark, lanes, in-flight counts),
+//! starts requests, commits watermarks, and drains on revocation and shutdown.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::{Message, TopicPartitionList};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::Shared;
+use super::consumer::{ConsumerCx, Event, offsets_list};
+use super::lanes::{Lanes, lane_of};
+use super::permits::Permit;
+use super::request::{Job, process};
+use crate::config::Settings;
+use crate::watermark::WatermarkTracker;
+
+/// What a request task reports back.
+pub(crate) enum Report {
+    /// The request's lane may run its next request.
+    LaneFree {
+        topic: Arc<str>,
+        partition: i32,
+        epoch: u64,
+        lane: u64,
+    },
+    /// The request is over: settled (its offset may be committed) or abandoned.
+    Finished {
+        topic: Arc<str>,
+        partition: i32,
+        epoch: u64,
+        offset: i64,
+        settled: bool,
+    },
+}
+
+/// A request's link back to the dispatcher. Dropping it unsettled (a cancelled task)
+/// still frees the lane and the in-flight slot, but the offset stays uncommitted.
+pub(crate) struct Done {
+    tx: mpsc::UnboundedSender<Report>,
+    topic: Arc<str>,
+    partition: i32,
+    epoch: u64,
+    offset: i64,
+    lane: Option<u64>,
+    finished: bool,
+    _permit: Permit,
+}
+
+impl Done {
+    /// Lets the next request of the same lane start.
+    pub(crate) fn free_lane(&mut self) {
+        if let Some(lane) = self.lane.take() {
+            let _ = self.tx.send(Report::LaneFree {
+                topic: Arc::clone(&self.topic),
+                partition: self.partition,
+                epoch: self.epoch,
+                lane,
+            });
+        }
+    }
+
+    /// The request's outcome is final: its offset may be committed.
+    pub(crate) fn settle(mut self) {
+        self.finish(true);
+    }
+
+    fn finish(&mut self, settled: bool) {
+        self.free_lane();
+        if !std::mem::replace(&mut self.finished, true) {
+            let _ = self.tx.send(Report::Finished {
+                topic: Arc::clone(&self.topic),
+                partition: self.partition,
+                epoch: self.epoch,
+                offset: self.offset,
+                settled,
+            });
+        }
+    }
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}
+
+/// The state of one assigned partition.
+struct PartitionState {
+    epoch: u64,
+    tracker: WatermarkTracker,
+    lanes: Lanes<Job>,
+    /// Requests started and not finished.
+    running: usize,
+    paused: bool,
+}
+
+struct PendingRevoke {
+    partitions: Vec<(String, i32)>,
+    reply: oneshot::Sender<TopicPartitionList>,
+    deadline: Instant,
+}
+
+pub(crate) struct Dispatcher {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) consumer: Option<Arc<BaseConsumer<ConsumerCx>>>,
+    pub(crate) settings: Settings,
+    pub(crate) events: mpsc::UnboundedReceiver<Event>,
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) final_offsets: Option<std::sync::mpsc::Sender<TopicPartitionList>>,
+    pub(crate) reports_tx: mpsc::UnboundedSender<Report>,
+    pub(crate) reports: mpsc::UnboundedReceiver<Report>,
+    partitions: HashMap<Arc<str>, HashMap<i32, PartitionState>>,
+    revokes: Vec<PendingRevoke>,
+    next_epoch: u64,
+    /// Set once shutdown began: the drain deadline.
+    stopping: Option<Instant>,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        consumer: Arc<BaseConsumer<ConsumerCx>>,
+        settings: Settings,
+        events: mpsc::UnboundedReceiver<Event>,
+        stop: Arc<AtomicBool>,
+        final_offsets: std::sync::mpsc::Sender<TopicPartitionList>,
+    ) -> Self {
+        let (reports_tx, reports) = mpsc::unbounded_channel();
+        Dispatcher {
+            shared,
+            consumer: Some(consumer),
+            settings,
+            events,
+            stop,
+            final_offsets: Some(final_offsets),
+            reports_tx,
+            reports,
+            partitions: HashMap::new(),
+            revokes: Vec::new(),
+            next_epoch: 0,
+            stopping: None,
+        }
+    }
+
+    /// Runs until the consumer thread has closed, after `shutdown` resolved (or the
+    /// consumer thread ended by itself).
+    pub(crate) async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let tick_every = self
+            .settings
+            .commit_interval
+            .min(Duration::from_millis(100));
+        let mut tick = tokio::time::interval(tick_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_commit = Instant::now() + self.settings.commit_interval;
+        loop {
+            tokio::select! {
+                biased;
+                Some(report) = self.reports.recv() => self.on_report(report),
+                event = self.events.recv() => match event {
+                    Some(Event::Message(m, permit)) => self.on_message(m, permit),
+                    Some(Event::Assigned(tps)) => self.on_assigned(tps),
+                    Some(Event::Revoked(tps, reply)) => self.on_revoked(tps, reply),
+                    Some(Event::Closed) | None => break,
+                },
+                () = &mut shutdown, if self.stopping.is_none() => self.begin_shutdown(),
+                _ = tick.tick() => {
+                    if Instant::now() >= next_commit {
+                        self.commit_watermarks();
+                        next_commit = Instant::now() + self.settings.commit_interval;
+                    }
+                }
+            }
+            self.finish_revokes();
+            self.finish_shutdown();
+        }
+        // The consumer thread is gone; if it ended by itself, tell it nothing more.
+        self.final_offsets = None;
+    }
+
+    fn on_message(&mut self, message: OwnedMessage, permit: Permit) {
+        if self.stopping.is_some() {
+            return; // not registered: stays uncommitted, read again by the next owner
+        }
+        let Some(route) = self.shared.router.get(message.topic()) else {
+            tracing::warn!(topic = message.topic(), "record from a topic with no route");
+            return;
+        };
+        let (topic, ordering, endpoint) = (
+            Arc::clone(&route.topic),
+            route.ordering,
+            Arc::clone(&route.endpoint),
+        );
+        let partition = message.partition();
+        let offset = message.offset();
+        let state = state_of(
+            &mut self.partitions,
+            &mut self.next_epoch,
+            &topic,
+            partition,
+        );
+        if !state.tracker.receive(offset) {
+            self.shared.metrics.inc_redeliveries_skipped();
+            tracing::debug!(%topic, partition, offset, "record delivered twice; skipped");
+            return;
+        }
+        self.shared.metrics.inc_received();
+        let lane = lane_of(ordering, message.key());
+        let done = Done {
+            tx: self.reports_tx.clone(),
+            topic: Arc::clone(&topic),
+            partition,
+            epoch: state.epoch,
+            offset,
+            lane,
+            finished: false,
+            _permit: permit,
+        };
+        let job = Job {
+            message,
+            endpoint,
+            done,
+        };
+        let runnable = match lane {
+            Some(lane) => state.lanes.submit(lane, job),
+            None => Some(job),
+        };
+        if let Some(job) = runnable {
+            state.running += 1;
+            tokio::spawn(process(job, Arc::clone(&self.shared)));
+        }
+        let over = state.tracker.unsettled() >= self.settings.max_in_flight_per_partition;
+        if over && !state.paused {
+            state.paused = true;
+            self.pause(&topic, partition, true);
+        }
+    }
+
+    fn state(&mut self, topic: &Arc<str>, partition: i32) -> &mut PartitionState {
+        state_of(&mut self.partitions, &mut self.next_epoch, topic, partition)
+    }
+
+    fn get(&mut self, topic: &str, partition: i32) -> Option<&mut PartitionState> {
+        self.partitions.get_mut(topic)?.get_mut(&partition)
+    }
+
+    fn on_report(&mut self, report: Report) {
+        match report {
+            Report::LaneFree {
+                topic,
+                partition,
+                epoch,
+                lane,
+            } => {
+                let Some(state) = self.get(&topic, partition).filter(|s| s.epoch == epoch) else {
+                    return;
+                };
+                if let Some(job) = state.lanes.release(lane) {
+                    state.running += 1;
+                    tokio::spawn(process(job, Arc::clone(&self.shared)));
+                }
+            }
+            Report::Finished {
+                topic,
+                partition,
+                epoch,
+                offset,
+                settled,
+            } => {
+                let bound = self.settings.max_in_flight_per_partition;
+                let Some(state) = self.get(&topic, partition) else {
+                    return;
+                };
+                // A settled reply from an earlier assignment of this partition is still
+                // acknowledged by the broker: settling its offset is safe.
+                if settled {
+                    state.tracker.settle(offset);
+                }
+                if state.epoch == epoch {
+                    state.running -= 1;
+                }
+                if state.paused && state.tracker.unsettled() < bound {
+                    state.paused = false;
+                    self.pause(&topic, partition, false);
+                }
+            }
+        }
+    }
+
+    fn pause(&self, topic: &str, partition: i32, pause: bool) {
+        let Some(consumer) = &self.consumer else {
+            return;
+        };
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, partition);
+        let result = if pause {
+            consumer.pause(&tpl)
+        } else {
+            consumer.resume(&tpl)
+        };
+        match result {
+            Ok(()) => tracing::debug!(topic, partition, pause, "partition fetch paused/resumed"),
+            Err(e) => tracing::warn!(topic, partition, error = %e, "pause/resume failed"),
+        }
+    }
+
+    fn on_assigned(&mut self, tps: Vec<(String, i32)>) {
+        for (topic, partition) in tps {
+            let Some(route) = self.shared.router.get(&topic) else {
+                continue;
+            };
+            let topic = Arc::clone(&route.topic);
+            self.state(&topic, partition);
+        }
+    }
+
+    fn on_revoked(&mut self, tps: Vec<(String, i32)>, reply: oneshot::Sender<TopicPartitionList>) {
+        for (topic, partition) in &tps {
+            if let Some(state) = self.get(topic, *partition) {
+                // Waiting requests never start; their offsets stay uncommitted.
+                state.lanes.clear();
+            }
+        }
+        self.revokes.push(PendingRevoke {
+            partitions: tps,
+            reply,
+            deadline: Instant::now() + self.settings.drain_timeout,
+        });
+    }
+
+    fn drained(&mut self, topic: &str, partition: i32) -> bool {
+        self.get(topic, partition).is_none_or(|s| s.running == 0)
+    }
+
+    fn finish_revokes(&mut self) {
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.revokes.len() {
+            let r = &self.revokes[i];
+            let parts = r.partitions.clone();
+            let expired = now >= r.deadline;
+            if !expired && !parts.iter().all(|(t, p)| self.drained(t, *p)) {
+                i += 1;
+                continue;
+            }
+            let revoke = self.revokes.swap_remove(i);
+            let mut offsets = Vec::new();
+            for (topic, partition) in &parts {
+                if let Some(map) = self.partitions.get_mut(topic.as_str())
+                    && let Some(state) = map.remove(partition)
+                {
+                    if expired && state.running > 0 {
+                        tracing::warn!(
+                            topic,
+                            partition,
+                            abandoned = state.running,
+                            "drain deadline passed: in-flight requests abandoned (they will be handled again by the next owner)"
+                        );
+                    }
+                    if let Some(w) = state.tracker.watermark() {
+                        offsets.push((topic.as_str(), *partition, w));
+                    }
+                }
+            }
+            let _ = revoke.reply.send(offsets_list(offsets));
+        }
+    }
+
+    fn commit_watermarks(&mut self) {
+        let Some(consumer) = &self.consumer else {
+            return;
+        };
+        let mut offsets = Vec::new();
+        for (topic, map) in &mut self.partitions {
+            for (partition, state) in map.iter_mut() {
+                if let Some(w) = state.tracker.take_commit() {
+                    offsets.push((topic.as_ref(), *partition, w));
+                }
+            }
+        }
+        if offsets.is_empty() {
+            return;
+        }
+        let tpl = offsets_list(offsets);
+        if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+            tracing::warn!(error = %e, "offset commit could not be sent");
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        tracing::info!("shutting down: no new requests; draining in-flight ones");
+        self.stopping = Some(Instant::now() + self.settings.drain_timeout);
+        self.stop.store(true, SeqCst);
+        for map in self.partitions.values_mut() {
+            for state in map.values_mut() {
+                state.lanes.clear();
+            }
+        }
+    }
+
+    fn finish_shutdown(&mut self) {
+        let Some(deadline) = self.stopping else {
+            return;
+        };
+        if self.final_offsets.is_none() {
+            return; // already sent
+        }
+        let running: usize = self
+            .partitions
+            .values()
+            .flat_map(|m| m.values())
+            .map(|s| s.running)
+            .sum();
+        if running > 0 && Instant::now() < deadline {
+            return;
+        }
+        if running > 0 {
+            tracing::warn!(
+                abandoned = running,
+                "drain deadline passed at shutdown: in-flight requests abandoned"
+            );
+        }
+        let offsets = offsets_list(self.partitions.iter().flat_map(|(topic, map)| {
+            map.iter().filter_map(|(partition, state)| {
+                state
+                    .tracker
+                    .watermark()
+                    .map(|w| (topic.as_ref(), *partition, w))
+            })
+        }));
+        // The consumer thread must hold the last reference when it closes.
+        self.consumer = None;
+        if let Some(tx) = self.final_offsets.take() {
+            let _ = tx.send(offsets);
+        }
+    }
+}
+
+/// The state of a partition, created (with a new epoch) if it has none yet.
+fn state_of<'a>(
+    partitions: &'a mut HashMap<Arc<str>, HashMap<i32, PartitionState>>,
+    next_epoch: &mut u64,
+    topic: &Arc<str>,
+    partition: i32,
+) -> &'a mut PartitionState {
+    partitions
+        .entry(Arc::clone(topic))
+        .or_default()
+        .entry(partition)
+        .or_insert_with(|| {
+            *next_epoch += 1;
+            PartitionState {
+                epoch: *next_epoch,
+                tracker: WatermarkTracker::new(),
+                lanes: Lanes::default(),
+                running: 0,
+                paused: false,
+            }
+        })
+}

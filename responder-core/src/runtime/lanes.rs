@@ -1,0 +1,106 @@
+//! Lanes: requests that must run one after another (same partition, or same key) wait
+//! in a lane; requests in different lanes run concurrently.
+
+use std::collections::hash_map::{DefaultHasher, Entry};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+
+use crate::ordering::Ordering;
+
+/// Which lane a request belongs to; `None` means it may run at once.
+pub(crate) fn lane_of(ordering: Ordering, key: Option<&[u8]>) -> Option<u64> {
+    match (ordering, key) {
+        (Ordering::Partition, _) => Some(0),
+        (Ordering::Key, Some(key)) => {
+            let mut h = DefaultHasher::new();
+            key.hash(&mut h);
+            Some(h.finish())
+        }
+        (Ordering::Key, None) | (Ordering::Unordered, _) => None,
+    }
+}
+
+/// The lanes of one partition. A lane is busy while it is present in the map; its
+/// queue holds the requests waiting behind the running one.
+#[derive(Debug)]
+pub(crate) struct Lanes<J> {
+    busy: HashMap<u64, VecDeque<J>>,
+}
+
+impl<J> Default for Lanes<J> {
+    fn default() -> Self {
+        Lanes {
+            busy: HashMap::new(),
+        }
+    }
+}
+
+impl<J> Lanes<J> {
+    /// Offers a job to its lane: returns it back when the lane is idle (run it now,
+    /// the lane is now busy), or queues it behind the running job.
+    pub(crate) fn submit(&mut self, lane: u64, job: J) -> Option<J> {
+        match self.busy.entry(lane) {
+            Entry::Vacant(v) => {
+                v.insert(VecDeque::new());
+                Some(job)
+            }
+            Entry::Occupied(mut o) => {
+                o.get_mut().push_back(job);
+                None
+            }
+        }
+    }
+
+    /// The running job of `lane` finished: returns the next job to run in it, if any.
+    pub(crate) fn release(&mut self, lane: u64) -> Option<J> {
+        let Entry::Occupied(mut o) = self.busy.entry(lane) else {
+            return None;
+        };
+        match o.get_mut().pop_front() {
+            Some(job) => Some(job),
+            None => {
+                o.remove();
+                None
+            }
+        }
+    }
+
+    /// Drops every waiting job (their offsets stay unsettled, so they are not
+    /// committed) and forgets the lanes.
+    pub(crate) fn clear(&mut self) {
+        self.busy.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lane_runs_one_at_a_time_in_order() {
+        let mut lanes = Lanes::default();
+        assert_eq!(lanes.submit(1, "a"), Some("a"));
+        assert_eq!(lanes.submit(1, "b"), None);
+        assert_eq!(lanes.submit(2, "x"), Some("x"));
+        assert_eq!(lanes.submit(1, "c"), None);
+        assert_eq!(lanes.release(1), Some("b"));
+        assert_eq!(lanes.release(1), Some("c"));
+        assert_eq!(lanes.release(1), None);
+        assert_eq!(lanes.submit(1, "d"), Some("d"));
+    }
+
+    #[test]
+    fn lane_choice() {
+        assert_eq!(lane_of(Ordering::Partition, Some(b"k")), Some(0));
+        assert_eq!(lane_of(Ordering::Unordered, Some(b"k")), None);
+        assert_eq!(lane_of(Ordering::Key, None), None);
+        assert_eq!(
+            lane_of(Ordering::Key, Some(b"k")),
+            lane_of(Ordering::Key, Some(b"k"))
+        );
+        assert_ne!(
+            lane_of(Ordering::Key, Some(b"k1")),
+            lane_of(Ordering::Key, Some(b"k2"))
+        );
+    }
+}

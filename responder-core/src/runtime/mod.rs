@@ -1,0 +1,169 @@
+//! The running responder: a consumer thread that polls the broker, and a dispatcher
+//! task that runs requests, commits watermarks and drains on revocation and shutdown.
+
+mod consumer;
+mod dispatcher;
+mod lanes;
+mod permits;
+mod request;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::FutureProducer;
+use tokio::sync::mpsc;
+
+use self::consumer::{ConsumerCx, ConsumerThread, Event};
+use self::dispatcher::Dispatcher;
+use self::permits::Permits;
+use crate::config::{ResponderBuilder, Settings};
+use crate::error::Error;
+use crate::headers::HeaderConvention;
+use crate::metrics::Metrics;
+use crate::ordering::Ordering;
+use crate::policy::ReplyTopicPolicy;
+use crate::router::{Route, Router};
+
+/// What every request task shares.
+pub(crate) struct Shared {
+    pub(crate) router: Router,
+    pub(crate) conventions: Vec<Arc<HeaderConvention>>,
+    pub(crate) policy: ReplyTopicPolicy,
+    pub(crate) producer: FutureProducer,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+/// A responder, built and ready to run. See [`Responder::builder`].
+pub struct Responder {
+    shared: Arc<Shared>,
+    consumer: Arc<BaseConsumer<ConsumerCx>>,
+    events_tx: mpsc::UnboundedSender<Event>,
+    events: mpsc::UnboundedReceiver<Event>,
+    settings: Settings,
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Responder")
+            .field("topics", &self.shared.router.topics().collect::<Vec<_>>())
+            .field("policy", &self.shared.policy.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Responder {
+    /// Starts building a responder.
+    pub fn builder() -> ResponderBuilder {
+        ResponderBuilder::default()
+    }
+
+    pub(crate) fn new(
+        consumer_config: ClientConfig,
+        producer_config: ClientConfig,
+        routes: Vec<Route>,
+        ordering: Ordering,
+        policy: ReplyTopicPolicy,
+        conventions: Vec<Arc<HeaderConvention>>,
+        settings: Settings,
+    ) -> Result<Self, Error> {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let consumer: BaseConsumer<ConsumerCx> = consumer_config
+            .create_with_context(ConsumerCx::new(events_tx.clone()))
+            .map_err(|e| Error::kafka("creating the consumer", e))?;
+        let producer: FutureProducer = producer_config
+            .create()
+            .map_err(|e| Error::kafka("creating the producer", e))?;
+        Ok(Responder {
+            shared: Arc::new(Shared {
+                router: Router::new(routes, ordering),
+                conventions,
+                policy,
+                producer,
+                metrics: Arc::new(Metrics::default()),
+            }),
+            consumer: Arc::new(consumer),
+            events_tx,
+            events,
+            settings,
+        })
+    }
+
+    /// The responder's counters, readable while it runs.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.shared.metrics)
+    }
+
+    /// Serves until `shutdown` resolves, then drains: stops fetching, finishes the
+    /// requests in flight (up to the drain timeout), commits, and leaves the group.
+    ///
+    /// Dropping the returned future instead is a crash as far as the group is
+    /// concerned: nothing more is committed, and unsettled requests are handled again
+    /// by the next owner of their partitions.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        let topics: Vec<&str> = self.shared.router.topics().collect();
+        self.consumer
+            .subscribe(&topics)
+            .map_err(|e| Error::kafka("subscribing to the request topics", e))?;
+        tracing::info!(?topics, policy = %self.shared.policy, "responder started");
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let (final_tx, final_rx) = std::sync::mpsc::channel();
+        let thread = ConsumerThread {
+            consumer: Arc::clone(&self.consumer),
+            events: self.events_tx,
+            permits: Permits::new(self.settings.max_in_flight),
+            stop: Arc::clone(&stop),
+            final_offsets: final_rx,
+        };
+        let handle = std::thread::Builder::new()
+            .name("responder-consumer".into())
+            .spawn(move || thread.run())
+            .map_err(|e| Error::ConsumerThread(e.to_string()))?;
+        let dispatcher = Dispatcher::new(
+            Arc::clone(&self.shared),
+            self.consumer,
+            self.settings,
+            self.events,
+            stop,
+            final_tx,
+        );
+        dispatcher.run(shutdown).await;
+        // The thread sent `Closed` as its last act, so this join does not block.
+        handle
+            .join()
+            .map_err(|_| Error::ConsumerThread("the consumer thread panicked".into()))?;
+        tracing::info!(metrics = ?self.shared.metrics.snapshot(), "responder stopped");
+        Ok(())
+    }
+
+    /// Serves until SIGTERM or ctrl-c (see [`shutdown_signal`]).
+    pub async fn run(self) -> Result<(), Error> {
+        self.run_until(shutdown_signal()).await
+    }
+}
+
+/// Resolves on SIGTERM or ctrl-c (SIGINT).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,199 @@
+//! One request, from record to settled outcome: read the reply address, check it
+//! against the policy, decode, handle, encode, produce the reply, await the broker's
+//! acknowledgement.
+
+use std::any::Any;
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use rdkafka::Message;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::FutureRecord;
+use tracing::Instrument;
+
+use super::Shared;
+use super::dispatcher::Done;
+use crate::address::{self, ReplyAddress, Unanswerable};
+use crate::context::RequestContext;
+use crate::error_reply::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, ErrorReply};
+use crate::handler::Endpoint;
+
+/// A request ready to run.
+pub(crate) struct Job {
+    pub(crate) message: OwnedMessage,
+    pub(crate) endpoint: Arc<dyn Endpoint>,
+    pub(crate) done: Done,
+}
+
+/// Shows a correlation id as text when it is printable ASCII, else as hex.
+struct CorrelationId<'a>(&'a [u8]);
+
+impl fmt::Display for CorrelationId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.0.is_empty() && self.0.iter().all(|b| b.is_ascii_graphic()) {
+            // Printable ASCII is valid UTF-8.
+            f.write_str(std::str::from_utf8(self.0).unwrap_or_default())
+        } else {
+            self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        }
+    }
+}
+
+/// Runs one request to its settled outcome. `done` reports to the dispatcher when the
+/// request's lane is free and when its offset is settled (or abandoned, if this future
+/// is dropped).
+pub(crate) async fn process(job: Job, shared: Arc<Shared>) {
+    let Job {
+        message,
+        endpoint,
+        mut done,
+    } = job;
+    let span = tracing::info_span!(
+        "request",
+        topic = message.topic(),
+        partition = message.partition(),
+        offset = message.offset(),
+        correlation_id = tracing::field::Empty,
+    );
+    async move {
+        let address = address::resolve(&shared.conventions, message.headers())
+            .and_then(|a| shared.check_allowed(a));
+        let address = match address {
+            Ok(a) => a,
+            Err(reason) => {
+                shared.metrics.inc_unanswerable();
+                tracing::warn!(
+                    code = reason.code(),
+                    %reason,
+                    "request cannot be answered; committing it without a reply"
+                );
+                done.settle();
+                return;
+            }
+        };
+        tracing::Span::current().record(
+            "correlation_id",
+            tracing::field::display(CorrelationId(&address.correlation_id)),
+        );
+        let cx = RequestContext::new(message, address);
+        let outcome = match AssertUnwindSafe(endpoint.serve(&cx)).catch_unwind().await {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                shared.metrics.inc_panics();
+                let msg = panic_message(&*panic);
+                tracing::error!(panic = msg, "handler panicked");
+                Err(ErrorReply::internal(format!("handler panicked: {msg}")))
+            }
+        };
+        if let Err(e) = &outcome {
+            tracing::info!(code = e.code(), message = e.message(), "error reply");
+        }
+        let is_error = outcome.is_err();
+        let delivery = send_reply(&shared, &cx, outcome).await;
+        done.free_lane();
+        match delivery {
+            Ok(delivery) => match delivery.await {
+                Ok(Ok(_)) if is_error => shared.metrics.inc_error_replies(),
+                Ok(Ok(_)) => shared.metrics.inc_replied(),
+                Ok(Err((e, _))) => failed(&shared, &cx, &e),
+                Err(_canceled) => failed(&shared, &cx, &KafkaError::Canceled),
+            },
+            Err(e) => failed(&shared, &cx, &e),
+        }
+        done.settle();
+    }
+    .instrument(span)
+    .await
+}
+
+fn failed(shared: &Shared, cx: &RequestContext, e: &KafkaError) {
+    shared.metrics.inc_delivery_failures();
+    tracing::error!(
+        error = %e,
+        reply_topic = cx.reply_to().topic,
+        reply_partition = cx.reply_to().partition,
+        "reply was not accepted by the broker; committing the request without a reply"
+    );
+}
+
+/// Enqueues the reply with the producer, waiting while its queue is full.
+async fn send_reply(
+    shared: &Shared,
+    cx: &RequestContext,
+    outcome: Result<Vec<u8>, ErrorReply>,
+) -> Result<rdkafka::producer::DeliveryFuture, KafkaError> {
+    let to: &ReplyAddress = cx.reply_to();
+    let convention = &to.convention;
+    let mut headers = OwnedHeaders::new_with_capacity(4).insert(Header {
+        key: convention.correlation_id_header(),
+        value: Some(&to.correlation_id),
+    });
+    let payload = match &outcome {
+        Ok(bytes) => Some(bytes),
+        Err(e) => {
+            headers = headers
+                .insert(Header {
+                    key: ERROR_CODE_HEADER,
+                    value: Some(e.code()),
+                })
+                .insert(Header {
+                    key: ERROR_MESSAGE_HEADER,
+                    value: Some(e.message()),
+                });
+            if let Some(own) = convention.error_header() {
+                headers = headers.insert(Header {
+                    key: own,
+                    value: Some(e.message()),
+                });
+            }
+            None
+        }
+    };
+    let mut record: FutureRecord<'_, [u8], Vec<u8>> = FutureRecord::to(&to.topic).headers(headers);
+    if let Some(p) = to.partition {
+        record = record.partition(p);
+    }
+    if let Some(k) = cx.key() {
+        record = record.key(k);
+    }
+    if let Some(p) = payload {
+        record = record.payload(p);
+    }
+    loop {
+        match shared.producer.send_result(record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(non-string panic payload)")
+}
+
+impl Shared {
+    /// Applies the reply-topic policy plus the rules no policy can lift: never an
+    /// internal topic, never one of our own request topics.
+    pub(crate) fn check_allowed(&self, a: ReplyAddress) -> Result<ReplyAddress, Unanswerable> {
+        let topic = a.topic.as_str();
+        if crate::topic::is_internal_topic(topic)
+            || self.router.get(topic).is_some()
+            || !self.policy.allows(topic)
+        {
+            return Err(Unanswerable::TopicNotAllowed(a.topic));
+        }
+        Ok(a)
+    }
+}

@@ -1,0 +1,153 @@
+//! Test harness (feature `testkit`): a broker to test against, a requester that speaks
+//! any header convention, and a way to run a responder in the background.
+//!
+//! The broker is the embedded one ([`EmbeddedBroker`], librdkafka's mock cluster),
+//! unless `KAFKA_BOOTSTRAP_SERVERS` names a real one: the same test body then runs
+//! against that broker.
+
+mod embedded;
+mod requester;
+mod running;
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+
+pub use self::embedded::EmbeddedBroker;
+pub use self::requester::{Reply, RequestError, Requester};
+pub use self::running::RunningResponder;
+use crate::error::Error;
+
+/// The broker a test runs against.
+#[derive(Debug)]
+pub enum TestBroker {
+    /// The in-process mock cluster.
+    Embedded(EmbeddedBroker),
+    /// A broker process, from `KAFKA_BOOTSTRAP_SERVERS`.
+    External(String),
+}
+
+impl TestBroker {
+    /// The broker named by `KAFKA_BOOTSTRAP_SERVERS`, or else a new embedded one.
+    pub fn start() -> Result<Self, Error> {
+        match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
+            Ok(servers) if !servers.trim().is_empty() => Ok(TestBroker::External(servers)),
+            _ => Self::embedded(),
+        }
+    }
+
+    /// A new embedded broker, whatever the environment says.
+    pub fn embedded() -> Result<Self, Error> {
+        Ok(TestBroker::Embedded(EmbeddedBroker::start(1)?))
+    }
+
+    /// The `bootstrap.servers` list.
+    pub fn bootstrap_servers(&self) -> &str {
+        match self {
+            TestBroker::Embedded(b) => b.bootstrap_servers(),
+            TestBroker::External(s) => s,
+        }
+    }
+
+    /// The embedded broker, for tests that inject faults.
+    pub fn as_embedded(&self) -> Option<&EmbeddedBroker> {
+        match self {
+            TestBroker::Embedded(b) => Some(b),
+            TestBroker::External(_) => None,
+        }
+    }
+
+    /// Creates a topic (replication factor 1).
+    pub async fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), Error> {
+        match self {
+            TestBroker::Embedded(b) => b.create_topic(topic, partitions),
+            TestBroker::External(servers) => {
+                let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+                    .set("bootstrap.servers", servers)
+                    .create()
+                    .map_err(|e| Error::kafka("creating an admin client", e))?;
+                let topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+                let results = admin
+                    .create_topics(&[topic], &AdminOptions::new())
+                    .await
+                    .map_err(|e| Error::kafka("creating a topic", e))?;
+                for r in results {
+                    if let Err((name, code)) = r {
+                        return Err(Error::config(format!("creating topic {name}: {code}")));
+                    }
+                }
+                // Let metadata settle on the broker before clients look the topic up.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A name no other test (or earlier run against the same broker) uses.
+pub fn unique_name(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{prefix}-{}-{:x}-{}",
+        std::process::id(),
+        nanos & 0xffff_ffff,
+        N.fetch_add(1, Relaxed)
+    )
+}
+
+/// The offset the group `group` has committed for `topic`/`partition`, if any.
+pub async fn committed_offset(
+    bootstrap_servers: &str,
+    group: &str,
+    topic: &str,
+    partition: i32,
+) -> Result<Option<i64>, Error> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_servers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| Error::kafka("creating an offset reader", e))?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    let committed = tokio::task::spawn_blocking(move || {
+        consumer.committed_offsets(tpl, Duration::from_secs(10))
+    })
+    .await
+    .map_err(|e| Error::config(format!("offset reader panicked: {e}")))?
+    .map_err(|e| Error::kafka("reading committed offsets", e))?;
+    Ok(committed
+        .find_partition(topic, partition)
+        .and_then(|e| e.offset().to_raw())
+        .filter(|o| *o >= 0))
+}
+
+/// The end offset (high watermark) of a partition: how many records it holds, for a
+/// topic that never deleted any.
+pub async fn end_offset(
+    bootstrap_servers: &str,
+    topic: &str,
+    partition: i32,
+) -> Result<i64, Error> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_servers)
+        .create()
+        .map_err(|e| Error::kafka("creating a watermark reader", e))?;
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        consumer.fetch_watermarks(&topic, partition, Duration::from_secs(10))
+    })
+    .await
+    .map_err(|e| Error::config(format!("watermark reader panicked: {e}")))?
+    .map(|(_, high)| high)
+    .map_err(|e| Error::kafka("reading watermarks", e))
+}
