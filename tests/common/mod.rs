@@ -1,0 +1,229 @@
+//! Shared pieces of the integration tests: a broker with fresh topics, a responder
+//! builder with test-friendly settings, and a probe handler that records what it saw.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use kafka_responder::testkit::{Requester, TestBroker, unique_name};
+use kafka_responder::{
+    ErrorReply, Handler, HeaderConvention, RequestContext, ResponderBuilder, async_trait,
+};
+use serde::{Deserialize, Serialize};
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,librdkafka=error,rdkafka=error".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// A broker with a request topic and a reply topic of their own.
+pub struct Fixture {
+    pub broker: TestBroker,
+    pub requests: String,
+    pub replies: String,
+    pub group: String,
+}
+
+impl Fixture {
+    pub async fn new(request_partitions: i32, reply_partitions: i32) -> Fixture {
+        init_tracing();
+        let broker = TestBroker::start().expect("broker");
+        let requests = unique_name("requests");
+        let replies = unique_name("replies");
+        broker
+            .create_topic(&requests, request_partitions)
+            .await
+            .expect("request topic");
+        broker
+            .create_topic(&replies, reply_partitions)
+            .await
+            .expect("reply topic");
+        Fixture {
+            broker,
+            requests,
+            replies,
+            group: unique_name("group"),
+        }
+    }
+
+    pub fn bootstrap(&self) -> &str {
+        self.broker.bootstrap_servers()
+    }
+
+    /// A builder with this fixture's broker, group and reply topic allowed, and
+    /// settings that keep tests quick (short fetch wait, frequent commits).
+    pub fn builder(&self) -> ResponderBuilder {
+        kafka_responder::Responder::builder()
+            .bootstrap_servers(self.bootstrap())
+            .group_id(&self.group)
+            .reply_topics(self.replies.parse().expect("policy"))
+            .consumer_config("fetch.wait.max.ms", "10")
+            .consumer_config("session.timeout.ms", "6000")
+            .consumer_config("heartbeat.interval.ms", "500")
+            .commit_interval(Duration::from_millis(100))
+    }
+
+    pub async fn requester(&self, convention: HeaderConvention, partition: i32) -> Requester {
+        Requester::new(self.bootstrap(), convention, &self.replies, partition)
+            .await
+            .expect("requester")
+    }
+}
+
+/// What the probe handler is asked to do.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ProbeReq {
+    pub id: u64,
+    #[serde(default)]
+    pub sleep_ms: u64,
+    #[serde(default)]
+    pub fail: Option<String>,
+    #[serde(default)]
+    pub panic: bool,
+    /// Wait at the probe's barrier (all requests that do must run at the same time).
+    #[serde(default)]
+    pub barrier: bool,
+    /// Wait until the probe's gate opens.
+    #[serde(default)]
+    pub gated: bool,
+}
+
+impl ProbeReq {
+    pub fn id(id: u64) -> Self {
+        ProbeReq {
+            id,
+            ..Default::default()
+        }
+    }
+
+    pub fn bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("json")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeReply {
+    pub id: u64,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Shared record of what the probe handler did.
+pub struct ProbeLog {
+    /// Request ids in the order their handling started.
+    pub started: Mutex<Vec<u64>>,
+    /// Request ids in the order their handling finished.
+    pub finished: Mutex<Vec<u64>>,
+    pub running: AtomicUsize,
+    pub max_running: AtomicUsize,
+    pub gate: tokio::sync::Semaphore,
+    pub barrier: Mutex<Option<Arc<tokio::sync::Barrier>>>,
+}
+
+impl ProbeLog {
+    pub fn new() -> Arc<Self> {
+        Arc::new(ProbeLog {
+            started: Mutex::default(),
+            finished: Mutex::default(),
+            running: AtomicUsize::new(0),
+            max_running: AtomicUsize::new(0),
+            gate: tokio::sync::Semaphore::new(0),
+            barrier: Mutex::default(),
+        })
+    }
+
+    pub fn with_barrier(n: usize) -> Arc<Self> {
+        let log = Self::new();
+        *log.barrier.lock().expect("lock") = Some(Arc::new(tokio::sync::Barrier::new(n)));
+        log
+    }
+
+    pub fn started(&self) -> Vec<u64> {
+        self.started
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn finished(&self) -> Vec<u64> {
+        self.finished
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn open_gate(&self, n: usize) {
+        self.gate.add_permits(n);
+    }
+
+    /// Waits until `n` requests have started handling.
+    pub async fn wait_started(&self, n: usize) {
+        eventually(Duration::from_secs(20), || self.started().len() >= n).await;
+    }
+}
+
+/// Answers with the request's coordinates, after doing what the request asks.
+pub struct Probe(pub Arc<ProbeLog>);
+
+#[async_trait]
+impl Handler for Probe {
+    type Request = ProbeReq;
+    type Reply = ProbeReply;
+    type Error = ErrorReply;
+
+    async fn handle(&self, req: ProbeReq, cx: &RequestContext) -> Result<ProbeReply, ErrorReply> {
+        let log = &self.0;
+        log.started.lock().expect("lock").push(req.id);
+        let now = log.running.fetch_add(1, SeqCst) + 1;
+        log.max_running.fetch_max(now, SeqCst);
+        if req.barrier {
+            let barrier = log.barrier.lock().expect("lock").clone();
+            if let Some(b) = barrier {
+                let waited = tokio::time::timeout(Duration::from_secs(10), b.wait()).await;
+                assert!(
+                    waited.is_ok(),
+                    "barrier never filled: requests did not run concurrently"
+                );
+            }
+        }
+        if req.gated {
+            log.gate.acquire().await.expect("gate").forget();
+        }
+        if req.sleep_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(req.sleep_ms)).await;
+        }
+        log.running.fetch_sub(1, SeqCst);
+        log.finished.lock().expect("lock").push(req.id);
+        if req.panic {
+            panic!("probe asked to panic");
+        }
+        if let Some(msg) = req.fail {
+            return Err(ErrorReply::new("probe_failed", msg));
+        }
+        Ok(ProbeReply {
+            id: req.id,
+            topic: cx.topic().to_owned(),
+            partition: cx.partition(),
+            offset: cx.offset(),
+        })
+    }
+}
+
+/// Polls `cond` until it holds, failing the test after `timeout`.
+pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

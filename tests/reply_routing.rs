@@ -1,0 +1,190 @@
+//! Replies go to exactly the topic and partition the request names, with the
+//! correlation id echoed byte for byte and the request key as reply key.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Fixture, Probe, ProbeLog, ProbeReply, ProbeReq};
+use kafka_responder::testkit::{Requester, RunningResponder};
+use kafka_responder::{HeaderConvention, Json};
+
+/// One request per convention: right partition, echoed correlation id and key, and
+/// no header on the reply but the correlation id.
+async fn round_trip(fx: &Fixture, convention: HeaderConvention, reply_partition: i32) {
+    let requester = fx.requester(convention.clone(), reply_partition).await;
+    let corr = requester.new_correlation_id();
+    let headers = requester.request_headers(&corr);
+    let pending = requester.expect(corr.clone());
+    let (partition, offset) = requester
+        .send_raw(
+            &fx.requests,
+            None,
+            Some(b"wallet-42"),
+            Some(&ProbeReq::id(7).bytes()),
+            &headers,
+        )
+        .await
+        .expect("sent");
+    let reply = requester.wait(pending).await.expect("reply");
+
+    assert_eq!(
+        reply.partition, reply_partition,
+        "{convention}: wrong partition"
+    );
+    assert_eq!(reply.key.as_deref(), Some(&b"wallet-42"[..]));
+    assert_eq!(
+        reply.header(convention.correlation_id_header()),
+        Some(&corr[..]),
+        "{convention}: correlation id not echoed byte for byte"
+    );
+    let names: Vec<&str> = reply.headers.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![convention.correlation_id_header()],
+        "{convention}: reply headers"
+    );
+    let body: ProbeReply = reply.json().expect("json reply");
+    assert_eq!(
+        body,
+        ProbeReply {
+            id: 7,
+            topic: fx.requests.clone(),
+            partition,
+            offset
+        }
+    );
+}
+
+#[tokio::test]
+async fn spring_smallrye_and_plain_requesters_get_replies_on_their_partition() {
+    let fx = Fixture::new(3, 3).await;
+    let responder = fx
+        .builder()
+        .route(&fx.requests, Json(Probe(ProbeLog::new())))
+        .build()
+        .expect("responder");
+    let running = RunningResponder::spawn(responder);
+    round_trip(&fx, HeaderConvention::spring(), 2).await;
+    round_trip(&fx, HeaderConvention::smallrye(), 1).await;
+    round_trip(&fx, HeaderConvention::plain(), 0).await;
+    assert_eq!(running.metrics().replied, 3);
+    running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn nestjs_requester_gets_text_encoded_replies() {
+    let fx = Fixture::new(1, 3).await;
+    let responder = fx
+        .builder()
+        .header_conventions([HeaderConvention::nestjs(), HeaderConvention::plain()])
+        .route(&fx.requests, Json(Probe(ProbeLog::new())))
+        .build()
+        .expect("responder");
+    let running = RunningResponder::spawn(responder);
+    round_trip(&fx, HeaderConvention::nestjs(), 2).await;
+    running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn custom_convention() {
+    let fx = Fixture::new(1, 2).await;
+    let acme = HeaderConvention::new("acme", "x-reply-to", "x-request-id").with_reply_partition(
+        "x-reply-partition",
+        kafka_responder::PartitionEncoding::AsciiDecimal,
+    );
+    let responder = fx
+        .builder()
+        .header_conventions([acme.clone()])
+        .route(&fx.requests, Json(Probe(ProbeLog::new())))
+        .build()
+        .expect("responder");
+    let running = RunningResponder::spawn(responder);
+    round_trip(&fx, acme, 1).await;
+    running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn without_a_partition_header_the_reply_still_reaches_the_topic() {
+    let fx = Fixture::new(1, 1).await;
+    let responder = fx
+        .builder()
+        .route(&fx.requests, Json(Probe(ProbeLog::new())))
+        .build()
+        .expect("responder");
+    let running = RunningResponder::spawn(responder);
+    let requester = fx
+        .requester(HeaderConvention::spring(), 0)
+        .await
+        .without_partition_header();
+    let reply = requester
+        .request(&fx.requests, None, &ProbeReq::id(1).bytes())
+        .await
+        .expect("reply");
+    assert_eq!(reply.partition, 0);
+    assert_eq!(reply.key, None);
+    running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn several_request_topics_each_reach_their_own_handler() {
+    let fx = Fixture::new(2, 1).await;
+    let second = kafka_responder::testkit::unique_name("requests-b");
+    fx.broker.create_topic(&second, 2).await.expect("topic");
+    let (log_a, log_b) = (ProbeLog::new(), ProbeLog::new());
+    let responder = fx
+        .builder()
+        .route(&fx.requests, Json(Probe(log_a.clone())))
+        .route(&second, Json(Probe(log_b.clone())))
+        .build()
+        .expect("responder");
+    let running = RunningResponder::spawn(responder);
+    let requester = fx.requester(HeaderConvention::spring(), 0).await;
+    let a = requester
+        .request(&fx.requests, None, &ProbeReq::id(1).bytes())
+        .await
+        .expect("reply a");
+    let b = requester
+        .request(&second, None, &ProbeReq::id(2).bytes())
+        .await
+        .expect("reply b");
+    assert_eq!(a.json::<ProbeReply>().expect("json").topic, fx.requests);
+    assert_eq!(b.json::<ProbeReply>().expect("json").topic, second);
+    assert_eq!((log_a.started(), log_b.started()), (vec![1], vec![2]));
+    running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_new_group_answers_requests_sent_before_it_started() {
+    let fx = Fixture::new(3, 1).await;
+    let requester: Requester = fx.requester(HeaderConvention::plain(), 0).await;
+    let mut pending = Vec::new();
+    for id in 0..10u64 {
+        let corr = requester.new_correlation_id();
+        pending.push(requester.expect(corr.clone()));
+        requester
+            .send_raw(
+                &fx.requests,
+                None,
+                Some(format!("k{id}").as_bytes()),
+                Some(&ProbeReq::id(id).bytes()),
+                &requester.request_headers(&corr),
+            )
+            .await
+            .expect("sent");
+    }
+    let responder = fx
+        .builder()
+        .route(&fx.requests, Json(Probe(ProbeLog::new())))
+        .build()
+        .expect("responder");
+    let running = RunningResponder::spawn(responder);
+    let requester = requester.with_timeout(Duration::from_secs(30));
+    for p in pending {
+        requester
+            .wait(p)
+            .await
+            .expect("reply to an earlier request");
+    }
+    running.shutdown().await.expect("shutdown");
+}
