@@ -15,6 +15,19 @@ use rdkafka::types::RDKafkaRespErr;
 
 use crate::error::Error;
 
+/// Kafka protocol error codes, for fault injection.
+pub use rdkafka::types::RDKafkaRespErr as ResponseError;
+
+/// Kafka API keys, for fault injection.
+pub mod api_key {
+    /// Produce.
+    pub const PRODUCE: i16 = 0;
+    /// Fetch.
+    pub const FETCH: i16 = 1;
+    /// OffsetCommit.
+    pub const OFFSET_COMMIT: i16 = 8;
+}
+
 /// An in-process Kafka-protocol broker cluster (librdkafka's mock cluster), reachable
 /// over loopback TCP by any client, in this process or another.
 pub struct EmbeddedBroker {

@@ -16,7 +16,7 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 
-pub use self::embedded::EmbeddedBroker;
+pub use self::embedded::{EmbeddedBroker, ResponseError, api_key};
 pub use self::requester::{Reply, RequestError, Requester};
 pub use self::running::RunningResponder;
 use crate::error::Error;

@@ -1,0 +1,195 @@
+//! A request's offset is committed only after its reply is acknowledged by the
+//! broker. A crash between the two means the request is handled again, never lost.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Fixture, Probe, ProbeLog, ProbeReq, eventually};
+use kafka_responder::testkit::{ResponseError, RunningResponder, api_key, committed_offset};
+use kafka_responder::{HeaderConvention, Json};
+
+async fn committed(fx: &Fixture) -> Option<i64> {
+    committed_offset(fx.bootstrap(), &fx.group, &fx.requests, 0)
+        .await
+        .expect("committed offset")
+}
+
+async fn wait_committed(fx: &Fixture, want: i64) {
+    for _ in 0..200 {
+        if committed(fx).await == Some(want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "offset {want} never committed (now {:?})",
+        committed(fx).await
+    );
+}
+
+#[tokio::test]
+async fn offset_is_not_committed_while_the_reply_is_pending() {
+    let fx = Fixture::new(1, 1).await;
+    let log = ProbeLog::new();
+    let responder = fx
+        .builder()
+        .route(&fx.requests, Json(Probe(log.clone())))
+        .build()
+        .expect("responder");
+    let running = RunningResponder::spawn(responder);
+    let requester = fx.requester(HeaderConvention::spring(), 0).await;
+
+    // A first request settles: offset 1 committed.
+    requester
+        .request(&fx.requests, None, &ProbeReq::id(0).bytes())
+        .await
+        .expect("reply");
+    wait_committed(&fx, 1).await;
+
+    // The second one is held inside the handler; a third one behind it (another key)
+    // completes. The watermark must stay at the held request: offset 1.
+    let held = ProbeReq {
+        gated: true,
+        ..ProbeReq::id(1)
+    };
+    let corr = requester.new_correlation_id();
+    let pending = requester.expect(corr.clone());
+    requester
+        .send_raw(
+            &fx.requests,
+            None,
+            Some(b"a"),
+            Some(&held.bytes()),
+            &requester.request_headers(&corr),
+        )
+        .await
+        .expect("sent");
+    log.wait_started(2).await;
+    let reply = requester
+        .request(&fx.requests, Some(b"b"), &ProbeReq::id(2).bytes())
+        .await
+        .expect("the request behind the held one is answered");
+    assert_eq!(reply.error_code(), None);
+    tokio::time::sleep(Duration::from_millis(600)).await; // several commit intervals
+    assert_eq!(
+        committed(&fx).await,
+        Some(1),
+        "committed past an unanswered request"
+    );
+
+    log.open_gate(1);
+    requester
+        .wait(pending)
+        .await
+        .expect("reply to the held request");
+    wait_committed(&fx, 3).await;
+    running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn offset_waits_for_the_broker_acknowledgement_of_the_reply() {
+    let fx = Fixture::new(1, 1).await;
+    let Some(embedded) = fx.broker.as_embedded() else {
+        eprintln!("skipped: needs the embedded broker's fault injection");
+        return;
+    };
+    let log = ProbeLog::new();
+    let responder = fx
+        .builder()
+        .producer_config("retry.backoff.ms", "200")
+        .producer_config("retry.backoff.max.ms", "200")
+        .route(&fx.requests, Json(Probe(log.clone())))
+        .build()
+        .expect("responder");
+    let running = RunningResponder::spawn(responder);
+    let requester = fx.requester(HeaderConvention::spring(), 0).await;
+    requester
+        .request(&fx.requests, None, &ProbeReq::id(0).bytes())
+        .await
+        .expect("reply");
+    wait_committed(&fx, 1).await;
+
+    // The request is held in the handler until the broker is set to refuse the next
+    // produce requests with a retriable error: the reply is then written only after
+    // the producer's retries, about a second later.
+    let log = log.clone();
+    let held = ProbeReq {
+        gated: true,
+        ..ProbeReq::id(1)
+    };
+    let corr = requester.new_correlation_id();
+    let pending = requester.expect(corr.clone());
+    requester
+        .send_raw(
+            &fx.requests,
+            None,
+            None,
+            Some(&held.bytes()),
+            &requester.request_headers(&corr),
+        )
+        .await
+        .expect("sent");
+    log.wait_started(2).await;
+    embedded.push_request_errors(
+        api_key::PRODUCE,
+        &[ResponseError::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 5],
+    );
+    log.open_gate(1);
+    eventually(Duration::from_secs(10), || log.finished().len() == 2).await;
+    // While the reply is refused, the request stays uncommitted.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        running.metrics().replied,
+        1,
+        "the reply was acknowledged too early"
+    );
+    assert_eq!(
+        committed(&fx).await,
+        Some(1),
+        "committed before the reply was acknowledged"
+    );
+    requester.wait(pending).await.expect("reply after retries");
+    wait_committed(&fx, 2).await;
+    running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_crash_after_the_reply_and_before_the_commit_answers_the_request_again() {
+    let fx = Fixture::new(1, 1).await;
+    let builder = || {
+        fx.builder()
+            // Nothing is committed by the timer during the test.
+            .commit_interval(Duration::from_secs(3600))
+            .route(&fx.requests, Json(Probe(ProbeLog::new())))
+    };
+    let first = RunningResponder::spawn(builder().build().expect("responder"));
+    let requester = fx.requester(HeaderConvention::spring(), 0).await;
+    let corr = requester.new_correlation_id();
+    let pending = requester.expect(corr.clone());
+    requester
+        .send_raw(
+            &fx.requests,
+            None,
+            None,
+            Some(&ProbeReq::id(1).bytes()),
+            &requester.request_headers(&corr),
+        )
+        .await
+        .expect("sent");
+    requester.wait(pending).await.expect("first reply");
+    first.kill().await;
+    assert_eq!(committed(&fx).await, None, "a killed responder committed");
+
+    let second = RunningResponder::spawn(builder().build().expect("responder"));
+    let again = requester.expect(corr.clone());
+    requester
+        .wait(again)
+        .await
+        .expect("the request is answered again after the crash");
+    let replies = requester.received();
+    assert_eq!(replies.len(), 2, "one reply before the crash, one after");
+    // A clean shutdown commits: a third instance answers nothing again.
+    second.shutdown().await.expect("shutdown");
+    assert_eq!(committed(&fx).await, Some(1));
+}
