@@ -1,0 +1,214 @@
+//! Ordering and bounds: requests of one partition in order (Partition ordering), of
+//! one key in order with different keys concurrent (Key ordering, the default),
+//! partitions concurrent, and in-flight bounds that apply backpressure.
+
+mod common;
+
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::Duration;
+
+use common::{Fixture, Probe, ProbeLog, ProbeReply, ProbeReq};
+use kafka_responder::testkit::{Requester, RunningResponder};
+use kafka_responder::{HeaderConvention, Json, Ordering};
+
+/// Sends every request at once (to the given partition, with the given key) and
+/// waits for all replies, returned in send order.
+async fn send_all(
+    fx: &Fixture,
+    requester: &Requester,
+    requests: &[(Option<i32>, Option<&[u8]>, ProbeReq)],
+) -> Vec<ProbeReply> {
+    let mut pending = Vec::new();
+    for (partition, key, req) in requests {
+        let corr = requester.new_correlation_id();
+        pending.push(requester.expect(corr.clone()));
+        requester
+            .send_raw(
+                &fx.requests,
+                *partition,
+                *key,
+                Some(&req.bytes()),
+                &requester.request_headers(&corr),
+            )
+            .await
+            .expect("sent");
+    }
+    let mut replies = Vec::new();
+    for p in pending {
+        let reply = requester.wait(p).await.expect("reply");
+        assert_eq!(reply.error_code(), None, "{:?}", reply.error_message());
+        replies.push(reply.json().expect("json"));
+    }
+    replies
+}
+
+#[tokio::test]
+async fn partition_ordering_handles_one_request_at_a_time_in_offset_order() {
+    let fx = Fixture::new(1, 1).await;
+    let log = ProbeLog::new();
+    let responder = fx
+        .builder()
+        .ordering(Ordering::Partition)
+        .route(&fx.requests, Json(Probe(log.clone())))
+        .build()
+        .expect("responder");
+    let running = RunningResponder::spawn(responder);
+    let requester = fx.requester(HeaderConvention::plain(), 0).await;
+    // Earlier requests sleep longer: any concurrency would reorder them.
+    let reqs: Vec<_> = (0..12u64)
+        .map(|id| {
+            let key: &[u8] = if id % 2 == 0 { b"even" } else { b"odd" };
+            let req = ProbeReq {
+                sleep_ms: 60 - 5 * id,
+                ..ProbeReq::id(id)
+            };
+            (Some(0), Some(key), req)
+        })
+        .collect();
+    send_all(&fx, &requester, &reqs).await;
+    assert_eq!(log.finished(), (0..12).collect::<Vec<_>>());
+    assert_eq!(log.max_running.load(SeqCst), 1);
+    running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn partitions_are_handled_concurrently() {
+    let fx = Fixture::new(4, 1).await;
+    // All four requests must be inside the handler at the same time to pass the barrier.
+    let log = ProbeLog::with_barrier(4);
+    let responder = fx
+        .builder()
+        .ordering(Ordering::Partition)
+        .route(&fx.requests, Json(Probe(log.clone())))
+        .build()
+        .expect("responder");
+    let running = RunningResponder::spawn(responder);
+    let requester = fx.requester(HeaderConvention::plain(), 0).await;
+    let reqs: Vec<_> = (0..4)
+        .map(|p| {
+            let req = ProbeReq {
+                barrier: true,
+                ..ProbeReq::id(p as u64)
+            };
+            (Some(p), None, req)
+        })
+        .collect();
+    let replies = send_all(&fx, &requester, &reqs).await;
+    let mut partitions: Vec<i32> = replies.iter().map(|r| r.partition).collect();
+    partitions.sort_unstable();
+    assert_eq!(partitions, vec![0, 1, 2, 3]);
+    running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn key_ordering_keeps_a_key_in_order_and_runs_keys_concurrently() {
+    let fx = Fixture::new(1, 1).await;
+    // Three keys in one partition must be in the handler together to pass the barrier.
+    let log = ProbeLog::with_barrier(3);
+    let responder = fx
+        .builder() // Key ordering is the default
+        .route(&fx.requests, Json(Probe(log.clone())))
+        .build()
+        .expect("responder");
+    let running = RunningResponder::spawn(responder);
+    let requester = fx.requester(HeaderConvention::plain(), 0).await;
+    let keys: [&[u8]; 3] = [b"wallet-a", b"wallet-b", b"wallet-c"];
+    let mut reqs = Vec::new();
+    for (k, key) in keys.iter().enumerate() {
+        reqs.push((
+            Some(0),
+            Some(*key),
+            ProbeReq {
+                barrier: true,
+                ..ProbeReq::id(k as u64 * 100)
+            },
+        ));
+    }
+    // Then five more per key, earlier ones slower: a key's requests must still finish
+    // in order.
+    for i in 1..=5u64 {
+        for (k, key) in keys.iter().enumerate() {
+            reqs.push((
+                Some(0),
+                Some(*key),
+                ProbeReq {
+                    sleep_ms: 40 - 6 * i,
+                    ..ProbeReq::id(k as u64 * 100 + i)
+                },
+            ));
+        }
+    }
+    send_all(&fx, &requester, &reqs).await;
+    let finished = log.finished();
+    for k in 0..3u64 {
+        let of_key: Vec<u64> = finished
+            .iter()
+            .copied()
+            .filter(|id| id / 100 == k)
+            .collect();
+        assert_eq!(of_key, (0..=5).map(|i| k * 100 + i).collect::<Vec<_>>());
+    }
+    running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn in_flight_bounds_apply_backpressure() {
+    let fx = Fixture::new(2, 1).await;
+    let log = ProbeLog::new();
+    let responder = fx
+        .builder()
+        .ordering(Ordering::Unordered)
+        .max_in_flight(3)
+        .route(&fx.requests, Json(Probe(log.clone())))
+        .build()
+        .expect("responder");
+    let running = RunningResponder::spawn(responder);
+    let requester = fx.requester(HeaderConvention::plain(), 0).await;
+    let reqs: Vec<_> = (0..30u64)
+        .map(|id| {
+            let req = ProbeReq {
+                sleep_ms: 30,
+                ..ProbeReq::id(id)
+            };
+            (Some((id % 2) as i32), None, req)
+        })
+        .collect();
+    send_all(&fx, &requester, &reqs).await;
+    let max = log.max_running.load(SeqCst);
+    assert!(max <= 3, "{max} requests ran at once with a bound of 3");
+    assert!(max >= 2, "unordered requests never overlapped");
+    running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn per_partition_bound_pauses_the_partition() {
+    let fx = Fixture::new(1, 1).await;
+    let log = ProbeLog::new();
+    let responder = fx
+        .builder()
+        .ordering(Ordering::Unordered)
+        .max_in_flight_per_partition(4)
+        .route(&fx.requests, Json(Probe(log.clone())))
+        .build()
+        .expect("responder");
+    let running = RunningResponder::spawn(responder);
+    let requester = fx.requester(HeaderConvention::plain(), 0).await;
+    let reqs: Vec<_> = (0..40u64)
+        .map(|id| {
+            let req = ProbeReq {
+                sleep_ms: 20,
+                ..ProbeReq::id(id)
+            };
+            (Some(0), None, req)
+        })
+        .collect();
+    send_all(&fx, &requester, &reqs).await;
+    // The records already fetched when the pause takes effect may still arrive, so
+    // allow a small overshoot of the bound, never the whole backlog.
+    let max = log.max_running.load(SeqCst);
+    assert!(
+        (2..=8).contains(&max),
+        "{max} requests of one partition ran at once"
+    );
+    running.shutdown().await.expect("shutdown");
+}
