@@ -4,20 +4,17 @@
 
 mod common;
 
-use std::sync::atomic::Ordering::SeqCst;
-use std::time::Duration;
-
 use common::{Fixture, Probe, ProbeLog, ProbeReply, ProbeReq};
 use kafka_responder::testkit::{Requester, RunningResponder};
 use kafka_responder::{HeaderConvention, Json, Ordering};
+use std::sync::atomic::Ordering::SeqCst;
+
+/// A request: partition (or the partitioner's choice), key, body.
+type Spec<'a> = (Option<i32>, Option<&'a [u8]>, ProbeReq);
 
 /// Sends every request at once (to the given partition, with the given key) and
 /// waits for all replies, returned in send order.
-async fn send_all(
-    fx: &Fixture,
-    requester: &Requester,
-    requests: &[(Option<i32>, Option<&[u8]>, ProbeReq)],
-) -> Vec<ProbeReply> {
+async fn send_all(fx: &Fixture, requester: &Requester, requests: &[Spec<'_>]) -> Vec<ProbeReply> {
     let mut pending = Vec::new();
     for (partition, key, req) in requests {
         let corr = requester.new_correlation_id();

@@ -244,6 +244,9 @@ impl ResponderBuilder {
         consumer
             .set("group.id", &group)
             .set("auto.offset.reset", "earliest")
+            // Incremental rebalancing: only the partitions that move are revoked (and
+            // drained); the rest keep serving through a rebalance.
+            .set("partition.assignment.strategy", "cooperative-sticky")
             .set("enable.partition.eof", "false");
         apply(&mut consumer, &self.consumer_config)?;
         consumer

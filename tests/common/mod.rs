@@ -59,7 +59,13 @@ impl Fixture {
     /// A builder with this fixture's broker, group and reply topic allowed, and
     /// settings that keep tests quick (short fetch wait, frequent commits).
     pub fn builder(&self) -> ResponderBuilder {
-        kafka_responder::Responder::builder()
+        let builder = match std::env::var("RESPONDER_TEST_DEBUG") {
+            Ok(contexts) => {
+                kafka_responder::Responder::builder().consumer_config("debug", contexts)
+            }
+            Err(_) => kafka_responder::Responder::builder(),
+        };
+        builder
             .bootstrap_servers(self.bootstrap())
             .group_id(&self.group)
             .reply_topics(self.replies.parse().expect("policy"))

@@ -93,8 +93,9 @@ impl ConsumerContext for ConsumerCx {
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        if let Err(e) = result {
-            tracing::warn!(error = %e, offsets = ?offsets, "offset commit failed");
+        match result {
+            Ok(()) => tracing::debug!(offsets = ?offsets, "offsets committed"),
+            Err(e) => tracing::warn!(error = %e, offsets = ?offsets, "offset commit failed"),
         }
     }
 }

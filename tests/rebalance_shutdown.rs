@@ -1,0 +1,134 @@
+//! Rebalances and shutdown lose nothing: a graceful shutdown drains the requests in
+//! flight and commits them; members joining and leaving a group mid-stream leave no
+//! request unanswered.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{Fixture, Probe, ProbeLog, ProbeReq};
+use kafka_responder::testkit::{RunningResponder, committed_offset};
+use kafka_responder::{HeaderConvention, Json};
+
+#[tokio::test]
+async fn shutdown_drains_in_flight_requests_and_commits_them() {
+    let fx = Fixture::new(1, 1).await;
+    let log = ProbeLog::new();
+    let responder = fx
+        .builder()
+        .commit_interval(Duration::from_secs(3600))
+        .route(&fx.requests, Json(Probe(log.clone())))
+        .build()
+        .expect("responder");
+    let running = RunningResponder::spawn(responder);
+    let requester = fx.requester(HeaderConvention::spring(), 0).await;
+    let slow = ProbeReq {
+        sleep_ms: 700,
+        ..ProbeReq::id(1)
+    };
+    let corr = requester.new_correlation_id();
+    let pending = requester.expect(corr.clone());
+    requester
+        .send_raw(
+            &fx.requests,
+            None,
+            None,
+            Some(&slow.bytes()),
+            &requester.request_headers(&corr),
+        )
+        .await
+        .expect("sent");
+    log.wait_started(1).await;
+    running.shutdown().await.expect("shutdown");
+    requester
+        .wait(pending)
+        .await
+        .expect("the in-flight request was answered");
+    assert_eq!(
+        committed_offset(fx.bootstrap(), &fx.group, &fx.requests, 0)
+            .await
+            .expect("committed"),
+        Some(1)
+    );
+}
+
+#[tokio::test]
+async fn no_request_is_lost_when_members_join_and_leave() {
+    let fx = Fixture::new(6, 1).await;
+    let builder = || {
+        fx.builder()
+            .route(&fx.requests, Json(Probe(ProbeLog::new())))
+            .build()
+            .expect("responder")
+    };
+    let requester = fx
+        .requester(HeaderConvention::spring(), 0)
+        .await
+        .with_timeout(Duration::from_secs(60));
+    let mut first = Some(RunningResponder::spawn(builder()));
+    let mut first_handle = None;
+
+    const N: u64 = 300;
+    let mut pending = Vec::new();
+    let mut second = None;
+    let mut third = None;
+    for id in 0..N {
+        let corr = requester.new_correlation_id();
+        pending.push((id, requester.expect(corr.clone())));
+        let key = format!("wallet-{}", id % 37);
+        let req = ProbeReq {
+            sleep_ms: 3,
+            ..ProbeReq::id(id)
+        };
+        requester
+            .send_raw(
+                &fx.requests,
+                None,
+                Some(key.as_bytes()),
+                Some(&req.bytes()),
+                &requester.request_headers(&corr),
+            )
+            .await
+            .expect("sent");
+        match id {
+            60 => second = Some(RunningResponder::spawn(builder())), // join: rebalance
+            140 => third = Some(RunningResponder::spawn(builder())), // another join
+            _ => {}
+        }
+        if id == 200 {
+            // The first member leaves cleanly mid-stream while requests keep coming.
+            first_handle = Some(tokio::spawn(first.take().expect("first").shutdown()));
+        }
+        if id % 20 == 0 {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+    let mut answered = 0;
+    for (id, p) in pending {
+        let reply = requester
+            .wait(p)
+            .await
+            .unwrap_or_else(|e| panic!("request {id} unanswered: {e}"));
+        assert_eq!(reply.error_code(), None);
+        answered += 1;
+    }
+    assert_eq!(answered, N);
+    first_handle
+        .expect("first left")
+        .await
+        .expect("join")
+        .expect("first shutdown");
+    // Replies per correlation id: at least one each; more are at-least-once duplicates.
+    let mut per_corr: HashMap<Vec<u8>, usize> = HashMap::new();
+    for r in requester.received() {
+        *per_corr
+            .entry(r.header("kafka_correlationId").expect("corr").to_vec())
+            .or_default() += 1;
+    }
+    let duplicates: usize = per_corr.values().map(|n| n - 1).sum();
+    eprintln!("requests {N}, answered {answered}, duplicates {duplicates}");
+    for r in [second, third].into_iter().flatten() {
+        r.shutdown().await.expect("shutdown");
+    }
+}
