@@ -17,6 +17,7 @@ mod error_reply;
 mod handler;
 pub mod headers;
 mod metrics;
+pub mod offset_metadata;
 mod ordering;
 pub mod policy;
 mod router;

@@ -12,6 +12,7 @@ pub struct Metrics {
     delivery_failures: AtomicU64,
     panics: AtomicU64,
     redeliveries_skipped: AtomicU64,
+    already_settled: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -32,6 +33,9 @@ pub struct MetricsSnapshot {
     pub panics: u64,
     /// Records skipped because they were delivered again within one assignment.
     pub redeliveries_skipped: u64,
+    /// Records skipped because a previous owner of the partition had already settled
+    /// them (from its commit metadata).
+    pub already_settled: u64,
 }
 
 impl MetricsSnapshot {
@@ -62,4 +66,5 @@ counters! {
     inc_delivery_failures => delivery_failures,
     inc_panics => panics,
     inc_redeliveries_skipped => redeliveries_skipped,
+    inc_already_settled => already_settled,
 }

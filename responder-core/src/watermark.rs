@@ -8,6 +8,18 @@
 
 use std::collections::VecDeque;
 
+/// What to do with a received record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// Handle it; settle it later.
+    Handle,
+    /// A previous owner already settled it (commit metadata): recorded as settled,
+    /// do not handle it again.
+    AlreadySettled,
+    /// Not above the offsets received so far: a redelivery, ignored.
+    Redelivered,
+}
+
 /// Tracks the received and settled offsets of one partition.
 #[derive(Debug, Default, Clone)]
 pub struct WatermarkTracker {
@@ -20,6 +32,13 @@ pub struct WatermarkTracker {
     committed: Option<i64>,
     /// How many entries of `window` are unsettled.
     unsettled: usize,
+    /// Offsets a previous owner settled above its committed offset (inclusive,
+    /// ascending ranges), from the commit metadata.
+    known_settled: VecDeque<(i64, i64)>,
+    /// Bumped on every settle: the settled set above the watermark may have changed.
+    version: u64,
+    /// `version` at the last [`take_commit`](Self::take_commit).
+    committed_version: u64,
 }
 
 impl WatermarkTracker {
@@ -28,16 +47,41 @@ impl WatermarkTracker {
         Self::default()
     }
 
-    /// Records a received offset. Returns `false` (and records nothing) when the offset
-    /// is not above every offset received so far: a redelivery, handled elsewhere.
-    pub fn receive(&mut self, offset: i64) -> bool {
+    /// Records offsets a previous owner already settled (ascending, inclusive ranges):
+    /// when they arrive, [`receive`](Self::receive) reports them as
+    /// [`Received::AlreadySettled`].
+    pub fn set_known_settled(&mut self, ranges: impl IntoIterator<Item = (i64, i64)>) {
+        self.known_settled = ranges.into_iter().collect();
+    }
+
+    /// Records a received offset and says what to do with it.
+    pub fn receive(&mut self, offset: i64) -> Received {
         if self.next.is_some_and(|next| offset < next) {
-            return false;
+            return Received::Redelivered;
+        }
+        self.next = Some(offset + 1);
+        while self
+            .known_settled
+            .front()
+            .is_some_and(|(_, hi)| *hi < offset)
+        {
+            self.known_settled.pop_front();
+        }
+        if self
+            .known_settled
+            .front()
+            .is_some_and(|(lo, _)| *lo <= offset)
+        {
+            // Settled before: nothing to wait for, so it never holds the watermark.
+            if !self.window.is_empty() {
+                self.window.push_back((offset, true));
+            }
+            self.version += 1;
+            return Received::AlreadySettled;
         }
         self.window.push_back((offset, false));
         self.unsettled += 1;
-        self.next = Some(offset + 1);
-        true
+        Received::Handle
     }
 
     /// Marks a received offset settled. Returns `false` when the offset is not pending
@@ -50,6 +94,7 @@ impl WatermarkTracker {
             return false;
         }
         self.unsettled -= 1;
+        self.version += 1;
         while self.window.front().is_some_and(|(_, settled)| *settled) {
             self.window.pop_front();
         }
@@ -75,14 +120,23 @@ impl WatermarkTracker {
         self.window.iter().filter(|(_, s)| *s).map(|(o, _)| *o)
     }
 
-    /// The watermark, if it moved since the last call; remembers it as committed.
-    pub fn take_commit(&mut self) -> Option<i64> {
+    /// The watermark and its commit metadata (see [`crate::offset_metadata`]), if
+    /// either changed since the last call; remembers them as committed.
+    pub fn take_commit(&mut self) -> Option<(i64, String)> {
         let watermark = self.watermark()?;
-        if self.committed == Some(watermark) {
+        if self.committed == Some(watermark) && self.committed_version == self.version {
             return None;
         }
         self.committed = Some(watermark);
-        Some(watermark)
+        self.committed_version = self.version;
+        Some(self.commit())
+    }
+
+    /// The watermark and its commit metadata, whether or not they changed.
+    pub fn commit(&self) -> (i64, String) {
+        let watermark = self.watermark().unwrap_or_default();
+        let metadata = crate::offset_metadata::encode(watermark, self.settled_above_watermark());
+        (watermark, metadata)
     }
 }
 
@@ -97,7 +151,7 @@ mod tests {
         let mut t = WatermarkTracker::new();
         assert_eq!(t.watermark(), None);
         for o in [10, 11, 13, 14] {
-            assert!(t.receive(o));
+            assert_eq!(t.receive(o), Received::Handle);
         }
         assert_eq!(t.watermark(), Some(10));
         assert!(t.settle(11));
@@ -110,9 +164,38 @@ mod tests {
         assert!(!t.settle(12));
         assert!(t.settle(13));
         assert_eq!(t.watermark(), Some(15));
-        assert_eq!(t.take_commit(), Some(15));
+        assert_eq!(t.take_commit(), Some((15, String::new())));
         assert_eq!(t.take_commit(), None);
-        assert!(!t.receive(14));
+        assert_eq!(t.receive(14), Received::Redelivered);
+    }
+
+    #[test]
+    fn metadata_tracks_settled_offsets_above_the_watermark() {
+        let mut t = WatermarkTracker::new();
+        for o in 0..6 {
+            t.receive(o);
+        }
+        assert_eq!(t.take_commit(), Some((0, String::new())));
+        t.settle(2);
+        t.settle(3);
+        t.settle(5);
+        // The watermark did not move, but the metadata did: commit again.
+        assert_eq!(t.take_commit(), Some((0, "kr1:2-3,5".to_owned())));
+        assert_eq!(t.take_commit(), None);
+    }
+
+    #[test]
+    fn known_settled_offsets_are_skipped_by_the_next_owner() {
+        let mut t = WatermarkTracker::new();
+        t.set_known_settled(crate::offset_metadata::decode(10, "kr1:2-3,5"));
+        let got: Vec<_> = (10..17).map(|o| t.receive(o)).collect();
+        use Received::{AlreadySettled as S, Handle as H};
+        assert_eq!(got, vec![H, H, S, S, H, S, H]);
+        assert_eq!(t.unsettled(), 4);
+        for o in [10, 11, 14, 16] {
+            assert!(t.settle(o));
+        }
+        assert_eq!(t.watermark(), Some(17));
     }
 
     #[derive(Debug, Clone)]
@@ -134,20 +217,21 @@ mod tests {
     }
 
     proptest! {
-        /// The committed offset never passes an unsettled request, and once everything
-        /// is settled it covers every settled offset.
+        /// The committed offset never passes an unsettled request; a new owner that
+        /// resumes from the commit skips exactly the offsets the metadata lists; and once
+        /// everything is settled the commit covers every offset received.
         #[test]
         fn watermark_is_safe_and_live(steps in proptest::collection::vec(step(), 1..300)) {
             let mut t = WatermarkTracker::new();
-            let mut log_end: i64 = 0; // next offset the partition will hold
+            let mut log: Vec<i64> = Vec::new(); // offsets present in the partition
             let mut unsettled: Vec<i64> = Vec::new();
-            let mut committed: i64 = 0;
+            let mut committed: (i64, String) = (0, String::new());
             for s in steps {
                 match s {
                     Step::Receive(gap) => {
-                        let o = log_end + i64::from(gap);
-                        log_end = o + 1;
-                        prop_assert!(t.receive(o));
+                        let o = log.last().map_or(0, |l| l + 1) + i64::from(gap);
+                        log.push(o);
+                        prop_assert_eq!(t.receive(o), Received::Handle);
                         unsettled.push(o);
                     }
                     Step::Settle(n) if !unsettled.is_empty() => {
@@ -156,24 +240,31 @@ mod tests {
                     }
                     Step::Settle(_) => {}
                     Step::Reassign => {
-                        // The new owner re-reads everything from the committed offset:
-                        // whatever was unsettled comes back.
+                        // The new owner reads from the committed offset, with the
+                        // committed metadata; in-flight work of the old owner is lost.
+                        let (c, md) = committed.clone();
+                        let skip = crate::offset_metadata::decode(c, &md);
                         t = WatermarkTracker::new();
-                        let redo = std::mem::take(&mut unsettled);
-                        log_end = committed;
-                        for o in redo.into_iter().filter(|o| *o >= committed) {
-                            prop_assert!(t.receive(o));
-                            unsettled.push(o);
-                            log_end = o + 1;
+                        t.set_known_settled(skip.iter().copied());
+                        unsettled.clear();
+                        for &o in log.iter().filter(|o| **o >= c) {
+                            let listed = skip.iter().any(|(a, b)| (*a..=*b).contains(&o));
+                            let want = if listed { Received::AlreadySettled } else { Received::Handle };
+                            prop_assert_eq!(t.receive(o), want);
+                            if !listed {
+                                unsettled.push(o);
+                            }
                         }
                     }
                 }
-                if let Some(c) = t.take_commit() {
+                if let Some((c, md)) = t.take_commit() {
                     prop_assert!(unsettled.iter().all(|o| *o >= c), "committed {c} past {unsettled:?}");
-                    committed = c;
+                    for (a, b) in crate::offset_metadata::decode(c, &md) {
+                        prop_assert!(unsettled.iter().all(|o| !(a..=b).contains(o)), "metadata lists an unsettled offset");
+                    }
+                    committed = (c, md);
                 }
-                let pending = unsettled.len();
-                prop_assert_eq!(t.unsettled(), pending);
+                prop_assert_eq!(t.unsettled(), unsettled.len());
             }
             for o in std::mem::take(&mut unsettled) {
                 prop_assert!(t.settle(o));
@@ -181,9 +272,8 @@ mod tests {
             if let Some(c) = t.take_commit() {
                 committed = c;
             }
-            prop_assert_eq!(t.watermark().unwrap_or(committed), committed);
-            if t.watermark().is_some() {
-                prop_assert_eq!(committed, log_end);
+            if let Some(last) = log.last() {
+                prop_assert_eq!(committed.0, last + 1);
             }
         }
     }

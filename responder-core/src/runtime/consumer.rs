@@ -20,11 +20,20 @@ pub(crate) enum Event {
     /// A record, with the in-flight slot it occupies.
     Message(OwnedMessage, Permit),
     /// Partitions were assigned to this member.
-    Assigned(Vec<(String, i32)>),
+    Assigned(Vec<Assigned>),
     /// Partitions are being revoked: drain them, then send back the offsets to commit.
     Revoked(Vec<(String, i32)>, oneshot::Sender<TopicPartitionList>),
     /// The consumer thread has committed its final offsets and left the group.
     Closed,
+}
+
+/// A partition newly assigned, with what its previous owner already settled.
+pub(crate) struct Assigned {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    /// Offsets above the committed one that the previous owner settled (from the
+    /// commit metadata): inclusive, ascending ranges.
+    pub(crate) known_settled: Vec<(i64, i64)>,
 }
 
 /// The consumer's context: forwards rebalances to the dispatcher.
@@ -46,6 +55,41 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
     tpl.elements()
         .iter()
         .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
+}
+
+/// Reads the committed offsets (and their metadata) of newly assigned partitions. This
+/// runs on the consumer thread before any record of them is returned, so the dispatcher
+/// knows what to skip before the first record arrives. If the read fails, nothing is
+/// skipped: duplicates, never loss.
+fn assigned(consumer: &BaseConsumer<ConsumerCx>, tpl: &TopicPartitionList) -> Vec<Assigned> {
+    let committed = match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read committed offsets; settled requests may be answered again");
+            None
+        }
+    };
+    tpl.elements()
+        .iter()
+        .map(|e| {
+            let (topic, partition) = (e.topic().to_owned(), e.partition());
+            let known_settled = committed
+                .as_ref()
+                .and_then(|c| c.find_partition(&topic, partition))
+                .and_then(|c| match c.offset() {
+                    rdkafka::Offset::Offset(o) => {
+                        Some(crate::offset_metadata::decode(o, c.metadata()))
+                    }
+                    _ => None,
+                })
+                .unwrap_or_default();
+            Assigned {
+                topic,
+                partition,
+                known_settled,
+            }
+        })
         .collect()
 }
 
@@ -81,11 +125,11 @@ impl ConsumerContext for ConsumerCx {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 tracing::info!(partitions = ?partitions(tpl), "partitions assigned");
-                let _ = self.events.send(Event::Assigned(partitions(tpl)));
+                let _ = self.events.send(Event::Assigned(assigned(consumer, tpl)));
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
             Rebalance::Revoke(_) => {}
@@ -157,14 +201,18 @@ impl ConsumerThread {
     }
 }
 
-/// Builds a partition list with offsets (and optional metadata) to commit.
+/// Builds a partition list with offsets and metadata to commit.
 pub(crate) fn offsets_list<'a>(
-    offsets: impl IntoIterator<Item = (&'a str, i32, i64)>,
+    offsets: impl IntoIterator<Item = (&'a str, i32, (i64, String))>,
 ) -> TopicPartitionList {
     let mut tpl = TopicPartitionList::new();
-    for (topic, partition, offset) in offsets {
-        // Adding a fresh partition with a plain offset cannot fail.
-        let _ = tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset));
+    for (topic, partition, (offset, metadata)) in offsets {
+        let mut elem = tpl.add_partition(topic, partition);
+        // Setting a plain offset on a fresh element cannot fail.
+        let _ = elem.set_offset(rdkafka::Offset::Offset(offset));
+        if !metadata.is_empty() {
+            elem.set_metadata(metadata);
+        }
     }
     tpl
 }

@@ -14,12 +14,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::Shared;
-use super::consumer::{ConsumerCx, Event, offsets_list};
+use super::consumer::{Assigned, ConsumerCx, Event, offsets_list};
 use super::lanes::{Lanes, lane_of};
 use super::permits::Permit;
 use super::request::{Job, process};
 use crate::config::Settings;
-use crate::watermark::WatermarkTracker;
+use crate::watermark::{Received, WatermarkTracker};
 
 /// What a request task reports back.
 pub(crate) enum Report {
@@ -206,10 +206,18 @@ impl Dispatcher {
             &topic,
             partition,
         );
-        if !state.tracker.receive(offset) {
-            self.shared.metrics.inc_redeliveries_skipped();
-            tracing::debug!(%topic, partition, offset, "record delivered twice; skipped");
-            return;
+        match state.tracker.receive(offset) {
+            Received::Handle => {}
+            Received::AlreadySettled => {
+                self.shared.metrics.inc_already_settled();
+                tracing::debug!(%topic, partition, offset, "settled by the previous owner; skipped");
+                return;
+            }
+            Received::Redelivered => {
+                self.shared.metrics.inc_redeliveries_skipped();
+                tracing::debug!(%topic, partition, offset, "record delivered twice; skipped");
+                return;
+            }
         }
         self.shared.metrics.inc_received();
         let lane = lane_of(ordering, message.key());
@@ -311,13 +319,18 @@ impl Dispatcher {
         }
     }
 
-    fn on_assigned(&mut self, tps: Vec<(String, i32)>) {
-        for (topic, partition) in tps {
-            let Some(route) = self.shared.router.get(&topic) else {
+    fn on_assigned(&mut self, tps: Vec<Assigned>) {
+        for a in tps {
+            let Some(route) = self.shared.router.get(&a.topic) else {
                 continue;
             };
             let topic = Arc::clone(&route.topic);
-            self.state(&topic, partition);
+            if !a.known_settled.is_empty() {
+                tracing::debug!(%topic, partition = a.partition, ranges = ?a.known_settled, "requests settled by the previous owner will be skipped");
+            }
+            self.state(&topic, a.partition)
+                .tracker
+                .set_known_settled(a.known_settled);
         }
     }
 
@@ -364,8 +377,8 @@ impl Dispatcher {
                             "drain deadline passed: in-flight requests abandoned (they will be handled again by the next owner)"
                         );
                     }
-                    if let Some(w) = state.tracker.watermark() {
-                        offsets.push((topic.as_str(), *partition, w));
+                    if state.tracker.watermark().is_some() {
+                        offsets.push((topic.as_str(), *partition, state.tracker.commit()));
                     }
                 }
             }
@@ -429,10 +442,8 @@ impl Dispatcher {
         }
         let offsets = offsets_list(self.partitions.iter().flat_map(|(topic, map)| {
             map.iter().filter_map(|(partition, state)| {
-                state
-                    .tracker
-                    .watermark()
-                    .map(|w| (topic.as_ref(), *partition, w))
+                state.tracker.watermark()?;
+                Some((topic.as_ref(), *partition, state.tracker.commit()))
             })
         }));
         // The consumer thread must hold the last reference when it closes.

@@ -1,0 +1,121 @@
+//! The commit metadata that tells a partition's next owner which requests above the
+//! committed offset are already settled, so it skips them instead of answering them
+//! again.
+//!
+//! Format: `kr1:` followed by comma-separated ranges of offsets relative to the committed
+//! offset, `a` or `a-b` (both inclusive, decimal), ascending. For a commit at 100 with
+//! offsets 101, 102, 103 and 107 settled: `kr1:1-3,7`. The text is cut at
+//! [`MAX_METADATA_LEN`] bytes (brokers refuse more than `offset.metadata.max.bytes`,
+//! 4096 by default) by leaving out the highest ranges: the next owner then answers
+//! those requests again. Metadata that is missing, foreign or malformed is ignored the
+//! same way: duplicates, never loss.
+
+use std::fmt::Write;
+
+const PREFIX: &str = "kr1:";
+
+/// The longest metadata written.
+pub const MAX_METADATA_LEN: usize = 3000;
+
+/// Encodes settled offsets (ascending, all above `watermark`) as commit metadata.
+pub(crate) fn encode(watermark: i64, settled: impl IntoIterator<Item = i64>) -> String {
+    let mut out = String::new();
+    let mut ranges = settled.into_iter().map(|o| o - watermark).peekable();
+    while let Some(start) = ranges.next() {
+        let mut end = start;
+        while ranges.peek() == Some(&(end + 1)) {
+            end += 1;
+            ranges.next();
+        }
+        let before = out.len();
+        out.push_str(if before == 0 { PREFIX } else { "," });
+        // Writing to a String cannot fail.
+        let _ = if start == end {
+            write!(out, "{start}")
+        } else {
+            write!(out, "{start}-{end}")
+        };
+        if out.len() > MAX_METADATA_LEN {
+            out.truncate(before);
+            break;
+        }
+    }
+    out
+}
+
+/// Decodes commit metadata into absolute, inclusive, ascending, disjoint ranges of
+/// settled offsets above `watermark`. Anything not in this format yields no ranges.
+pub(crate) fn decode(watermark: i64, metadata: &str) -> Vec<(i64, i64)> {
+    let Some(body) = metadata.strip_prefix(PREFIX) else {
+        return Vec::new();
+    };
+    let mut ranges = Vec::new();
+    let mut floor = 0i64; // every delta must be above the previous range
+    for part in body.split(',') {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.parse::<i64>(), b.parse::<i64>()),
+            None => (part.parse::<i64>(), part.parse::<i64>()),
+        };
+        let (Ok(a), Ok(b)) = (a, b) else {
+            return Vec::new();
+        };
+        if a <= floor || b < a {
+            return Vec::new();
+        }
+        let (Some(lo), Some(hi)) = (watermark.checked_add(a), watermark.checked_add(b)) else {
+            return Vec::new();
+        };
+        ranges.push((lo, hi));
+        floor = b;
+    }
+    ranges
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn example() {
+        assert_eq!(encode(100, [101, 102, 103, 107]), "kr1:1-3,7");
+        assert_eq!(decode(100, "kr1:1-3,7"), vec![(101, 103), (107, 107)]);
+        assert_eq!(encode(5, []), "");
+        assert_eq!(decode(5, ""), vec![]);
+    }
+
+    #[test]
+    fn foreign_or_malformed_metadata_is_ignored() {
+        for bad in [
+            "hello", "kr1:", "kr1:0", "kr1:3-1", "kr1:2,1", "kr1:1,,2", "kr1:x", "kr1:-1",
+        ] {
+            assert_eq!(decode(0, bad), vec![], "{bad}");
+        }
+    }
+
+    #[test]
+    fn long_metadata_is_cut_at_a_range_boundary() {
+        let settled: Vec<i64> = (1..5000).map(|i| i * 2).collect();
+        let m = encode(0, settled.iter().copied());
+        assert!(m.len() <= MAX_METADATA_LEN);
+        let ranges = decode(0, &m);
+        assert!(!ranges.is_empty());
+        assert!(ranges.iter().all(|(a, b)| a == b && settled.contains(a)));
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(watermark in 0i64..1_000_000, gaps in proptest::collection::vec(1i64..5, 0..200)) {
+            let mut settled = Vec::new();
+            let mut o = watermark;
+            for g in gaps {
+                o += g;
+                settled.push(o);
+            }
+            let ranges = decode(watermark, &encode(watermark, settled.iter().copied()));
+            let back: Vec<i64> = ranges.iter().flat_map(|(a, b)| *a..=*b).collect();
+            prop_assert_eq!(back, settled);
+        }
+    }
+}
