@@ -1,7 +1,7 @@
 //! The dispatcher: owns the per-partition state (watermark, lanes, in-flight counts),
 //! starts requests, commits watermarks, and drains on revocation and shutdown.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -98,7 +98,30 @@ struct PartitionState {
     lanes: Lanes<Job>,
     /// Requests started and not finished.
     running: usize,
+    /// Requests free to run (their lane is theirs) waiting for a running slot of the
+    /// partition.
+    ready: VecDeque<Job>,
     paused: bool,
+}
+
+impl PartitionState {
+    /// Runs `job` now if the partition has fewer than `limit` requests running, else
+    /// queues it until one finishes.
+    fn start(&mut self, job: Job, limit: usize, shared: &Arc<Shared>) {
+        if self.running < limit {
+            self.running += 1;
+            tokio::spawn(process(job, Arc::clone(shared)));
+        } else {
+            self.ready.push_back(job);
+        }
+    }
+
+    /// Drops every request that has not started (their offsets stay unsettled, so
+    /// they are not committed: the next owner handles them).
+    fn drop_waiting(&mut self) {
+        self.lanes.clear();
+        self.ready.clear();
+    }
 }
 
 struct PendingRevoke {
@@ -119,6 +142,11 @@ pub(crate) struct Dispatcher {
     partitions: HashMap<Arc<str>, HashMap<i32, PartitionState>>,
     revokes: Vec<PendingRevoke>,
     next_epoch: u64,
+    /// How many requests one partition may have in flight before it is paused: the
+    /// per-partition bound, or the partition's fair share of the global bound when
+    /// that is smaller, so one partition's backlog cannot take every in-flight slot
+    /// and starve the others.
+    partition_limit: usize,
     /// Set once shutdown began: the drain deadline.
     stopping: Option<Instant>,
 }
@@ -136,6 +164,7 @@ impl Dispatcher {
         Dispatcher {
             shared,
             consumer: Some(consumer),
+            partition_limit: settings.max_in_flight_per_partition,
             settings,
             events,
             stop,
@@ -241,10 +270,9 @@ impl Dispatcher {
             None => Some(job),
         };
         if let Some(job) = runnable {
-            state.running += 1;
-            tokio::spawn(process(job, Arc::clone(&self.shared)));
+            state.start(job, self.partition_limit, &self.shared);
         }
-        let over = state.tracker.unsettled() >= self.settings.max_in_flight_per_partition;
+        let over = state.tracker.unsettled() >= self.partition_limit;
         if over && !state.paused {
             state.paused = true;
             self.pause(&topic, partition, true);
@@ -267,12 +295,16 @@ impl Dispatcher {
                 epoch,
                 lane,
             } => {
-                let Some(state) = self.get(&topic, partition).filter(|s| s.epoch == epoch) else {
+                let limit = self.partition_limit;
+                let state = self
+                    .partitions
+                    .get_mut(&topic)
+                    .and_then(|m| m.get_mut(&partition));
+                let Some(state) = state.filter(|s| s.epoch == epoch) else {
                     return;
                 };
                 if let Some(job) = state.lanes.release(lane) {
-                    state.running += 1;
-                    tokio::spawn(process(job, Arc::clone(&self.shared)));
+                    state.start(job, limit, &self.shared);
                 }
             }
             Report::Finished {
@@ -282,8 +314,12 @@ impl Dispatcher {
                 offset,
                 settled,
             } => {
-                let bound = self.settings.max_in_flight_per_partition;
-                let Some(state) = self.get(&topic, partition) else {
+                let bound = self.partition_limit;
+                let state = self
+                    .partitions
+                    .get_mut(&topic)
+                    .and_then(|m| m.get_mut(&partition));
+                let Some(state) = state else {
                     return;
                 };
                 // A settled reply from an earlier assignment of this partition is still
@@ -293,8 +329,14 @@ impl Dispatcher {
                 }
                 if state.epoch == epoch {
                     state.running -= 1;
+                    if let Some(job) = state.ready.pop_front() {
+                        state.start(job, bound, &self.shared);
+                    }
                 }
-                if state.paused && state.tracker.unsettled() < bound {
+                // Resume at half the limit: a resumed partition fetches a fresh batch
+                // (pausing drops what was prefetched), so resuming after every single
+                // settle would refetch for each request.
+                if state.paused && state.tracker.unsettled() <= bound / 2 {
                     state.paused = false;
                     self.pause(&topic, partition, false);
                 }
@@ -332,13 +374,20 @@ impl Dispatcher {
                 .tracker
                 .set_known_settled(a.known_settled);
         }
+        self.update_partition_limit();
+    }
+
+    fn update_partition_limit(&mut self) {
+        let assigned: usize = self.partitions.values().map(HashMap::len).sum();
+        let fair_share = (self.settings.max_in_flight / assigned.max(1)).max(1);
+        self.partition_limit = self.settings.max_in_flight_per_partition.min(fair_share);
     }
 
     fn on_revoked(&mut self, tps: Vec<(String, i32)>, reply: oneshot::Sender<TopicPartitionList>) {
         for (topic, partition) in &tps {
             if let Some(state) = self.get(topic, *partition) {
                 // Waiting requests never start; their offsets stay uncommitted.
-                state.lanes.clear();
+                state.drop_waiting();
             }
         }
         self.revokes.push(PendingRevoke {
@@ -383,6 +432,7 @@ impl Dispatcher {
                 }
             }
             let _ = revoke.reply.send(offsets_list(offsets));
+            self.update_partition_limit();
         }
     }
 
@@ -413,7 +463,7 @@ impl Dispatcher {
         self.stop.store(true, SeqCst);
         for map in self.partitions.values_mut() {
             for state in map.values_mut() {
-                state.lanes.clear();
+                state.drop_waiting();
             }
         }
     }
@@ -472,6 +522,7 @@ fn state_of<'a>(
                 tracker: WatermarkTracker::new(),
                 lanes: Lanes::default(),
                 running: 0,
+                ready: VecDeque::new(),
                 paused: false,
             }
         })
