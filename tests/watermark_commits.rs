@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use common::{Fixture, Probe, ProbeLog, ProbeReq, eventually};
-use kafka_responder::testkit::{Requester, RunningResponder, committed_offset};
+use kafka_responder::testkit::{Requester, RunningResponder, committed};
 use kafka_responder::{HeaderConvention, Json, Ordering};
 
 /// Sends `n` requests over `keys` keys, all at once, and returns the seconds from the
@@ -141,17 +141,25 @@ async fn after_a_crash_only_unsettled_requests_are_answered_again() {
     // The watermark is held at the first held request (offset 1); the commit metadata
     // lists the 15 settled above it. Let a commit go out, then crash.
     let watermark = 1;
+    let mut last = None;
     for _ in 0..100 {
-        if committed_offset(fx.bootstrap(), &fx.group, &fx.requests, 0)
+        last = committed(fx.bootstrap(), &fx.group, &fx.requests, 0)
             .await
-            .expect("committed")
-            == Some(watermark)
+            .expect("committed");
+        if last
+            .as_ref()
+            .is_some_and(|(o, md)| *o == watermark && !md.is_empty())
         {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await; // the metadata's commit
+    let (offset, metadata) = last.expect("a commit");
+    assert_eq!(offset, watermark, "committed past a request in flight");
+    // Tansu 0.6 does not keep commit metadata: there the next owner falls back to
+    // answering everything from the watermark on (duplicates, never loss).
+    let broker_keeps_metadata = !metadata.is_empty();
+    eprintln!("committed {offset} with metadata {metadata:?}");
     first.kill().await;
 
     let second_log = ProbeLog::new();
@@ -162,8 +170,11 @@ async fn after_a_crash_only_unsettled_requests_are_answered_again() {
             .build()
             .expect("responder"),
     );
+    // Every record from the watermark on is either answered again or skipped.
+    let from_watermark = N - watermark as u64;
     eventually(Duration::from_secs(20), || {
-        second.metrics().replied == held.len() as u64
+        let m = second.metrics();
+        m.replied + m.already_settled >= from_watermark
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -175,13 +186,26 @@ async fn after_a_crash_only_unsettled_requests_are_answered_again() {
         again,
         m.already_settled
     );
-    assert_eq!(
-        again, held,
-        "only the requests in flight at the crash are answered again"
-    );
+    if broker_keeps_metadata {
+        assert_eq!(
+            again, held,
+            "only the requests in flight at the crash are answered again"
+        );
+    } else {
+        assert_eq!(
+            again,
+            (watermark as u64..N).collect(),
+            "fallback: all from the watermark"
+        );
+    }
     // Settled above the watermark: every offset after it but the other held ones.
     let settled_above = N - (watermark as u64 + 1) - (held.len() as u64 - 1);
-    assert_eq!(m.already_settled, settled_above);
+    let skipped = if broker_keeps_metadata {
+        settled_above
+    } else {
+        0
+    };
+    assert_eq!(m.already_settled, skipped);
     // Every request got at least one reply.
     let mut answered: BTreeSet<u64> = BTreeSet::new();
     for r in requester.received() {

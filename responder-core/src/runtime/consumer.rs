@@ -151,6 +151,7 @@ pub(crate) struct ConsumerThread {
     pub(crate) permits: Permits,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) final_offsets: std::sync::mpsc::Receiver<TopicPartitionList>,
+    pub(crate) closed: tokio::sync::watch::Sender<bool>,
 }
 
 const POLL: Duration = Duration::from_millis(100);
@@ -195,8 +196,9 @@ impl ConsumerThread {
             }
         }
         self.consumer.context().closing.store(true, SeqCst);
-        let events = self.events.clone();
-        drop(self);
+        let (events, closed) = (self.events.clone(), self.closed.clone());
+        drop(self); // the last reference to the consumer: it leaves the group here
+        let _ = closed.send(true);
         let _ = events.send(Event::Closed);
     }
 }

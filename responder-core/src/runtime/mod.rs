@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicBool;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureProducer;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use self::consumer::{ConsumerCx, ConsumerThread, Event};
 use self::dispatcher::Dispatcher;
@@ -43,6 +43,8 @@ pub struct Responder {
     events_tx: mpsc::UnboundedSender<Event>,
     events: mpsc::UnboundedReceiver<Event>,
     settings: Settings,
+    /// Turns true once the consumer has left the group (however the run ended).
+    closed: (watch::Sender<bool>, watch::Receiver<bool>),
 }
 
 impl std::fmt::Debug for Responder {
@@ -88,7 +90,14 @@ impl Responder {
             events_tx,
             events,
             settings,
+            closed: watch::channel(false),
         })
+    }
+
+    /// Turns true once the responder's consumer has left the group, whether the run
+    /// ended by shutdown or by the run future being dropped.
+    pub(crate) fn closed(&self) -> watch::Receiver<bool> {
+        self.closed.1.clone()
     }
 
     /// The responder's counters, readable while it runs.
@@ -117,6 +126,7 @@ impl Responder {
             permits: Permits::new(self.settings.max_in_flight),
             stop: Arc::clone(&stop),
             final_offsets: final_rx,
+            closed: self.closed.0,
         };
         let handle = std::thread::Builder::new()
             .name("responder-consumer".into())

@@ -1,13 +1,16 @@
 //! Test harness (feature `testkit`): a broker to test against, a requester that speaks
 //! any header convention, and a way to run a responder in the background.
 //!
-//! The broker is the embedded one ([`EmbeddedBroker`], librdkafka's mock cluster),
-//! unless `KAFKA_BOOTSTRAP_SERVERS` names a real one: the same test body then runs
-//! against that broker.
+//! Which broker [`TestBroker::start`] gives is chosen by the environment, so the same
+//! test body runs against each:
+//! - `KAFKA_BOOTSTRAP_SERVERS` set: that broker;
+//! - else `RESPONDER_TEST_BROKER=tansu`: a Tansu process of its own ([`TansuBroker`]);
+//! - else the embedded broker ([`EmbeddedBroker`], librdkafka's mock cluster).
 
 mod embedded;
 mod requester;
 mod running;
+mod tansu;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,6 +22,7 @@ use rdkafka::client::DefaultClientContext;
 pub use self::embedded::{EmbeddedBroker, ResponseError, api_key};
 pub use self::requester::{Reply, RequestError, Requester};
 pub use self::running::RunningResponder;
+pub use self::tansu::{TANSU_VERSION, TansuBroker};
 use crate::error::Error;
 
 /// The broker a test runs against.
@@ -26,16 +30,25 @@ use crate::error::Error;
 pub enum TestBroker {
     /// The in-process mock cluster.
     Embedded(EmbeddedBroker),
+    /// A Tansu process started for the test.
+    Tansu(TansuBroker),
     /// A broker process, from `KAFKA_BOOTSTRAP_SERVERS`.
     External(String),
 }
 
 impl TestBroker {
-    /// The broker named by `KAFKA_BOOTSTRAP_SERVERS`, or else a new embedded one.
+    /// The broker the environment asks for (see the module docs).
     pub fn start() -> Result<Self, Error> {
         match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
-            Ok(servers) if !servers.trim().is_empty() => Ok(TestBroker::External(servers)),
-            _ => Self::embedded(),
+            Ok(servers) if !servers.trim().is_empty() => return Ok(TestBroker::External(servers)),
+            _ => {}
+        }
+        match std::env::var("RESPONDER_TEST_BROKER").as_deref() {
+            Ok("tansu") => Ok(TestBroker::Tansu(TansuBroker::start()?)),
+            Ok("embedded") | Ok("") | Err(_) => Self::embedded(),
+            Ok(other) => Err(Error::config(format!(
+                "RESPONDER_TEST_BROKER={other}: expected embedded or tansu"
+            ))),
         }
     }
 
@@ -48,6 +61,7 @@ impl TestBroker {
     pub fn bootstrap_servers(&self) -> &str {
         match self {
             TestBroker::Embedded(b) => b.bootstrap_servers(),
+            TestBroker::Tansu(b) => b.bootstrap_servers(),
             TestBroker::External(s) => s,
         }
     }
@@ -56,7 +70,7 @@ impl TestBroker {
     pub fn as_embedded(&self) -> Option<&EmbeddedBroker> {
         match self {
             TestBroker::Embedded(b) => Some(b),
-            TestBroker::External(_) => None,
+            _ => None,
         }
     }
 
@@ -64,7 +78,8 @@ impl TestBroker {
     pub async fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), Error> {
         match self {
             TestBroker::Embedded(b) => b.create_topic(topic, partitions),
-            TestBroker::External(servers) => {
+            TestBroker::Tansu(_) | TestBroker::External(_) => {
+                let servers = self.bootstrap_servers();
                 let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
                     .set("bootstrap.servers", servers)
                     .create()
@@ -109,6 +124,19 @@ pub async fn committed_offset(
     topic: &str,
     partition: i32,
 ) -> Result<Option<i64>, Error> {
+    Ok(committed(bootstrap_servers, group, topic, partition)
+        .await?
+        .map(|(offset, _)| offset))
+}
+
+/// The offset and commit metadata the group `group` has committed for
+/// `topic`/`partition`, if any. (Some brokers do not keep the metadata: it reads empty.)
+pub async fn committed(
+    bootstrap_servers: &str,
+    group: &str,
+    topic: &str,
+    partition: i32,
+) -> Result<Option<(i64, String)>, Error> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap_servers)
@@ -124,10 +152,10 @@ pub async fn committed_offset(
     .await
     .map_err(|e| Error::config(format!("offset reader panicked: {e}")))?
     .map_err(|e| Error::kafka("reading committed offsets", e))?;
-    Ok(committed
-        .find_partition(topic, partition)
-        .and_then(|e| e.offset().to_raw())
-        .filter(|o| *o >= 0))
+    Ok(committed.find_partition(topic, partition).and_then(|e| {
+        let offset = e.offset().to_raw().filter(|o| *o >= 0)?;
+        Some((offset, e.metadata().to_owned()))
+    }))
 }
 
 /// The end offset (high watermark) of a partition: how many records it holds, for a

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
@@ -15,6 +15,7 @@ pub struct RunningResponder {
     metrics: Arc<Metrics>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), Error>>,
+    closed: watch::Receiver<bool>,
 }
 
 impl RunningResponder {
@@ -22,6 +23,7 @@ impl RunningResponder {
     /// [`kill`](Self::kill).
     pub fn spawn(responder: Responder) -> Self {
         let metrics = responder.metrics();
+        let closed = responder.closed();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(responder.run_until(async move {
             let _ = rx.await;
@@ -30,6 +32,7 @@ impl RunningResponder {
             metrics,
             stop: Some(tx),
             task,
+            closed,
         }
     }
 
@@ -49,10 +52,16 @@ impl RunningResponder {
         }
     }
 
-    /// A crash: the responder stops at once, commits nothing more, and its
-    /// consumer leaves the group.
-    pub async fn kill(self) {
+    /// A crash: the responder stops at once and commits nothing more. Returns once
+    /// its consumer has left the group (its requests in flight may still finish and
+    /// reply: at-least-once allows that duplicate).
+    pub async fn kill(mut self) {
         self.task.abort();
-        let _ = self.task.await;
+        let _ = (&mut self.task).await;
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            self.closed.wait_for(|closed| *closed),
+        )
+        .await;
     }
 }
