@@ -130,15 +130,16 @@ impl ResponderBuilder {
         self
     }
 
-    /// Requests in flight (received, not yet settled) across all partitions; when
-    /// reached, the responder stops fetching. Default 1024.
+    /// Requests in flight (received and not yet handled: waiting for their lane or in
+    /// the handler) across all partitions; when reached, the responder stops fetching.
+    /// Replies awaiting the broker's acknowledgement are outside this bound. Default 1024.
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.settings.max_in_flight = n;
         self
     }
 
-    /// Requests in flight per partition; when reached, that partition is paused.
-    /// Default 256.
+    /// Requests of one partition in the handler at once; the partition is also paused
+    /// while this many of its requests are unsettled. Default 256.
     pub fn max_in_flight_per_partition(mut self, n: usize) -> Self {
         self.settings.max_in_flight_per_partition = n;
         self

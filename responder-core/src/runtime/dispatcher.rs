@@ -23,12 +23,13 @@ use crate::watermark::{Received, WatermarkTracker};
 
 /// What a request task reports back.
 pub(crate) enum Report {
-    /// The request's lane may run its next request.
-    LaneFree {
+    /// The request is handled: its reply (if any) is with the producer. Its lane may
+    /// run the next request, and it no longer counts against the in-flight bounds.
+    Handled {
         topic: Arc<str>,
         partition: i32,
         epoch: u64,
-        lane: u64,
+        lane: Option<u64>,
     },
     /// The request is over: settled (its offset may be committed) or abandoned.
     Finished {
@@ -49,19 +50,22 @@ pub(crate) struct Done {
     epoch: u64,
     offset: i64,
     lane: Option<u64>,
+    /// The in-flight slot, held until the request is handled.
+    permit: Option<Permit>,
     finished: bool,
-    _permit: Permit,
 }
 
 impl Done {
-    /// Lets the next request of the same lane start.
-    pub(crate) fn free_lane(&mut self) {
-        if let Some(lane) = self.lane.take() {
-            let _ = self.tx.send(Report::LaneFree {
+    /// The request is handled (its reply is with the producer): the next request of
+    /// the same lane may start, and its in-flight slot is free. Its offset stays
+    /// unsettled until [`settle`](Self::settle).
+    pub(crate) fn handled(&mut self) {
+        if self.permit.take().is_some() {
+            let _ = self.tx.send(Report::Handled {
                 topic: Arc::clone(&self.topic),
                 partition: self.partition,
                 epoch: self.epoch,
-                lane,
+                lane: self.lane,
             });
         }
     }
@@ -72,7 +76,7 @@ impl Done {
     }
 
     fn finish(&mut self, settled: bool) {
-        self.free_lane();
+        self.handled();
         if !std::mem::replace(&mut self.finished, true) {
             let _ = self.tx.send(Report::Finished {
                 topic: Arc::clone(&self.topic),
@@ -96,24 +100,55 @@ struct PartitionState {
     epoch: u64,
     tracker: WatermarkTracker,
     lanes: Lanes<Job>,
-    /// Requests started and not finished.
+    /// Requests started and not finished (settled or abandoned): what a drain waits for.
     running: usize,
-    /// Requests free to run (their lane is theirs) waiting for a running slot of the
+    /// Requests started and not yet handled: what the per-partition bound caps.
+    handling: usize,
+    /// Requests free to run (their lane is theirs) waiting for a handling slot of the
     /// partition.
     ready: VecDeque<Job>,
     paused: bool,
 }
 
 impl PartitionState {
-    /// Runs `job` now if the partition has fewer than `limit` requests running, else
-    /// queues it until one finishes.
+    /// Runs `job` now if the partition has fewer than `limit` requests being handled,
+    /// else queues it until one is handled.
     fn start(&mut self, job: Job, limit: usize, shared: &Arc<Shared>) {
-        if self.running < limit {
+        if self.handling < limit {
             self.running += 1;
+            self.handling += 1;
             tokio::spawn(process(job, Arc::clone(shared)));
         } else {
             self.ready.push_back(job);
         }
+    }
+
+    /// Requests received and not started: waiting for their lane or a slot.
+    fn waiting(&self) -> usize {
+        self.tracker.unsettled().saturating_sub(self.running)
+    }
+
+    /// Starts queued requests while the partition has free handling slots.
+    fn start_ready(&mut self, limit: usize, shared: &Arc<Shared>) {
+        while self.handling < limit {
+            let Some(job) = self.ready.pop_front() else {
+                return;
+            };
+            self.start(job, limit, shared);
+        }
+    }
+
+    /// Whether the partition should be paused: at its bound, or with requests that
+    /// cannot start yet (their lane is busy) holding its fair share of the in-flight
+    /// slots: more would only keep other partitions' requests out.
+    fn over(&self, bound: usize, fair_share: usize) -> bool {
+        self.tracker.unsettled() >= bound || self.waiting() >= fair_share.max(1)
+    }
+
+    /// Whether a paused partition may resume: well below both limits, so that a
+    /// resume (which refetches: pausing drops what was prefetched) is worth it.
+    fn under(&self, bound: usize, fair_share: usize) -> bool {
+        self.tracker.unsettled() <= bound / 2 && self.waiting() <= fair_share / 2
     }
 
     /// Drops every request that has not started (their offsets stay unsettled, so
@@ -142,11 +177,11 @@ pub(crate) struct Dispatcher {
     partitions: HashMap<Arc<str>, HashMap<i32, PartitionState>>,
     revokes: Vec<PendingRevoke>,
     next_epoch: u64,
-    /// How many requests one partition may have in flight before it is paused: the
-    /// per-partition bound, or the partition's fair share of the global bound when
-    /// that is smaller, so one partition's backlog cannot take every in-flight slot
-    /// and starve the others.
-    partition_limit: usize,
+    /// A partition's fair share of the global in-flight bound (the bound divided by the
+    /// partitions assigned). A partition with that many requests *waiting* (received
+    /// but unable to run: their lane is busy) is paused, so requests that cannot run
+    /// do not take the in-flight slots other partitions' requests could use.
+    fair_share: usize,
     /// Set once shutdown began: the drain deadline.
     stopping: Option<Instant>,
 }
@@ -164,7 +199,7 @@ impl Dispatcher {
         Dispatcher {
             shared,
             consumer: Some(consumer),
-            partition_limit: settings.max_in_flight_per_partition,
+            fair_share: settings.max_in_flight,
             settings,
             events,
             stop,
@@ -257,8 +292,8 @@ impl Dispatcher {
             epoch: state.epoch,
             offset,
             lane,
+            permit: Some(permit),
             finished: false,
-            _permit: permit,
         };
         let job = Job {
             message,
@@ -270,9 +305,9 @@ impl Dispatcher {
             None => Some(job),
         };
         if let Some(job) = runnable {
-            state.start(job, self.partition_limit, &self.shared);
+            state.start(job, self.settings.max_in_flight_per_partition, &self.shared);
         }
-        let over = state.tracker.unsettled() >= self.partition_limit;
+        let over = state.over(self.settings.max_in_flight_per_partition, self.fair_share);
         if over && !state.paused {
             state.paused = true;
             self.pause(&topic, partition, true);
@@ -288,24 +323,26 @@ impl Dispatcher {
     }
 
     fn on_report(&mut self, report: Report) {
-        match report {
-            Report::LaneFree {
+        let limit = self.settings.max_in_flight_per_partition;
+        let (topic, partition) = match report {
+            Report::Handled {
                 topic,
                 partition,
                 epoch,
                 lane,
             } => {
-                let limit = self.partition_limit;
-                let state = self
-                    .partitions
-                    .get_mut(&topic)
-                    .and_then(|m| m.get_mut(&partition));
-                let Some(state) = state.filter(|s| s.epoch == epoch) else {
+                let Some(state) = self.get(&topic, partition).filter(|s| s.epoch == epoch) else {
                     return;
                 };
-                if let Some(job) = state.lanes.release(lane) {
-                    state.start(job, limit, &self.shared);
+                state.handling -= 1;
+                if let Some(job) = lane.and_then(|lane| state.lanes.release(lane)) {
+                    state.ready.push_back(job);
                 }
+                let shared = Arc::clone(&self.shared);
+                if let Some(state) = self.get(&topic, partition) {
+                    state.start_ready(limit, &shared);
+                }
+                (topic, partition)
             }
             Report::Finished {
                 topic,
@@ -314,12 +351,7 @@ impl Dispatcher {
                 offset,
                 settled,
             } => {
-                let bound = self.partition_limit;
-                let state = self
-                    .partitions
-                    .get_mut(&topic)
-                    .and_then(|m| m.get_mut(&partition));
-                let Some(state) = state else {
+                let Some(state) = self.get(&topic, partition) else {
                     return;
                 };
                 // A settled reply from an earlier assignment of this partition is still
@@ -329,18 +361,17 @@ impl Dispatcher {
                 }
                 if state.epoch == epoch {
                     state.running -= 1;
-                    if let Some(job) = state.ready.pop_front() {
-                        state.start(job, bound, &self.shared);
-                    }
                 }
-                // Resume at half the limit: a resumed partition fetches a fresh batch
-                // (pausing drops what was prefetched), so resuming after every single
-                // settle would refetch for each request.
-                if state.paused && state.tracker.unsettled() <= bound / 2 {
-                    state.paused = false;
-                    self.pause(&topic, partition, false);
-                }
+                (topic, partition)
             }
+        };
+        let fair_share = self.fair_share;
+        if let Some(state) = self.get(&topic, partition)
+            && state.paused
+            && state.under(limit, fair_share)
+        {
+            state.paused = false;
+            self.pause(&topic, partition, false);
         }
     }
 
@@ -374,13 +405,12 @@ impl Dispatcher {
                 .tracker
                 .set_known_settled(a.known_settled);
         }
-        self.update_partition_limit();
+        self.update_fair_share();
     }
 
-    fn update_partition_limit(&mut self) {
+    fn update_fair_share(&mut self) {
         let assigned: usize = self.partitions.values().map(HashMap::len).sum();
-        let fair_share = (self.settings.max_in_flight / assigned.max(1)).max(1);
-        self.partition_limit = self.settings.max_in_flight_per_partition.min(fair_share);
+        self.fair_share = (self.settings.max_in_flight / assigned.max(1)).max(1);
     }
 
     fn on_revoked(&mut self, tps: Vec<(String, i32)>, reply: oneshot::Sender<TopicPartitionList>) {
@@ -432,7 +462,7 @@ impl Dispatcher {
                 }
             }
             let _ = revoke.reply.send(offsets_list(offsets));
-            self.update_partition_limit();
+            self.update_fair_share();
         }
     }
 
@@ -522,6 +552,7 @@ fn state_of<'a>(
                 tracker: WatermarkTracker::new(),
                 lanes: Lanes::default(),
                 running: 0,
+                handling: 0,
                 ready: VecDeque::new(),
                 paused: false,
             }

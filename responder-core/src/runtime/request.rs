@@ -44,8 +44,8 @@ impl fmt::Display for CorrelationId<'_> {
 }
 
 /// Runs one request to its settled outcome. `done` reports to the dispatcher when the
-/// request's lane is free and when its offset is settled (or abandoned, if this future
-/// is dropped).
+/// request is handled (its reply is with the producer) and when its offset is settled
+/// (or abandoned, if this future is dropped).
 pub(crate) async fn process(job: Job, shared: Arc<Shared>) {
     let Job {
         message,
@@ -94,7 +94,7 @@ pub(crate) async fn process(job: Job, shared: Arc<Shared>) {
         }
         let is_error = outcome.is_err();
         let delivery = send_reply(&shared, &cx, outcome).await;
-        done.free_lane();
+        done.handled();
         match delivery {
             Ok(delivery) => match delivery.await {
                 Ok(Ok(_)) if is_error => shared.metrics.inc_error_replies(),
