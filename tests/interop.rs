@@ -14,40 +14,11 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{Process, kyc_score};
 use kafka_responder::testkit::{TestBroker, unique_name};
-
-/// A child process killed on drop.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn target_dir() -> PathBuf {
-    // .../target/debug/deps/interop-<hash>
-    let exe = std::env::current_exe().expect("test executable");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir")
-        .to_path_buf()
-}
-
-/// The KYC example's binary, built if needed.
-fn kyc_binary() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--example", "kyc_responder", "--all-features"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo build");
-    assert!(status.success(), "building the KYC example failed");
-    target_dir().join("examples/kyc_responder")
-}
 
 fn interop_cache() -> PathBuf {
     let dir = std::env::var_os("INTEROP_CACHE")
@@ -70,24 +41,7 @@ fn fixture(name: &str) -> String {
 
 /// Starts the KYC responder binary against `bootstrap`, configured by environment only.
 fn kyc_responder(bootstrap: &str, request_topic: &str, headers: &str) -> Process {
-    let child = Command::new(kyc_binary())
-        .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
-        .env("RESPONDER_REQUEST_TOPIC", request_topic)
-        .env("RESPONDER_GROUP_ID", unique_name("kyc"))
-        .env("RESPONDER_HEADERS", headers)
-        .env("RESPONDER_FETCH_WAIT_MS", "10")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start the KYC responder");
-    Process(child)
-}
-
-/// The KYC example's documented score: FNV-1a 64 of the wallet id, mod 101.
-fn kyc_score(wallet: &str) -> u64 {
-    wallet.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    }) % 101
+    common::kyc_responder(bootstrap, request_topic, &unique_name("kyc"), headers)
 }
 
 struct Topics {

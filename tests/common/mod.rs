@@ -2,6 +2,8 @@
 //! builder with test-friendly settings, and a probe handler that records what it saw.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -232,4 +234,65 @@ pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A child process, killed (SIGKILL) on drop.
+pub struct Process(pub Child);
+
+impl Process {
+    /// SIGKILL, as a crash.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An example's binary, built (with the features the tests use) if needed.
+pub fn example_binary(name: &str) -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--example", name, "--all-features"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo build");
+    assert!(status.success(), "building the {name} example failed");
+    // .../target/debug/deps/<test>-<hash> -> .../target/debug/examples/<name>
+    let exe = std::env::current_exe().expect("test executable");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .join("examples")
+        .join(name)
+}
+
+/// Starts the KYC responder binary, configured only through its documented
+/// environment variables.
+pub fn kyc_responder(bootstrap: &str, request_topic: &str, group: &str, headers: &str) -> Process {
+    let child = Command::new(example_binary("kyc_responder"))
+        .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+        .env("RESPONDER_REQUEST_TOPIC", request_topic)
+        .env("RESPONDER_GROUP_ID", group)
+        .env("RESPONDER_HEADERS", headers)
+        .env("RESPONDER_FETCH_WAIT_MS", "10")
+        .env("RESPONDER_SESSION_TIMEOUT_MS", "6000")
+        .env(
+            "RUST_LOG",
+            std::env::var("KYC_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start the KYC responder");
+    Process(child)
+}
+
+/// The KYC example's documented score: FNV-1a 64 of the wallet id, mod 101.
+pub fn kyc_score(wallet: &str) -> u64 {
+    wallet.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    }) % 101
 }

@@ -1,0 +1,274 @@
+//! Scale-out under failure, the production story: three KYC responder processes in one
+//! consumer group on a 6-partition request topic; four requesters, each owning one
+//! partition of a 4-partition reply topic; 10,000 requests over time. During the run
+//! one responder is killed with SIGKILL and later restarted, and a fourth is added
+//! (rebalances); on Tansu the broker process is also killed and restarted (its SQLite
+//! file keeps the data). At the end every request has a correct reply at its
+//! requester, on the partition it asked for; duplicates (allowed by at-least-once) are
+//! counted and reported.
+//!
+//! Brokers: the embedded broker hosted in a process of its own (`examples/mock_broker`,
+//! librdkafka's group coordinator), or Tansu with `RESPONDER_TEST_BROKER=tansu`. Tansu
+//! 0.6 does not hand a dead member's partitions to the survivors until some member
+//! joins again (BROKERS.md), so the killed responder is restarted after its session
+//! timeout (6 s) on both brokers: its rejoin is what reassigns the partitions there.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Process, example_binary, kyc_responder, kyc_score};
+use kafka_responder::HeaderConvention;
+use kafka_responder::testkit::{Requester, TestBroker, unique_name};
+
+const REQUESTS: usize = 10_000;
+const REQUESTERS: usize = 4;
+const BATCH: usize = 200;
+const BATCH_EVERY: Duration = Duration::from_millis(250);
+
+/// The broker under test, with what the scenario may do to it.
+enum Broker {
+    /// The embedded broker in a process of its own (dropping the guard stops it).
+    Hosted {
+        bootstrap: String,
+        _process: Process,
+    },
+    Tansu(TestBroker),
+}
+
+impl Broker {
+    async fn start(requests: &str, replies: &str) -> Broker {
+        if std::env::var("RESPONDER_TEST_BROKER").as_deref() == Ok("tansu") {
+            let broker = TestBroker::start().expect("tansu");
+            broker.create_topic(requests, 6).await.expect("topic");
+            broker.create_topic(replies, 4).await.expect("topic");
+            if let TestBroker::Tansu(t) = &broker {
+                t.index_headers().expect("index");
+            }
+            return Broker::Tansu(broker);
+        }
+        let mut child = Command::new(example_binary("mock_broker"))
+            .args([format!("{requests}:6"), format!("{replies}:4")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("mock broker process");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("bootstrap line");
+        let bootstrap = line
+            .strip_prefix("BOOTSTRAP ")
+            .expect("BOOTSTRAP line")
+            .trim()
+            .to_owned();
+        Broker::Hosted {
+            bootstrap,
+            _process: Process(child),
+        }
+    }
+
+    fn bootstrap(&self) -> String {
+        match self {
+            Broker::Hosted { bootstrap, .. } => bootstrap.clone(),
+            Broker::Tansu(b) => b.bootstrap_servers().to_owned(),
+        }
+    }
+
+    /// Kills and restarts the broker process, if this broker can be restarted.
+    fn restart(&mut self) -> bool {
+        match self {
+            Broker::Tansu(TestBroker::Tansu(t)) => {
+                t.restart().expect("tansu restart");
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+struct Outcome {
+    id: usize,
+    latency: Duration,
+    reply: Option<kafka_responder::testkit::Reply>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_requests_survive_kills_joins_and_broker_restarts() {
+    common::init_tracing();
+    let started = Instant::now();
+    let requests = unique_name("WALLET-KYC-REQUEST");
+    let replies = unique_name("WALLET-KYC-RESPONSE");
+    let mut broker = Broker::start(&requests, &replies).await;
+    let bootstrap = broker.bootstrap();
+    let group = unique_name("kyc");
+    let spawn = || kyc_responder(&bootstrap, &requests, &group, "spring,smallrye,plain");
+    let mut responders: Vec<Process> = (0..3).map(|_| spawn()).collect();
+
+    let mut requesters = Vec::new();
+    for p in 0..REQUESTERS {
+        let r = Requester::new(&bootstrap, HeaderConvention::spring(), &replies, p as i32)
+            .await
+            .expect("requester")
+            .with_timeout(Duration::from_secs(240));
+        requesters.push(r);
+    }
+    let requesters = std::sync::Arc::new(requesters);
+
+    let mut issued: Vec<HashSet<Vec<u8>>> = vec![HashSet::new(); REQUESTERS];
+    let mut waits = Vec::with_capacity(REQUESTS);
+    let mut events = Vec::new();
+    for (batch, first) in (0..REQUESTS).step_by(BATCH).enumerate() {
+        match batch {
+            8 => {
+                responders[0].kill();
+                events.push(format!(
+                    "{:.1}s SIGKILL responder 0",
+                    started.elapsed().as_secs_f64()
+                ));
+            }
+            // After the killed member's session timeout (6 s): it comes back.
+            36 => {
+                responders[0] = spawn();
+                events.push(format!(
+                    "{:.1}s restart responder 0",
+                    started.elapsed().as_secs_f64()
+                ));
+            }
+            20 => {
+                responders.push(spawn());
+                events.push(format!(
+                    "{:.1}s add responder 3",
+                    started.elapsed().as_secs_f64()
+                ));
+            }
+            28 if broker.restart() => {
+                events.push(format!(
+                    "{:.1}s broker killed and restarted",
+                    started.elapsed().as_secs_f64()
+                ));
+            }
+            _ => {}
+        }
+        let mut sends = Vec::new();
+        for id in first..(first + BATCH).min(REQUESTS) {
+            let who = id % REQUESTERS;
+            let requester = &requesters[who];
+            let corr = requester.new_correlation_id();
+            issued[who].insert(corr.clone());
+            let rx = requester.expect(corr.clone());
+            let wallet = format!("wallet-{}", id % 997);
+            let sent = Instant::now();
+            waits.push(tokio::spawn(async move {
+                let reply = tokio::time::timeout(Duration::from_secs(240), rx)
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
+                Outcome {
+                    id,
+                    latency: sent.elapsed(),
+                    reply,
+                }
+            }));
+            let headers = requester.request_headers(&corr);
+            let body = format!("{{\"wallet_id\":\"{wallet}\"}}").into_bytes();
+            let requests = requests.clone();
+            sends.push(async move {
+                requester
+                    .send_raw(
+                        &requests,
+                        None,
+                        Some(wallet.as_bytes()),
+                        Some(&body),
+                        &headers,
+                    )
+                    .await
+                    .expect("request sent")
+            });
+        }
+        futures_util::future::join_all(sends).await;
+        tokio::time::sleep(BATCH_EVERY).await;
+    }
+
+    let mut lost = Vec::new();
+    let mut wrong = Vec::new();
+    let mut latencies = Vec::with_capacity(REQUESTS);
+    for w in waits {
+        let o = w.await.expect("waiter");
+        let Some(reply) = o.reply else {
+            lost.push(o.id);
+            continue;
+        };
+        latencies.push(o.latency);
+        let who = o.id % REQUESTERS;
+        let wallet = format!("wallet-{}", o.id % 997);
+        let want = format!(
+            "{{\"wallet_id\":\"{wallet}\",\"score\":{}}}",
+            kyc_score(&wallet)
+        );
+        if reply.partition != who as i32
+            || reply.key.as_deref() != Some(wallet.as_bytes())
+            || reply.payload.as_deref() != Some(want.as_bytes())
+        {
+            wrong.push(format!("request {}: {reply:?}", o.id));
+        }
+    }
+    // Let late duplicates arrive, then look at every reply each requester saw on its
+    // partition: each must answer a request that requester sent.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut duplicates = 0;
+    let mut misrouted = 0;
+    for (who, requester) in requesters.iter().enumerate() {
+        let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
+        for r in requester.received() {
+            let corr = r.header("kafka_correlationId").unwrap_or_default().to_vec();
+            if !issued[who].contains(&corr) {
+                misrouted += 1;
+            }
+            *seen.entry(corr).or_default() += 1;
+        }
+        duplicates += seen.values().map(|n| n - 1).sum::<usize>();
+    }
+    latencies.sort_unstable();
+    let p = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    let broker_name = if matches!(broker, Broker::Tansu(_)) {
+        "tansu"
+    } else {
+        "embedded (own process)"
+    };
+    println!("scale-out on {broker_name}: {}", events.join(", "));
+    println!(
+        "requests {REQUESTS}, answered {}, lost {}, wrong {}, duplicates {duplicates}, misrouted {misrouted}, latency p50 {:?} p99 {:?} max {:?}, run {:.1}s",
+        latencies.len(),
+        lost.len(),
+        wrong.len(),
+        p(0.5),
+        p(0.99),
+        latencies.last().copied().unwrap_or_default(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        lost.is_empty(),
+        "lost requests: {:?}",
+        &lost[..lost.len().min(20)]
+    );
+    assert!(
+        wrong.is_empty(),
+        "wrong replies: {:?}",
+        &wrong[..wrong.len().min(5)]
+    );
+    assert_eq!(
+        misrouted, 0,
+        "replies on a partition their requester did not ask for"
+    );
+    drop(responders);
+}
