@@ -12,63 +12,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use kafka_responder::testkit::{Requester, RunningResponder, TestBroker};
-use kafka_responder::{
-    ErrorReply, Handler, HeaderConvention, Json, RequestContext, Responder, async_trait,
-};
-use serde::{Deserialize, Serialize};
+use kafka_responder::{HeaderConvention, Json, Responder};
 
-#[derive(Debug, Deserialize)]
-struct KycQuery {
-    wallet_id: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct KycScore {
-    wallet_id: String,
-    score: u8,
-}
-
-#[derive(Debug)]
-enum KycError {
-    UnknownWallet(String),
-}
-
-impl From<KycError> for ErrorReply {
-    fn from(e: KycError) -> Self {
-        match e {
-            KycError::UnknownWallet(w) => {
-                ErrorReply::new("not_found", format!("unknown wallet {w}"))
-            }
-        }
-    }
-}
-
-/// Scores wallets: the same wallet gets the same score (0..=100) every time.
-struct Kyc;
-
-#[async_trait]
-impl Handler for Kyc {
-    type Request = KycQuery;
-    type Reply = KycScore;
-    type Error = KycError;
-
-    async fn handle(&self, req: KycQuery, _cx: &RequestContext) -> Result<KycScore, KycError> {
-        if req.wallet_id.starts_with("unknown-") {
-            return Err(KycError::UnknownWallet(req.wallet_id));
-        }
-        // FNV-1a: stable across runs and platforms.
-        let hash = req
-            .wallet_id
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-            });
-        Ok(KycScore {
-            score: (hash % 101) as u8,
-            wallet_id: req.wallet_id,
-        })
-    }
-}
+#[path = "shared/kyc.rs"]
+mod kyc;
+use kyc::Kyc;
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name)

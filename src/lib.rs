@@ -1,3 +1,12 @@
 #![doc = include_str!("../README.md")]
 
 pub use responder_core::*;
+/// Derives [`Handler`](trait@Handler) and [`IntoRoutes`] for a type with an inherent
+/// answering method. See the crate docs ("The derive").
+pub use responder_macros::Handler;
+
+/// Paths the derive's generated code uses. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use responder_core::*;
+}

@@ -102,6 +102,13 @@ impl ResponderBuilder {
         self.add_route(Route::new(topic, handler))
     }
 
+    /// Answers the request topics of a handler that names its own topics and codec
+    /// (`#[derive(Handler)]`), one route per topic.
+    pub fn handler(mut self, handler: impl crate::router::IntoRoutes) -> Self {
+        self.routes.extend(handler.into_routes());
+        self
+    }
+
     /// Adds a [`Route`] (for per-route settings such as its ordering).
     pub fn add_route(mut self, route: Route) -> Self {
         self.routes.push(route);
@@ -245,9 +252,6 @@ impl ResponderBuilder {
         consumer
             .set("group.id", &group)
             .set("auto.offset.reset", "earliest")
-            // Incremental rebalancing: only the partitions that move are revoked (and
-            // drained); the rest keep serving through a rebalance.
-            .set("partition.assignment.strategy", "cooperative-sticky")
             .set("enable.partition.eof", "false");
         apply(&mut consumer, &self.consumer_config)?;
         consumer

@@ -49,6 +49,23 @@ pub trait Handler: Send + Sync + 'static {
     ) -> Result<Self::Reply, Self::Error>;
 }
 
+/// A shared handler answers like the handler itself (one handler serving several
+/// topics is shared this way).
+#[async_trait]
+impl<H: Handler> Handler for std::sync::Arc<H> {
+    type Request = H::Request;
+    type Reply = H::Reply;
+    type Error = H::Error;
+
+    async fn handle(
+        &self,
+        request: Self::Request,
+        cx: &RequestContext,
+    ) -> Result<Self::Reply, Self::Error> {
+        (**self).handle(request, cx).await
+    }
+}
+
 /// A boxed future, as served by an [`Endpoint`].
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

@@ -41,7 +41,7 @@ pub use headers::{HeaderConvention, PartitionEncoding};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use ordering::Ordering;
 pub use policy::{PolicyError, ReplyTopicPolicy};
-pub use router::Route;
+pub use router::{IntoRoutes, Route};
 pub use runtime::{Responder, shutdown_signal};
 
 /// Re-exported so handlers can be written without adding the dependency.

@@ -61,6 +61,16 @@ impl fmt::Debug for Route {
     }
 }
 
+/// A type that knows its own request topics and codec: what `#[derive(Handler)]`
+/// generates. Register it with [`ResponderBuilder::handler`](crate::ResponderBuilder::handler).
+pub trait IntoRoutes {
+    /// The request topics, as the derive's attribute names them.
+    const TOPICS: &'static [&'static str];
+
+    /// One route per topic, all served by this handler.
+    fn into_routes(self) -> Vec<Route>;
+}
+
 /// A route as the runtime uses it.
 pub(crate) struct Bound {
     pub(crate) topic: Arc<str>,

@@ -1,0 +1,6 @@
+use kafka_responder::Handler;
+
+#[derive(Handler)]
+struct Kyc;
+
+fn main() {}
