@@ -53,16 +53,8 @@ async fn offset_is_not_committed_while_the_reply_is_pending() {
         gated: true,
         ..ProbeReq::id(1)
     };
-    let corr = requester.new_correlation_id();
-    let pending = requester.expect(corr.clone());
-    requester
-        .send_raw(
-            &fx.requests,
-            None,
-            Some(b"a"),
-            Some(&held.bytes()),
-            &requester.request_headers(&corr),
-        )
+    let (pending, _) = requester
+        .send(&fx.requests, None, Some(b"a"), &held.bytes())
         .await
         .expect("sent");
     log.wait_started(2).await;
@@ -118,16 +110,8 @@ async fn offset_waits_for_the_broker_acknowledgement_of_the_reply() {
         gated: true,
         ..ProbeReq::id(1)
     };
-    let corr = requester.new_correlation_id();
-    let pending = requester.expect(corr.clone());
-    requester
-        .send_raw(
-            &fx.requests,
-            None,
-            None,
-            Some(&held.bytes()),
-            &requester.request_headers(&corr),
-        )
+    let (pending, _) = requester
+        .send(&fx.requests, None, None, &held.bytes())
         .await
         .expect("sent");
     log.wait_started(2).await;
@@ -165,24 +149,17 @@ async fn a_crash_after_the_reply_and_before_the_commit_answers_the_request_again
     };
     let first = RunningResponder::spawn(builder().build().expect("responder"));
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
-    let corr = requester.new_correlation_id();
-    let pending = requester.expect(corr.clone());
-    requester
-        .send_raw(
-            &fx.requests,
-            None,
-            None,
-            Some(&ProbeReq::id(1).bytes()),
-            &requester.request_headers(&corr),
-        )
+    let (pending, _) = requester
+        .send(&fx.requests, None, None, &ProbeReq::id(1).bytes())
         .await
         .expect("sent");
+    let pending_corr = pending.correlation_id.clone();
     requester.wait(pending).await.expect("first reply");
     first.kill().await;
     assert_eq!(committed(&fx).await, None, "a killed responder committed");
 
     let second = RunningResponder::spawn(builder().build().expect("responder"));
-    let again = requester.expect(corr.clone());
+    let again = requester.expect(pending_corr);
     requester
         .wait(again)
         .await

@@ -27,16 +27,8 @@ async fn shutdown_drains_in_flight_requests_and_commits_them() {
         sleep_ms: 700,
         ..ProbeReq::id(1)
     };
-    let corr = requester.new_correlation_id();
-    let pending = requester.expect(corr.clone());
-    requester
-        .send_raw(
-            &fx.requests,
-            None,
-            None,
-            Some(&slow.bytes()),
-            &requester.request_headers(&corr),
-        )
+    let (pending, _) = requester
+        .send(&fx.requests, None, None, &slow.bytes())
         .await
         .expect("sent");
     log.wait_started(1).await;

@@ -164,10 +164,7 @@ async fn ten_thousand_requests_survive_kills_joins_and_broker_restarts() {
             let wallet = format!("wallet-{}", id % 997);
             let sent = Instant::now();
             waits.push(tokio::spawn(async move {
-                let reply = tokio::time::timeout(Duration::from_secs(240), rx)
-                    .await
-                    .ok()
-                    .and_then(Result::ok);
+                let reply = rx.within(Duration::from_secs(240)).await.ok();
                 Outcome {
                     id,
                     latency: sent.elapsed(),

@@ -20,7 +20,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 
 pub use self::embedded::{EmbeddedBroker, ResponseError, api_key};
-pub use self::requester::{Reply, RequestError, Requester};
+pub use self::requester::{PendingReply, Reply, RequestError, Requester};
 pub use self::running::RunningResponder;
 pub use self::tansu::{TANSU_VERSION, TansuBroker};
 use crate::error::Error;

@@ -77,6 +77,24 @@ pub enum RequestError {
 
 type Waiters = Arc<Mutex<HashMap<Vec<u8>, oneshot::Sender<Reply>>>>;
 
+/// A reply not received yet: await it with [`Requester::wait`].
+#[derive(Debug)]
+pub struct PendingReply {
+    /// The request's correlation id.
+    pub correlation_id: Vec<u8>,
+    reply: oneshot::Receiver<Reply>,
+}
+
+impl PendingReply {
+    /// The reply, waiting at most `timeout` (usable where the requester is not at hand).
+    pub async fn within(self, timeout: Duration) -> Result<Reply, RequestError> {
+        match tokio::time::timeout(timeout, self.reply).await {
+            Ok(Ok(reply)) => Ok(reply),
+            _ => Err(RequestError::Timeout(timeout)),
+        }
+    }
+}
+
 /// A requester bound to one reply topic and partition.
 pub struct Requester {
     producer: FutureProducer,
@@ -267,30 +285,46 @@ impl Requester {
         key: Option<&[u8]>,
         payload: &[u8],
     ) -> Result<Reply, RequestError> {
-        let corr = self.new_correlation_id();
-        let headers = self.request_headers(&corr);
-        let reply = self.expect(corr);
-        self.send_raw(topic, None, key, Some(payload), &headers)
-            .await?;
-        self.wait(reply).await
+        let (pending, _) = self.send(topic, None, key, payload).await?;
+        self.wait(pending).await
     }
 
-    /// Registers interest in the reply with correlation id `corr`.
-    pub fn expect(&self, corr: Vec<u8>) -> oneshot::Receiver<Reply> {
+    /// Sends a request (to `partition`, or where the partitioner puts it) without
+    /// waiting for the reply. Returns the pending reply and where the request landed
+    /// (partition, offset).
+    pub async fn send(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Result<(PendingReply, (i32, i64)), RequestError> {
+        let corr = self.new_correlation_id();
+        let headers = self.request_headers(&corr);
+        let pending = self.expect(corr);
+        let at = self
+            .send_raw(topic, partition, key, Some(payload), &headers)
+            .await?;
+        Ok((pending, at))
+    }
+
+    /// Registers interest in the reply with correlation id `corr` (for requests sent
+    /// with [`send_raw`](Self::send_raw), or to catch a second reply).
+    pub fn expect(&self, corr: Vec<u8>) -> PendingReply {
         let (tx, rx) = oneshot::channel();
         self.waiters
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(corr, tx);
-        rx
+            .insert(corr.clone(), tx);
+        PendingReply {
+            correlation_id: corr,
+            reply: rx,
+        }
     }
 
-    /// Waits for a reply registered with [`expect`](Self::expect).
-    pub async fn wait(&self, reply: oneshot::Receiver<Reply>) -> Result<Reply, RequestError> {
-        match tokio::time::timeout(self.timeout, reply).await {
-            Ok(Ok(reply)) => Ok(reply),
-            _ => Err(RequestError::Timeout(self.timeout)),
-        }
+    /// Waits for a pending reply, up to the requester's timeout.
+    pub async fn wait(&self, pending: PendingReply) -> Result<Reply, RequestError> {
+        pending.within(self.timeout).await
     }
 
     /// Produces a record with exactly these headers (any bytes: hostile ones too) and
