@@ -124,3 +124,55 @@ async fn no_request_is_lost_when_members_join_and_leave() {
         r.shutdown().await.expect("shutdown");
     }
 }
+
+#[tokio::test]
+async fn shutdown_with_queued_requests_leaves_them_to_the_next_owner() {
+    let fx = Fixture::new(1, 1).await;
+    let log = ProbeLog::new();
+    let responder = fx
+        .builder()
+        .route(&fx.requests, Json(Probe(log.clone())))
+        .build()
+        .expect("responder");
+    let running = RunningResponder::spawn(responder);
+    let requester = fx.requester(HeaderConvention::spring(), 0).await;
+    // Five requests of one key: the first runs (slowly), four wait in its lane.
+    let mut pending = Vec::new();
+    for id in 0..5 {
+        let req = ProbeReq {
+            sleep_ms: if id == 0 { 600 } else { 0 },
+            ..ProbeReq::id(id)
+        };
+        let (p, _) = requester
+            .send(&fx.requests, Some(0), Some(b"same-wallet"), &req.bytes())
+            .await
+            .expect("sent");
+        pending.push(p);
+    }
+    log.wait_started(1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await; // the other four are queued
+    running.shutdown().await.expect("a clean shutdown");
+    assert_eq!(
+        log.started(),
+        vec![0],
+        "queued requests must not start during shutdown"
+    );
+    assert_eq!(
+        committed_offset(fx.bootstrap(), &fx.group, &fx.requests, 0)
+            .await
+            .expect("committed"),
+        Some(1),
+        "only the finished request is committed"
+    );
+    // The next owner answers the four that were waiting.
+    let next = RunningResponder::spawn(
+        fx.builder()
+            .route(&fx.requests, Json(Probe(ProbeLog::new())))
+            .build()
+            .expect("responder"),
+    );
+    for p in pending {
+        requester.wait(p).await.expect("every request answered");
+    }
+    next.shutdown().await.expect("shutdown");
+}

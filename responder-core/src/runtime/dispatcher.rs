@@ -52,6 +52,10 @@ pub(crate) struct Done {
     lane: Option<u64>,
     /// The in-flight slot, held until the request is handled.
     permit: Option<Permit>,
+    /// Whether the request was started (counted as running and handling). One dropped
+    /// before it started (a revocation or shutdown cleared its queue) reports nothing:
+    /// its offset simply stays unsettled.
+    started: bool,
     finished: bool,
 }
 
@@ -60,7 +64,7 @@ impl Done {
     /// the same lane may start, and its in-flight slot is free. Its offset stays
     /// unsettled until [`settle`](Self::settle).
     pub(crate) fn handled(&mut self) {
-        if self.permit.take().is_some() {
+        if self.permit.take().is_some() && self.started {
             let _ = self.tx.send(Report::Handled {
                 topic: Arc::clone(&self.topic),
                 partition: self.partition,
@@ -77,7 +81,7 @@ impl Done {
 
     fn finish(&mut self, settled: bool) {
         self.handled();
-        if !std::mem::replace(&mut self.finished, true) {
+        if !std::mem::replace(&mut self.finished, true) && self.started {
             let _ = self.tx.send(Report::Finished {
                 topic: Arc::clone(&self.topic),
                 partition: self.partition,
@@ -113,10 +117,11 @@ struct PartitionState {
 impl PartitionState {
     /// Runs `job` now if the partition has fewer than `limit` requests being handled,
     /// else queues it until one is handled.
-    fn start(&mut self, job: Job, limit: usize, shared: &Arc<Shared>) {
+    fn start(&mut self, mut job: Job, limit: usize, shared: &Arc<Shared>) {
         if self.handling < limit {
             self.running += 1;
             self.handling += 1;
+            job.done.started = true;
             tokio::spawn(process(job, Arc::clone(shared)));
         } else {
             self.ready.push_back(job);
@@ -293,6 +298,7 @@ impl Dispatcher {
             offset,
             lane,
             permit: Some(permit),
+            started: false,
             finished: false,
         };
         let job = Job {
