@@ -32,12 +32,7 @@ async fn wait_committed(fx: &Fixture, want: i64) {
 async fn offset_is_not_committed_while_the_reply_is_pending() {
     let fx = Fixture::new(1, 1).await;
     let log = ProbeLog::new();
-    let responder = fx
-        .builder()
-        .route(&fx.requests, Json(Probe(log.clone())))
-        .build()
-        .expect("responder");
-    let running = RunningResponder::spawn(responder);
+    let running = fx.serve(log.clone(), |b| b);
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
 
     // A first request settles: offset 1 committed.
@@ -87,14 +82,10 @@ async fn offset_waits_for_the_broker_acknowledgement_of_the_reply() {
         return;
     };
     let log = ProbeLog::new();
-    let responder = fx
-        .builder()
-        .producer_config("retry.backoff.ms", "200")
-        .producer_config("retry.backoff.max.ms", "200")
-        .route(&fx.requests, Json(Probe(log.clone())))
-        .build()
-        .expect("responder");
-    let running = RunningResponder::spawn(responder);
+    let running = fx.serve(log.clone(), |b| {
+        b.producer_config("retry.backoff.ms", "200")
+            .producer_config("retry.backoff.max.ms", "200")
+    });
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
     requester
         .request(&fx.requests, None, &ProbeReq::id(0).bytes())

@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::{Fixture, Probe, ProbeLog, ProbeReply, ProbeReq};
-use kafka_responder::testkit::{Requester, RunningResponder};
-use kafka_responder::{HeaderConvention, Json, Ordering};
+use common::{Fixture, ProbeLog, ProbeReply, ProbeReq};
+use kafka_responder::testkit::Requester;
+use kafka_responder::{HeaderConvention, Ordering};
 use std::sync::atomic::Ordering::SeqCst;
 
 /// A request: partition (or the partitioner's choice), key, body.
@@ -43,13 +43,7 @@ async fn send_all(fx: &Fixture, requester: &Requester, requests: &[Spec<'_>]) ->
 async fn partition_ordering_handles_one_request_at_a_time_in_offset_order() {
     let fx = Fixture::new(1, 1).await;
     let log = ProbeLog::new();
-    let responder = fx
-        .builder()
-        .ordering(Ordering::Partition)
-        .route(&fx.requests, Json(Probe(log.clone())))
-        .build()
-        .expect("responder");
-    let running = RunningResponder::spawn(responder);
+    let running = fx.serve(log.clone(), |b| b.ordering(Ordering::Partition));
     let requester = fx.requester(HeaderConvention::plain(), 0).await;
     // Earlier requests sleep longer: any concurrency would reorder them.
     let reqs: Vec<_> = (0..12u64)
@@ -73,13 +67,7 @@ async fn partitions_are_handled_concurrently() {
     let fx = Fixture::new(4, 1).await;
     // All four requests must be inside the handler at the same time to pass the barrier.
     let log = ProbeLog::with_barrier(4);
-    let responder = fx
-        .builder()
-        .ordering(Ordering::Partition)
-        .route(&fx.requests, Json(Probe(log.clone())))
-        .build()
-        .expect("responder");
-    let running = RunningResponder::spawn(responder);
+    let running = fx.serve(log.clone(), |b| b.ordering(Ordering::Partition));
     let requester = fx.requester(HeaderConvention::plain(), 0).await;
     let reqs: Vec<_> = (0..4)
         .map(|p| {
@@ -102,12 +90,8 @@ async fn key_ordering_keeps_a_key_in_order_and_runs_keys_concurrently() {
     let fx = Fixture::new(1, 1).await;
     // Three keys in one partition must be in the handler together to pass the barrier.
     let log = ProbeLog::with_barrier(3);
-    let responder = fx
-        .builder() // Key ordering is the default
-        .route(&fx.requests, Json(Probe(log.clone())))
-        .build()
-        .expect("responder");
-    let running = RunningResponder::spawn(responder);
+    // Key ordering is the default
+    let running = fx.serve(log.clone(), |b| b);
     let requester = fx.requester(HeaderConvention::plain(), 0).await;
     let keys: [&[u8]; 3] = [b"wallet-a", b"wallet-b", b"wallet-c"];
     let mut reqs = Vec::new();
@@ -152,14 +136,9 @@ async fn key_ordering_keeps_a_key_in_order_and_runs_keys_concurrently() {
 async fn in_flight_bounds_apply_backpressure() {
     let fx = Fixture::new(2, 1).await;
     let log = ProbeLog::new();
-    let responder = fx
-        .builder()
-        .ordering(Ordering::Unordered)
-        .max_in_flight(3)
-        .route(&fx.requests, Json(Probe(log.clone())))
-        .build()
-        .expect("responder");
-    let running = RunningResponder::spawn(responder);
+    let running = fx.serve(log.clone(), |b| {
+        b.ordering(Ordering::Unordered).max_in_flight(3)
+    });
     let requester = fx.requester(HeaderConvention::plain(), 0).await;
     let reqs: Vec<_> = (0..30u64)
         .map(|id| {
@@ -181,14 +160,10 @@ async fn in_flight_bounds_apply_backpressure() {
 async fn per_partition_bound_caps_a_partitions_concurrency() {
     let fx = Fixture::new(1, 1).await;
     let log = ProbeLog::new();
-    let responder = fx
-        .builder()
-        .ordering(Ordering::Unordered)
-        .max_in_flight_per_partition(4)
-        .route(&fx.requests, Json(Probe(log.clone())))
-        .build()
-        .expect("responder");
-    let running = RunningResponder::spawn(responder);
+    let running = fx.serve(log.clone(), |b| {
+        b.ordering(Ordering::Unordered)
+            .max_in_flight_per_partition(4)
+    });
     let requester = fx.requester(HeaderConvention::plain(), 0).await;
     let reqs: Vec<_> = (0..40u64)
         .map(|id| {

@@ -3,23 +3,18 @@
 
 mod common;
 
-use common::{Fixture, Probe, ProbeLog, ProbeReq};
+use common::{Fixture, ProbeLog, ProbeReq};
 use kafka_responder::testkit::RunningResponder;
 use kafka_responder::{
-    Bincode, ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, ErrorReply, Handler, HeaderConvention, Json,
-    Raw, RequestContext, async_trait, codes,
+    Bincode, ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, ErrorReply, Handler, HeaderConvention, Raw,
+    RequestContext, async_trait, codes,
 };
 use serde::{Deserialize, Serialize};
 
 #[tokio::test]
 async fn handler_errors_decode_failures_and_panics_become_error_replies() {
     let fx = Fixture::new(1, 1).await;
-    let responder = fx
-        .builder()
-        .route(&fx.requests, Json(Probe(ProbeLog::new())))
-        .build()
-        .expect("responder");
-    let running = RunningResponder::spawn(responder);
+    let running = fx.serve(ProbeLog::new(), |b| b);
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
 
     let failing = ProbeReq {
@@ -78,13 +73,9 @@ async fn handler_errors_decode_failures_and_panics_become_error_replies() {
 #[tokio::test]
 async fn conventions_with_an_error_header_get_it_too() {
     let fx = Fixture::new(1, 1).await;
-    let responder = fx
-        .builder()
-        .header_conventions([HeaderConvention::nestjs(), HeaderConvention::smallrye()])
-        .route(&fx.requests, Json(Probe(ProbeLog::new())))
-        .build()
-        .expect("responder");
-    let running = RunningResponder::spawn(responder);
+    let running = fx.serve(ProbeLog::new(), |b| {
+        b.header_conventions([HeaderConvention::nestjs(), HeaderConvention::smallrye()])
+    });
     let failing = ProbeReq {
         fail: Some("no".into()),
         ..ProbeReq::id(1)

@@ -6,9 +6,8 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use common::{Fixture, Probe, ProbeLog, ProbeReq};
-use kafka_responder::testkit::RunningResponder;
-use kafka_responder::{HeaderConvention, Json};
+use common::{Fixture, ProbeLog, ProbeReq};
+use kafka_responder::HeaderConvention;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -36,12 +35,7 @@ async fn request_events_carry_the_record_coordinates_and_correlation_id() {
     // The test runtime is single-threaded: request tasks run on this thread.
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let responder = fx
-        .builder()
-        .route(&fx.requests, Json(Probe(ProbeLog::new())))
-        .build()
-        .expect("responder");
-    let running = RunningResponder::spawn(responder);
+    let running = fx.serve(ProbeLog::new(), |b| b);
     let requester = fx.requester(HeaderConvention::plain(), 0).await;
     let failing = ProbeReq {
         fail: Some("nope".into()),

@@ -15,13 +15,9 @@ use kafka_responder::{HeaderConvention, Json};
 async fn shutdown_drains_in_flight_requests_and_commits_them() {
     let fx = Fixture::new(1, 1).await;
     let log = ProbeLog::new();
-    let responder = fx
-        .builder()
-        .commit_interval(Duration::from_secs(3600))
-        .route(&fx.requests, Json(Probe(log.clone())))
-        .build()
-        .expect("responder");
-    let running = RunningResponder::spawn(responder);
+    let running = fx.serve(log.clone(), |b| {
+        b.commit_interval(Duration::from_secs(3600))
+    });
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
     let slow = ProbeReq {
         sleep_ms: 700,
@@ -129,12 +125,7 @@ async fn no_request_is_lost_when_members_join_and_leave() {
 async fn shutdown_with_queued_requests_leaves_them_to_the_next_owner() {
     let fx = Fixture::new(1, 1).await;
     let log = ProbeLog::new();
-    let responder = fx
-        .builder()
-        .route(&fx.requests, Json(Probe(log.clone())))
-        .build()
-        .expect("responder");
-    let running = RunningResponder::spawn(responder);
+    let running = fx.serve(log.clone(), |b| b);
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
     // Five requests of one key: the first runs (slowly), four wait in its lane.
     let mut pending = Vec::new();

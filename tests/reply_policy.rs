@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Fixture, Probe, ProbeLog, ProbeReq, eventually};
-use kafka_responder::testkit::{RunningResponder, committed_offset, end_offset, unique_name};
+use kafka_responder::testkit::{committed_offset, end_offset, unique_name};
 use kafka_responder::{Error, HeaderConvention, Json, Responder};
 
 #[tokio::test]
@@ -15,12 +15,7 @@ async fn unanswerable_requests_are_counted_committed_and_never_answered_elsewher
     let fx = Fixture::new(1, 1).await;
     let outside = unique_name("outside");
     fx.broker.create_topic(&outside, 1).await.expect("topic");
-    let responder = fx
-        .builder()
-        .route(&fx.requests, Json(Probe(ProbeLog::new())))
-        .build()
-        .expect("responder");
-    let running = RunningResponder::spawn(responder);
+    let running = fx.serve(ProbeLog::new(), |b| b);
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
     let body = ProbeReq::id(1).bytes();
     let h = |pairs: &[(&str, &[u8])]| -> Vec<(String, Vec<u8>)> {
@@ -120,14 +115,10 @@ async fn unanswerable_requests_are_counted_committed_and_never_answered_elsewher
 async fn a_reply_topic_that_does_not_exist_is_not_created() {
     let fx = Fixture::new(1, 1).await;
     let ghost = unique_name("ghost");
-    let responder = fx
-        .builder()
-        .reply_topics(format!("{},{ghost}", fx.replies).parse().expect("policy"))
-        .producer_config("message.timeout.ms", "1500")
-        .route(&fx.requests, Json(Probe(ProbeLog::new())))
-        .build()
-        .expect("responder");
-    let running = RunningResponder::spawn(responder);
+    let running = fx.serve(ProbeLog::new(), |b| {
+        b.reply_topics(format!("{},{ghost}", fx.replies).parse().expect("policy"))
+            .producer_config("message.timeout.ms", "1500")
+    });
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
     let headers = vec![
         ("kafka_replyTopic".to_owned(), ghost.clone().into_bytes()),

@@ -59,12 +59,7 @@ async fn round_trip(fx: &Fixture, convention: HeaderConvention, reply_partition:
 #[tokio::test]
 async fn spring_smallrye_and_plain_requesters_get_replies_on_their_partition() {
     let fx = Fixture::new(3, 3).await;
-    let responder = fx
-        .builder()
-        .route(&fx.requests, Json(Probe(ProbeLog::new())))
-        .build()
-        .expect("responder");
-    let running = RunningResponder::spawn(responder);
+    let running = fx.serve(ProbeLog::new(), |b| b);
     round_trip(&fx, HeaderConvention::spring(), 2).await;
     round_trip(&fx, HeaderConvention::smallrye(), 1).await;
     round_trip(&fx, HeaderConvention::plain(), 0).await;
@@ -75,13 +70,9 @@ async fn spring_smallrye_and_plain_requesters_get_replies_on_their_partition() {
 #[tokio::test]
 async fn nestjs_requester_gets_text_encoded_replies() {
     let fx = Fixture::new(1, 3).await;
-    let responder = fx
-        .builder()
-        .header_conventions([HeaderConvention::nestjs(), HeaderConvention::plain()])
-        .route(&fx.requests, Json(Probe(ProbeLog::new())))
-        .build()
-        .expect("responder");
-    let running = RunningResponder::spawn(responder);
+    let running = fx.serve(ProbeLog::new(), |b| {
+        b.header_conventions([HeaderConvention::nestjs(), HeaderConvention::plain()])
+    });
     round_trip(&fx, HeaderConvention::nestjs(), 2).await;
     running.shutdown().await.expect("shutdown");
 }
@@ -93,13 +84,7 @@ async fn custom_convention() {
         "x-reply-partition",
         kafka_responder::PartitionEncoding::AsciiDecimal,
     );
-    let responder = fx
-        .builder()
-        .header_conventions([acme.clone()])
-        .route(&fx.requests, Json(Probe(ProbeLog::new())))
-        .build()
-        .expect("responder");
-    let running = RunningResponder::spawn(responder);
+    let running = fx.serve(ProbeLog::new(), |b| b.header_conventions([acme.clone()]));
     round_trip(&fx, acme, 1).await;
     running.shutdown().await.expect("shutdown");
 }
@@ -107,12 +92,7 @@ async fn custom_convention() {
 #[tokio::test]
 async fn without_a_partition_header_the_reply_still_reaches_the_topic() {
     let fx = Fixture::new(1, 1).await;
-    let responder = fx
-        .builder()
-        .route(&fx.requests, Json(Probe(ProbeLog::new())))
-        .build()
-        .expect("responder");
-    let running = RunningResponder::spawn(responder);
+    let running = fx.serve(ProbeLog::new(), |b| b);
     let requester = fx
         .requester(HeaderConvention::spring(), 0)
         .await
@@ -173,12 +153,7 @@ async fn a_new_group_answers_requests_sent_before_it_started() {
             .await
             .expect("sent");
     }
-    let responder = fx
-        .builder()
-        .route(&fx.requests, Json(Probe(ProbeLog::new())))
-        .build()
-        .expect("responder");
-    let running = RunningResponder::spawn(responder);
+    let running = fx.serve(ProbeLog::new(), |b| b);
     let requester = requester.with_timeout(Duration::from_secs(30));
     for p in pending {
         requester

@@ -74,13 +74,7 @@ async fn key_ordering_answers_ten_times_faster_than_partition_ordering_with_a_sl
     let mut rates = Vec::new();
     for ordering in [Ordering::Partition, Ordering::Key] {
         let fx = Fixture::new(1, 1).await;
-        let responder = fx
-            .builder()
-            .ordering(ordering)
-            .route(&fx.requests, Json(Probe(ProbeLog::new())))
-            .build()
-            .expect("responder");
-        let running = RunningResponder::spawn(responder);
+        let running = fx.serve(ProbeLog::new(), |b| b.ordering(ordering));
         let requester = fx.requester(HeaderConvention::spring(), 0).await;
         // Warm up: the group has formed and the partition is assigned.
         requester

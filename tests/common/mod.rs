@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use kafka_responder::testkit::{Requester, TestBroker, unique_name};
+use kafka_responder::testkit::{Requester, RunningResponder, TestBroker, unique_name};
 use kafka_responder::{
-    ErrorReply, Handler, HeaderConvention, RequestContext, ResponderBuilder, async_trait,
+    ErrorReply, Handler, HeaderConvention, Json, RequestContext, ResponderBuilder, async_trait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -75,6 +75,17 @@ impl Fixture {
             .consumer_config("session.timeout.ms", "6000")
             .consumer_config("heartbeat.interval.ms", "500")
             .commit_interval(Duration::from_millis(100))
+    }
+
+    /// Runs a responder that answers the request topic with the probe handler (logging
+    /// into `log`), with the test settings plus whatever `configure` adds.
+    pub fn serve(
+        &self,
+        log: Arc<ProbeLog>,
+        configure: impl FnOnce(ResponderBuilder) -> ResponderBuilder,
+    ) -> RunningResponder {
+        let builder = configure(self.builder()).route(&self.requests, Json(Probe(log)));
+        RunningResponder::spawn(builder.build().expect("responder"))
     }
 
     pub async fn requester(&self, convention: HeaderConvention, partition: i32) -> Requester {
