@@ -119,8 +119,8 @@ async fn demo() -> anyhow::Result<()> {
             took.as_secs_f64() * 1e3
         );
     }
-    let metrics = running.metrics();
-    running.shutdown().await?;
+    // Counted once the broker acknowledged each reply: read them after the drain.
+    let metrics = running.shutdown().await?;
     drop(requester);
     println!(
         "responder: {} received, {} replied, {} error replies",

@@ -41,13 +41,13 @@ impl RunningResponder {
         self.metrics.snapshot()
     }
 
-    /// Graceful shutdown: drain, commit, leave the group.
-    pub async fn shutdown(mut self) -> Result<(), Error> {
+    /// Graceful shutdown: drain, commit, leave the group. Returns the final counters.
+    pub async fn shutdown(mut self) -> Result<MetricsSnapshot, Error> {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
         match (&mut self.task).await {
-            Ok(r) => r,
+            Ok(r) => r.map(|()| self.metrics.snapshot()),
             Err(e) => Err(Error::ConsumerThread(format!("responder task failed: {e}"))),
         }
     }
