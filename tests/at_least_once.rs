@@ -161,3 +161,61 @@ async fn a_crash_after_the_reply_and_before_the_commit_answers_the_request_again
     second.shutdown().await.expect("shutdown");
     assert_eq!(committed(&fx).await, Some(1));
 }
+
+#[tokio::test]
+async fn a_reply_the_broker_never_takes_leaves_its_request_uncommitted() {
+    let fx = Fixture::new(1, 1).await;
+    let Some(embedded) = fx.broker.as_embedded() else {
+        eprintln!("skipped: needs the embedded broker's fault injection");
+        return;
+    };
+    let log = ProbeLog::new();
+    let running = fx.serve(log.clone(), |b| {
+        b.producer_config("message.timeout.ms", "800")
+            .producer_config("retry.backoff.ms", "100")
+            .producer_config("retry.backoff.max.ms", "100")
+    });
+    let requester = fx.requester(HeaderConvention::spring(), 0).await;
+    requester
+        .request(&fx.requests, None, &ProbeReq::id(0).bytes())
+        .await
+        .expect("reply");
+    wait_committed(&fx, 1).await;
+    // Hold the next request until the broker refuses every produce for ~2 s: its
+    // reply times out in the producer (a failure that is not the record's fault).
+    let held = ProbeReq {
+        gated: true,
+        ..ProbeReq::id(1)
+    };
+    let (pending, _) = requester
+        .send(&fx.requests, None, None, &held.bytes())
+        .await
+        .expect("sent");
+    log.wait_started(2).await;
+    embedded.push_request_errors(
+        api_key::PRODUCE,
+        &[ResponseError::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 20],
+    );
+    log.open_gate(1);
+    eventually(Duration::from_secs(10), || {
+        running.metrics().delivery_failures == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        committed(&fx).await,
+        Some(1),
+        "an undelivered reply was committed"
+    );
+    // The next owner answers it.
+    running.shutdown().await.expect("shutdown");
+    tokio::time::sleep(Duration::from_millis(2500)).await; // the injected errors run out
+    let next_log = ProbeLog::new();
+    next_log.open_gate(10);
+    let next = fx.serve(next_log, |b| b);
+    requester
+        .wait(pending)
+        .await
+        .expect("answered by the next owner");
+    next.shutdown().await.expect("shutdown");
+}

@@ -167,3 +167,46 @@ async fn shutdown_with_queued_requests_leaves_them_to_the_next_owner() {
     }
     next.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn a_paused_partition_that_comes_back_is_fetched_again() {
+    let fx = Fixture::new(1, 1).await;
+    let configure = |b: kafka_responder::ResponderBuilder| {
+        b.ordering(kafka_responder::Ordering::Partition)
+            .max_in_flight_per_partition(2)
+            .drain_timeout(Duration::from_millis(500))
+    };
+    let log_a = ProbeLog::new();
+    let a = fx.serve(log_a.clone(), configure);
+    let requester = fx.requester(HeaderConvention::spring(), 0).await;
+    // Six held requests: one runs, five wait, and A pauses the partition.
+    let mut pending = Vec::new();
+    for id in 0..6 {
+        let req = ProbeReq {
+            gated: true,
+            ..ProbeReq::id(id)
+        };
+        let (p, _) = requester
+            .send(&fx.requests, Some(0), None, &req.bytes())
+            .await
+            .expect("sent");
+        pending.push(p);
+    }
+    log_a.wait_started(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // B joins (the partition is revoked from A, drained, assigned to one of them),
+    // then leaves: the partition comes back to A, which paused it before.
+    let log_b = ProbeLog::new();
+    let b = fx.serve(log_b.clone(), configure);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    b.shutdown().await.expect("b leaves");
+    log_a.open_gate(100);
+    log_b.open_gate(100);
+    for p in pending {
+        requester
+            .wait(p)
+            .await
+            .expect("answered after the partition came back");
+    }
+    a.shutdown().await.expect("shutdown");
+}

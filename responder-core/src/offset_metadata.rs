@@ -2,9 +2,11 @@
 //! committed offset are already settled, so it skips them instead of answering them
 //! again.
 //!
-//! Format: `kr1:` followed by comma-separated ranges of offsets relative to the committed
-//! offset, `a` or `a-b` (both inclusive, decimal), ascending. For a commit at 100 with
-//! offsets 101, 102, 103 and 107 settled: `kr1:1-3,7`. The text is cut at
+//! Format: `kr1@<committed offset>:` followed by comma-separated ranges of offsets
+//! relative to that offset, `a` or `a-b` (both inclusive, decimal), ascending. For a
+//! commit at 100 with offsets 101, 102, 103 and 107 settled: `kr1@100:1-3,7`. The base
+//! is written out so that metadata left beside an offset someone else moved (a reset
+//! tool) is recognised as stale and ignored, never applied to other records. The text is cut at
 //! [`MAX_METADATA_LEN`] bytes (brokers refuse more than `offset.metadata.max.bytes`,
 //! 4096 by default) by leaving out the highest ranges: the next owner then answers
 //! those requests again. Metadata that is missing, foreign or malformed is ignored the
@@ -12,7 +14,7 @@
 
 use std::fmt::Write;
 
-const PREFIX: &str = "kr1:";
+const PREFIX: &str = "kr1@";
 
 /// The longest metadata written.
 pub const MAX_METADATA_LEN: usize = 3000;
@@ -28,7 +30,11 @@ pub(crate) fn encode(watermark: i64, settled: impl IntoIterator<Item = i64>) -> 
             ranges.next();
         }
         let before = out.len();
-        out.push_str(if before == 0 { PREFIX } else { "," });
+        if before == 0 {
+            let _ = write!(out, "{PREFIX}{watermark}:");
+        } else {
+            out.push(',');
+        }
         // Writing to a String cannot fail.
         let _ = if start == end {
             write!(out, "{start}")
@@ -46,9 +52,15 @@ pub(crate) fn encode(watermark: i64, settled: impl IntoIterator<Item = i64>) -> 
 /// Decodes commit metadata into absolute, inclusive, ascending, disjoint ranges of
 /// settled offsets above `watermark`. Anything not in this format yields no ranges.
 pub(crate) fn decode(watermark: i64, metadata: &str) -> Vec<(i64, i64)> {
-    let Some(body) = metadata.strip_prefix(PREFIX) else {
+    let Some((base, body)) = metadata
+        .strip_prefix(PREFIX)
+        .and_then(|rest| rest.split_once(':'))
+    else {
         return Vec::new();
     };
+    if base.parse::<i64>().ok() != Some(watermark) {
+        return Vec::new(); // written for another committed offset: stale
+    }
     let mut ranges = Vec::new();
     let mut floor = 0i64; // every delta must be above the previous range
     for part in body.split(',') {
@@ -79,8 +91,10 @@ mod tests {
 
     #[test]
     fn example() {
-        assert_eq!(encode(100, [101, 102, 103, 107]), "kr1:1-3,7");
-        assert_eq!(decode(100, "kr1:1-3,7"), vec![(101, 103), (107, 107)]);
+        assert_eq!(encode(100, [101, 102, 103, 107]), "kr1@100:1-3,7");
+        assert_eq!(decode(100, "kr1@100:1-3,7"), vec![(101, 103), (107, 107)]);
+        // Metadata beside a committed offset someone else moved is ignored.
+        assert_eq!(decode(90, "kr1@100:1-3,7"), vec![]);
         assert_eq!(encode(5, []), "");
         assert_eq!(decode(5, ""), vec![]);
     }

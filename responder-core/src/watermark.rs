@@ -180,14 +180,14 @@ mod tests {
         t.settle(3);
         t.settle(5);
         // The watermark did not move, but the metadata did: commit again.
-        assert_eq!(t.take_commit(), Some((0, "kr1:2-3,5".to_owned())));
+        assert_eq!(t.take_commit(), Some((0, "kr1@0:2-3,5".to_owned())));
         assert_eq!(t.take_commit(), None);
     }
 
     #[test]
     fn known_settled_offsets_are_skipped_by_the_next_owner() {
         let mut t = WatermarkTracker::new();
-        t.set_known_settled(crate::offset_metadata::decode(10, "kr1:2-3,5"));
+        t.set_known_settled(crate::offset_metadata::decode(10, "kr1@10:2-3,5"));
         let got: Vec<_> = (10..17).map(|o| t.receive(o)).collect();
         use Received::{AlreadySettled as S, Handle as H};
         assert_eq!(got, vec![H, H, S, S, H, S, H]);

@@ -129,6 +129,12 @@ impl ConsumerContext for ConsumerCx {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 tracing::info!(partitions = ?partitions(tpl), "partitions assigned");
+                // A partition this member paused (backpressure) and that comes back to
+                // it after a revocation keeps librdkafka's application pause flag:
+                // start every assigned partition unpaused, as the dispatcher assumes.
+                if let Err(e) = consumer.resume(tpl) {
+                    tracing::warn!(error = %e, "resuming newly assigned partitions failed");
+                }
                 let _ = self.events.send(Event::Assigned(assigned(consumer, tpl)));
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),

@@ -95,19 +95,54 @@ pub(crate) async fn process(job: Job, shared: Arc<Shared>) {
         let is_error = outcome.is_err();
         let delivery = send_reply(&shared, &cx, outcome).await;
         done.handled();
-        match delivery {
+        let result = match delivery {
             Ok(delivery) => match delivery.await {
-                Ok(Ok(_)) if is_error => shared.metrics.inc_error_replies(),
-                Ok(Ok(_)) => shared.metrics.inc_replied(),
-                Ok(Err((e, _))) => failed(&shared, &cx, &e),
-                Err(_canceled) => failed(&shared, &cx, &KafkaError::Canceled),
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((e, _))) => Err(e),
+                Err(_canceled) => Err(KafkaError::Canceled),
             },
-            Err(e) => failed(&shared, &cx, &e),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) if is_error => shared.metrics.inc_error_replies(),
+            Ok(()) => shared.metrics.inc_replied(),
+            Err(e) if is_permanent(&e) => failed(&shared, &cx, &e),
+            Err(e) => {
+                // Not this record's fault (the producer failed, or the broker stayed
+                // out of reach past message.timeout.ms): leave the request uncommitted,
+                // so it is answered again after a restart or rebalance, never lost.
+                shared.metrics.inc_delivery_failures();
+                tracing::error!(
+                    error = %e,
+                    reply_topic = cx.reply_to().topic,
+                    "reply was not delivered; the request stays uncommitted"
+                );
+                return; // `done` drops unsettled
+            }
         }
         done.settle();
     }
     .instrument(span)
     .await
+}
+
+/// Errors that retrying the same reply cannot cure: the record itself is refused.
+fn is_permanent(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        e,
+        KafkaError::MessageProduction(
+            C::MessageSizeTooLarge
+                | C::InvalidMessageSize
+                | C::InvalidMessage
+                | C::InvalidRecord
+                | C::TopicAuthorizationFailed
+                | C::UnknownTopicOrPartition
+                | C::UnknownTopic
+                | C::UnknownPartition
+                | C::InvalidTopic
+        )
+    )
 }
 
 fn failed(shared: &Shared, cx: &RequestContext, e: &KafkaError) {
