@@ -116,8 +116,17 @@ impl WatermarkTracker {
     }
 
     /// Offsets above the watermark that are already settled, in increasing order.
+    ///
+    /// This includes offsets a previous owner settled that have not arrived yet, so
+    /// the next owner inherits them too.
     pub fn settled_above_watermark(&self) -> impl Iterator<Item = i64> + '_ {
-        self.window.iter().filter(|(_, s)| *s).map(|(o, _)| *o)
+        let next = self.next.unwrap_or(i64::MIN);
+        let received = self.window.iter().filter(|(_, s)| *s).map(|(o, _)| *o);
+        let inherited = self
+            .known_settled
+            .iter()
+            .flat_map(move |&(lo, hi)| lo.max(next)..=hi);
+        received.chain(inherited)
     }
 
     /// The watermark and its commit metadata (see [`crate::offset_metadata`]), if
@@ -182,6 +191,18 @@ mod tests {
         // The watermark did not move, but the metadata did: commit again.
         assert_eq!(t.take_commit(), Some((0, "kr1@0:2-3,5".to_owned())));
         assert_eq!(t.take_commit(), None);
+    }
+
+    #[test]
+    fn inherited_settled_offsets_are_passed_on() {
+        let mut t = WatermarkTracker::new();
+        t.set_known_settled(crate::offset_metadata::decode(10, "kr1@10:2-3,5"));
+        assert_eq!(t.receive(10), Received::Handle);
+        // Nothing of the inheritance has arrived yet: it is passed on unchanged.
+        assert_eq!(t.commit(), (10, "kr1@10:2-3,5".to_owned()));
+        assert_eq!(t.receive(11), Received::Handle);
+        assert_eq!(t.receive(12), Received::AlreadySettled);
+        assert_eq!(t.commit(), (10, "kr1@10:2-3,5".to_owned()));
     }
 
     #[test]

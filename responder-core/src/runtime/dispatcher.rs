@@ -21,6 +21,9 @@ use super::request::{Job, process};
 use crate::config::Settings;
 use crate::watermark::{Received, WatermarkTracker};
 
+/// Every this many commit intervals, every partition's watermark is committed again.
+const FULL_COMMIT_EVERY: u64 = 20;
+
 /// What a request task reports back.
 pub(crate) enum Report {
     /// The request is handled: its reply (if any) is with the producer. Its lane may
@@ -229,6 +232,7 @@ impl Dispatcher {
         let mut tick = tokio::time::interval(tick_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_commit = Instant::now() + self.settings.commit_interval;
+        let mut commits: u64 = 0;
         loop {
             tokio::select! {
                 biased;
@@ -242,7 +246,8 @@ impl Dispatcher {
                 () = &mut shutdown, if self.stopping.is_none() => self.begin_shutdown(),
                 _ = tick.tick() => {
                     if Instant::now() >= next_commit {
-                        self.commit_watermarks();
+                        commits += 1;
+                        self.commit_watermarks(commits % FULL_COMMIT_EVERY == 0);
                         next_commit = Instant::now() + self.settings.commit_interval;
                     }
                 }
@@ -472,15 +477,26 @@ impl Dispatcher {
         }
     }
 
-    fn commit_watermarks(&mut self) {
+    /// Commits the watermarks that moved. With `all`, every partition's, moved or not:
+    /// an asynchronous commit that failed is not reported back here, so a periodic
+    /// full commit makes up for it.
+    fn commit_watermarks(&mut self, all: bool) {
         let Some(consumer) = &self.consumer else {
             return;
         };
         let mut offsets = Vec::new();
         for (topic, map) in &mut self.partitions {
             for (partition, state) in map.iter_mut() {
-                if let Some(w) = state.tracker.take_commit() {
-                    offsets.push((topic.as_ref(), *partition, w));
+                let moved = state.tracker.take_commit();
+                let commit = match moved {
+                    Some(c) => Some(c),
+                    None if all && state.tracker.watermark().is_some() => {
+                        Some(state.tracker.commit())
+                    }
+                    None => None,
+                };
+                if let Some(c) = commit {
+                    offsets.push((topic.as_ref(), *partition, c));
                 }
             }
         }
