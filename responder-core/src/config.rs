@@ -15,9 +15,10 @@ use crate::router::Route;
 use crate::runtime::Responder;
 use crate::topic::{is_internal_topic, validate_topic_name};
 
-/// Bounds and timings of the runtime.
+/// Settings of the runtime: bounds, timings, the dead-letter topic.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
+    pub(crate) dead_letter_topic: Option<String>,
     pub(crate) max_in_flight: usize,
     pub(crate) max_in_flight_per_partition: usize,
     pub(crate) drain_timeout: Duration,
@@ -27,6 +28,7 @@ pub(crate) struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
+            dead_letter_topic: None,
             max_in_flight: 1024,
             max_in_flight_per_partition: 256,
             drain_timeout: Duration::from_secs(30),
@@ -164,6 +166,15 @@ impl ResponderBuilder {
         self
     }
 
+    /// A topic that receives a copy of every request that cannot be answered (no usable
+    /// or allowed reply address, or a reply the broker refuses), with headers saying
+    /// why (`responder-dlq-*`). Without one, such requests are logged and counted.
+    /// Either way they are committed.
+    pub fn dead_letter_topic(mut self, topic: impl Into<String>) -> Self {
+        self.settings.dead_letter_topic = Some(topic.into());
+        self
+    }
+
     /// Sets a librdkafka property on both the consumer and the producer.
     pub fn client_config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.client_config.push((key.into(), value.into()));
@@ -208,6 +219,14 @@ impl ResponderBuilder {
                 return Err(Error::config(format!(
                     "topic {} is routed twice",
                     route.topic()
+                )));
+            }
+        }
+        if let Some(dlq) = &self.settings.dead_letter_topic {
+            validate_topic_name(dlq.as_bytes())?;
+            if is_internal_topic(dlq) || topics.contains(dlq) {
+                return Err(Error::config(format!(
+                    "dead-letter topic {dlq} is an internal or a request topic"
                 )));
             }
         }

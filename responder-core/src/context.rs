@@ -17,6 +17,11 @@ impl RequestContext {
         RequestContext { message, reply_to }
     }
 
+    /// The record as received.
+    pub(crate) fn message(&self) -> &OwnedMessage {
+        &self.message
+    }
+
     /// The request topic.
     pub fn topic(&self) -> &str {
         self.message.topic()

@@ -42,7 +42,10 @@ pub use metrics::{Metrics, MetricsSnapshot};
 pub use ordering::Ordering;
 pub use policy::{PolicyError, ReplyTopicPolicy};
 pub use router::{IntoRoutes, Route};
-pub use runtime::{Responder, shutdown_signal};
+pub use runtime::{
+    DLQ_MESSAGE_HEADER, DLQ_OFFSET_HEADER, DLQ_PARTITION_HEADER, DLQ_REASON_HEADER,
+    DLQ_TIME_HEADER, DLQ_TOPIC_HEADER, Responder, shutdown_signal,
+};
 
 /// Re-exported so handlers can be written without adding the dependency.
 pub use async_trait::async_trait;

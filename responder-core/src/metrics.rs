@@ -13,6 +13,7 @@ pub struct Metrics {
     panics: AtomicU64,
     redeliveries_skipped: AtomicU64,
     already_settled: AtomicU64,
+    dead_lettered: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -36,6 +37,8 @@ pub struct MetricsSnapshot {
     /// Records skipped because a previous owner of the partition had already settled
     /// them (from its commit metadata).
     pub already_settled: u64,
+    /// Requests copied to the dead-letter topic.
+    pub dead_lettered: u64,
 }
 
 impl MetricsSnapshot {
@@ -67,4 +70,5 @@ counters! {
     inc_panics => panics,
     inc_redeliveries_skipped => redeliveries_skipped,
     inc_already_settled => already_settled,
+    inc_dead_lettered => dead_lettered,
 }

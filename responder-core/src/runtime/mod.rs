@@ -2,6 +2,7 @@
 //! task that runs requests, commits watermarks and drains on revocation and shutdown.
 
 mod consumer;
+mod dead_letter;
 mod dispatcher;
 mod lanes;
 mod permits;
@@ -28,12 +29,19 @@ use crate::policy::ReplyTopicPolicy;
 use crate::router::{Route, Router};
 
 /// What every request task shares.
+pub use self::dead_letter::{
+    DLQ_MESSAGE_HEADER, DLQ_OFFSET_HEADER, DLQ_PARTITION_HEADER, DLQ_REASON_HEADER,
+    DLQ_TIME_HEADER, DLQ_TOPIC_HEADER,
+};
+
 pub(crate) struct Shared {
     pub(crate) router: Router,
     pub(crate) conventions: Vec<Arc<HeaderConvention>>,
     pub(crate) policy: ReplyTopicPolicy,
     pub(crate) producer: FutureProducer,
     pub(crate) metrics: Arc<Metrics>,
+    /// Where unanswerable requests are copied, if anywhere.
+    pub(crate) dead_letter_topic: Option<String>,
 }
 
 /// A responder, built and ready to run. See [`Responder::builder`].
@@ -85,6 +93,7 @@ impl Responder {
                 policy,
                 producer,
                 metrics: Arc::new(Metrics::default()),
+                dead_letter_topic: settings.dead_letter_topic.clone(),
             }),
             consumer: Arc::new(consumer),
             events_tx,

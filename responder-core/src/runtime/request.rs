@@ -15,8 +15,8 @@ use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::FutureRecord;
 use tracing::Instrument;
 
-use super::Shared;
 use super::dispatcher::Done;
+use super::{Shared, dead_letter};
 use crate::address::{self, ReplyAddress, Unanswerable};
 use crate::context::RequestContext;
 use crate::error_reply::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, ErrorReply};
@@ -71,7 +71,9 @@ pub(crate) async fn process(job: Job, shared: Arc<Shared>) {
                     %reason,
                     "request cannot be answered; committing it without a reply"
                 );
-                done.settle();
+                if dead_lettered(&shared, &message, reason.code(), &reason.to_string()).await {
+                    done.settle();
+                }
                 return;
             }
         };
@@ -106,7 +108,12 @@ pub(crate) async fn process(job: Job, shared: Arc<Shared>) {
         match result {
             Ok(()) if is_error => shared.metrics.inc_error_replies(),
             Ok(()) => shared.metrics.inc_replied(),
-            Err(e) if is_permanent(&e) => failed(&shared, &cx, &e),
+            Err(e) if is_permanent(&e) => {
+                failed(&shared, &cx, &e);
+                if !dead_lettered(&shared, cx.message(), "reply_refused", &e.to_string()).await {
+                    return;
+                }
+            }
             Err(e) => {
                 // Not this record's fault (the producer failed, or the broker stayed
                 // out of reach past message.timeout.ms): leave the request uncommitted,
@@ -124,6 +131,27 @@ pub(crate) async fn process(job: Job, shared: Arc<Shared>) {
     }
     .instrument(span)
     .await
+}
+
+/// Copies the request to the dead-letter topic, if one is configured. Returns whether
+/// the request may be settled: `false` only when the dead letter itself could not be
+/// written for a reason that is not permanent (then the request stays uncommitted).
+async fn dead_lettered(shared: &Shared, message: &OwnedMessage, code: &str, reason: &str) -> bool {
+    match dead_letter::dead_letter(shared, message, code, reason).await {
+        Ok(true) => {
+            shared.metrics.inc_dead_lettered();
+            true
+        }
+        Ok(false) => true,
+        Err(e) if is_permanent(&e) => {
+            tracing::error!(error = %e, "dead letter refused by the broker; committing anyway");
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "dead letter not written; the request stays uncommitted");
+            false
+        }
+    }
 }
 
 /// Errors that retrying the same reply cannot cure: the record itself is refused.

@@ -1,0 +1,79 @@
+//! Dead letters: a request that cannot be answered is copied, with headers saying why,
+//! to the configured dead-letter topic before its offset is committed.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rdkafka::Message;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::FutureRecord;
+
+use super::Shared;
+
+/// Header with the stable reason code (e.g. `reply_topic_not_allowed`).
+pub const DLQ_REASON_HEADER: &str = "responder-dlq-reason";
+/// Header with the human-readable reason.
+pub const DLQ_MESSAGE_HEADER: &str = "responder-dlq-message";
+/// Header with the original topic.
+pub const DLQ_TOPIC_HEADER: &str = "responder-dlq-topic";
+/// Header with the original partition (ASCII decimal).
+pub const DLQ_PARTITION_HEADER: &str = "responder-dlq-partition";
+/// Header with the original offset (ASCII decimal).
+pub const DLQ_OFFSET_HEADER: &str = "responder-dlq-offset";
+/// Header with the time of dead-lettering (epoch milliseconds, ASCII decimal).
+pub const DLQ_TIME_HEADER: &str = "responder-dlq-time";
+
+/// Copies `message` (key, payload and headers) to the dead-letter topic with the
+/// reason headers, and waits for the broker's acknowledgement. `Ok(false)` when no
+/// dead-letter topic is configured.
+pub(crate) async fn dead_letter(
+    shared: &Shared,
+    message: &OwnedMessage,
+    code: &str,
+    reason: &str,
+) -> Result<bool, KafkaError> {
+    let Some(topic) = shared.dead_letter_topic.as_deref() else {
+        return Ok(false);
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    let mut headers = OwnedHeaders::new_with_capacity(8);
+    if let Some(original) = message.headers() {
+        for h in original.iter() {
+            headers = headers.insert(h);
+        }
+    }
+    let (partition, offset, time) = (
+        message.partition().to_string(),
+        message.offset().to_string(),
+        now.to_string(),
+    );
+    for (key, value) in [
+        (DLQ_REASON_HEADER, code),
+        (DLQ_MESSAGE_HEADER, reason),
+        (DLQ_TOPIC_HEADER, message.topic()),
+        (DLQ_PARTITION_HEADER, &partition),
+        (DLQ_OFFSET_HEADER, &offset),
+        (DLQ_TIME_HEADER, &time),
+    ] {
+        headers = headers.insert(Header {
+            key,
+            value: Some(value),
+        });
+    }
+    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+    if let Some(k) = message.key() {
+        record = record.key(k);
+    }
+    if let Some(p) = message.payload() {
+        record = record.payload(p);
+    }
+    shared
+        .producer
+        .send(record, rdkafka::util::Timeout::Never)
+        .await
+        .map(|_| true)
+        .map_err(|(e, _)| e)
+}

@@ -1,0 +1,133 @@
+//! Requests that cannot be answered go to the dead-letter topic, as received, with
+//! headers saying why and where they came from; then they are committed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Fixture, ProbeLog, ProbeReq, eventually};
+use kafka_responder::testkit::{Requester, committed_offset, unique_name};
+use kafka_responder::{
+    DLQ_OFFSET_HEADER, DLQ_PARTITION_HEADER, DLQ_REASON_HEADER, DLQ_TIME_HEADER, DLQ_TOPIC_HEADER,
+    HeaderConvention,
+};
+
+#[tokio::test]
+async fn unanswerable_requests_are_dead_lettered_with_their_reason() {
+    let fx = Fixture::new(1, 1).await;
+    let dlq = unique_name("dead-letters");
+    let outside = unique_name("outside");
+    fx.broker.create_topic(&dlq, 1).await.expect("topic");
+    fx.broker.create_topic(&outside, 1).await.expect("topic");
+    let dlq_reader = Requester::new(fx.bootstrap(), HeaderConvention::plain(), &dlq, 0)
+        .await
+        .expect("dead-letter reader");
+    let running = fx.serve(ProbeLog::new(), |b| b.dead_letter_topic(&dlq));
+    let requester = fx.requester(HeaderConvention::spring(), 0).await;
+
+    let body = ProbeReq::id(1).bytes();
+    let not_allowed = vec![
+        ("kafka_replyTopic".to_owned(), outside.clone().into_bytes()),
+        ("kafka_correlationId".to_owned(), b"c-1".to_vec()),
+    ];
+    let at_a = requester
+        .send_raw(
+            &fx.requests,
+            Some(0),
+            Some(b"k-a"),
+            Some(&body),
+            &not_allowed,
+        )
+        .await
+        .expect("sent");
+    let at_b = requester
+        .send_raw(&fx.requests, Some(0), Some(b"k-b"), Some(&body), &[])
+        .await
+        .expect("sent");
+    requester
+        .request(&fx.requests, None, &ProbeReq::id(2).bytes())
+        .await
+        .expect("a good request is still answered");
+
+    eventually(Duration::from_secs(20), || dlq_reader.received().len() == 2).await;
+    let letters = dlq_reader.received();
+    let find = |key: &[u8]| {
+        letters
+            .iter()
+            .find(|l| l.key.as_deref() == Some(key))
+            .unwrap_or_else(|| panic!("no dead letter for {key:?}"))
+            .clone()
+    };
+    for (key, at, reason) in [
+        (&b"k-a"[..], at_a, "reply_topic_not_allowed"),
+        (&b"k-b"[..], at_b, "no_reply_address"),
+    ] {
+        let l = find(key);
+        assert_eq!(l.payload.as_deref(), Some(&body[..]), "payload kept");
+        assert_eq!(l.header(DLQ_REASON_HEADER), Some(reason.as_bytes()));
+        assert_eq!(l.header(DLQ_TOPIC_HEADER), Some(fx.requests.as_bytes()));
+        assert_eq!(
+            l.header(DLQ_PARTITION_HEADER),
+            Some(at.0.to_string().as_bytes())
+        );
+        assert_eq!(
+            l.header(DLQ_OFFSET_HEADER),
+            Some(at.1.to_string().as_bytes())
+        );
+        let time: u128 = std::str::from_utf8(l.header(DLQ_TIME_HEADER).expect("time"))
+            .expect("utf8")
+            .parse()
+            .expect("epoch millis");
+        assert!(time > 1_600_000_000_000);
+    }
+    // The original headers travel with the dead letter.
+    assert_eq!(
+        find(b"k-a").header("kafka_replyTopic"),
+        Some(outside.as_bytes())
+    );
+    // Nothing was written to the disallowed topic, and everything is committed.
+    assert!(dlq_reader.received().len() == 2);
+    let m = running.shutdown().await.expect("shutdown");
+    assert_eq!((m.unanswerable, m.dead_lettered, m.replied), (2, 2, 1));
+    assert_eq!(
+        kafka_responder::testkit::end_offset(fx.bootstrap(), &outside, 0)
+            .await
+            .expect("end"),
+        0
+    );
+    assert_eq!(
+        committed_offset(fx.bootstrap(), &fx.group, &fx.requests, 0)
+            .await
+            .expect("committed"),
+        Some(at_b.1 + 2)
+    );
+}
+
+#[test]
+fn a_dead_letter_topic_that_is_a_request_topic_is_refused() {
+    let built = kafka_responder::Responder::builder()
+        .bootstrap_servers("127.0.0.1:1")
+        .group_id("g")
+        .route("requests", kafka_responder::Raw(Echo))
+        .reply_topics("replies".parse().expect("policy"))
+        .dead_letter_topic("requests")
+        .build();
+    assert!(matches!(built, Err(kafka_responder::Error::Config(_))));
+}
+
+struct Echo;
+
+#[kafka_responder::async_trait]
+impl kafka_responder::Handler for Echo {
+    type Request = Vec<u8>;
+    type Reply = Vec<u8>;
+    type Error = kafka_responder::ErrorReply;
+
+    async fn handle(
+        &self,
+        b: Vec<u8>,
+        _cx: &kafka_responder::RequestContext,
+    ) -> Result<Vec<u8>, kafka_responder::ErrorReply> {
+        Ok(b)
+    }
+}
