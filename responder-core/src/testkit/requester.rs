@@ -105,6 +105,7 @@ pub struct Requester {
     waiters: Waiters,
     all: Arc<Mutex<Vec<Reply>>>,
     stop: Arc<AtomicBool>,
+    poller: Option<std::thread::JoinHandle<()>>,
     timeout: Duration,
 }
 
@@ -161,7 +162,7 @@ impl Requester {
         let all = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let correlation_header = convention.correlation_id_header().to_owned();
-        {
+        let poller = {
             let (waiters, all, stop) = (waiters.clone(), all.clone(), stop.clone());
             std::thread::Builder::new()
                 .name("test-requester".into())
@@ -199,8 +200,8 @@ impl Requester {
                         }
                     }
                 })
-                .map_err(|e| Error::config(format!("spawning the requester thread: {e}")))?;
-        }
+                .map_err(|e| Error::config(format!("spawning the requester thread: {e}")))?
+        };
         Ok(Requester {
             producer,
             send_partition: convention.reply_partition_header().is_some(),
@@ -210,6 +211,7 @@ impl Requester {
             waiters,
             all,
             stop,
+            poller: Some(poller),
             timeout: Duration::from_secs(30),
         })
     }
@@ -370,7 +372,12 @@ impl Requester {
 }
 
 impl Drop for Requester {
+    /// Stops the reply consumer and waits for it to close (within one poll, 50 ms), so
+    /// it does not outlive a broker the test is about to stop.
     fn drop(&mut self) {
         self.stop.store(true, Relaxed);
+        if let Some(poller) = self.poller.take() {
+            let _ = poller.join();
+        }
     }
 }
