@@ -6,7 +6,10 @@ mod common;
 use std::time::Duration;
 
 use common::{Fixture, Probe, ProbeLog, ProbeReq, eventually};
-use kafka_responder::testkit::{ResponseError, RunningResponder, api_key, committed_offset};
+use kafka_responder::testkit::{
+    EmbeddedBroker, PendingReply, Requester, ResponseError, RunningResponder, api_key,
+    committed_offset,
+};
 use kafka_responder::{HeaderConvention, Json};
 
 async fn committed(fx: &Fixture) -> Option<i64> {
@@ -74,6 +77,39 @@ async fn offset_is_not_committed_while_the_reply_is_pending() {
     running.shutdown().await.expect("shutdown");
 }
 
+/// Answers a first request (offset 0, then committed), then sends a second one that
+/// the handler holds until the broker is set to refuse the next `refusals` produce
+/// requests with a retriable error, and releases it. Returns the requester and the
+/// held request's pending reply.
+async fn hold_then_refuse(
+    fx: &Fixture,
+    embedded: &EmbeddedBroker,
+    log: &ProbeLog,
+    refusals: usize,
+) -> (Requester, PendingReply) {
+    let requester = fx.requester(HeaderConvention::spring(), 0).await;
+    requester
+        .request(&fx.requests, None, &ProbeReq::id(0).bytes())
+        .await
+        .expect("reply");
+    wait_committed(fx, 1).await;
+    let held = ProbeReq {
+        gated: true,
+        ..ProbeReq::id(1)
+    };
+    let (pending, _) = requester
+        .send(&fx.requests, None, None, &held.bytes())
+        .await
+        .expect("sent");
+    log.wait_started(2).await;
+    embedded.push_request_errors(
+        api_key::PRODUCE,
+        &vec![ResponseError::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; refusals],
+    );
+    log.open_gate(1);
+    (requester, pending)
+}
+
 #[tokio::test]
 async fn offset_waits_for_the_broker_acknowledgement_of_the_reply() {
     let fx = Fixture::new(1, 1).await;
@@ -86,31 +122,9 @@ async fn offset_waits_for_the_broker_acknowledgement_of_the_reply() {
         b.producer_config("retry.backoff.ms", "200")
             .producer_config("retry.backoff.max.ms", "200")
     });
-    let requester = fx.requester(HeaderConvention::spring(), 0).await;
-    requester
-        .request(&fx.requests, None, &ProbeReq::id(0).bytes())
-        .await
-        .expect("reply");
-    wait_committed(&fx, 1).await;
-
-    // The request is held in the handler until the broker is set to refuse the next
-    // produce requests with a retriable error: the reply is then written only after
-    // the producer's retries, about a second later.
-    let log = log.clone();
-    let held = ProbeReq {
-        gated: true,
-        ..ProbeReq::id(1)
-    };
-    let (pending, _) = requester
-        .send(&fx.requests, None, None, &held.bytes())
-        .await
-        .expect("sent");
-    log.wait_started(2).await;
-    embedded.push_request_errors(
-        api_key::PRODUCE,
-        &[ResponseError::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 5],
-    );
-    log.open_gate(1);
+    // The broker refuses the next produce requests with a retriable error: the reply
+    // is written only after the producer's retries, about a second later.
+    let (requester, pending) = hold_then_refuse(&fx, embedded, &log, 5).await;
     eventually(Duration::from_secs(10), || log.finished().len() == 2).await;
     // While the reply is refused, the request stays uncommitted.
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -175,28 +189,9 @@ async fn a_reply_the_broker_never_takes_leaves_its_request_uncommitted() {
             .producer_config("retry.backoff.ms", "100")
             .producer_config("retry.backoff.max.ms", "100")
     });
-    let requester = fx.requester(HeaderConvention::spring(), 0).await;
-    requester
-        .request(&fx.requests, None, &ProbeReq::id(0).bytes())
-        .await
-        .expect("reply");
-    wait_committed(&fx, 1).await;
-    // Hold the next request until the broker refuses every produce for ~2 s: its
-    // reply times out in the producer (a failure that is not the record's fault).
-    let held = ProbeReq {
-        gated: true,
-        ..ProbeReq::id(1)
-    };
-    let (pending, _) = requester
-        .send(&fx.requests, None, None, &held.bytes())
-        .await
-        .expect("sent");
-    log.wait_started(2).await;
-    embedded.push_request_errors(
-        api_key::PRODUCE,
-        &[ResponseError::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 20],
-    );
-    log.open_gate(1);
+    // The broker refuses every produce for ~2 s: the reply times out in the producer
+    // (a failure that is not the record's fault).
+    let (requester, pending) = hold_then_refuse(&fx, embedded, &log, 20).await;
     eventually(Duration::from_secs(10), || {
         running.metrics().delivery_failures == 1
     })
