@@ -138,14 +138,15 @@ impl WatermarkTracker {
         }
         self.committed = Some(watermark);
         self.committed_version = self.version;
-        Some(self.commit())
+        self.commit()
     }
 
-    /// The watermark and its commit metadata, whether or not they changed.
-    pub fn commit(&self) -> (i64, String) {
-        let watermark = self.watermark().unwrap_or_default();
+    /// The watermark and its commit metadata, whether or not they changed. `None`
+    /// before anything was received: there is nothing to commit.
+    pub fn commit(&self) -> Option<(i64, String)> {
+        let watermark = self.watermark()?;
         let metadata = crate::offset_metadata::encode(watermark, self.settled_above_watermark());
-        (watermark, metadata)
+        Some((watermark, metadata))
     }
 }
 
@@ -199,10 +200,10 @@ mod tests {
         t.set_known_settled(crate::offset_metadata::decode(10, "kr1@10:2-3,5"));
         assert_eq!(t.receive(10), Received::Handle);
         // Nothing of the inheritance has arrived yet: it is passed on unchanged.
-        assert_eq!(t.commit(), (10, "kr1@10:2-3,5".to_owned()));
+        assert_eq!(t.commit(), Some((10, "kr1@10:2-3,5".to_owned())));
         assert_eq!(t.receive(11), Received::Handle);
         assert_eq!(t.receive(12), Received::AlreadySettled);
-        assert_eq!(t.commit(), (10, "kr1@10:2-3,5".to_owned()));
+        assert_eq!(t.commit(), Some((10, "kr1@10:2-3,5".to_owned())));
     }
 
     #[test]

@@ -103,13 +103,10 @@ impl ConsumerContext for ConsumerCx {
         if self.closing.load(SeqCst) {
             return;
         }
-        tracing::info!(partitions = ?partitions(tpl), "partitions revoked: draining in-flight requests");
+        let revoked = partitions(tpl);
+        tracing::info!(partitions = ?revoked, "partitions revoked: draining in-flight requests");
         let (tx, rx) = oneshot::channel();
-        if self
-            .events
-            .send(Event::Revoked(partitions(tpl), tx))
-            .is_err()
-        {
+        if self.events.send(Event::Revoked(revoked, tx)).is_err() {
             return;
         }
         // The dispatcher answers once the revoked partitions are drained (or the drain

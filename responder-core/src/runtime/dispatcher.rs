@@ -342,6 +342,7 @@ impl Dispatcher {
                 epoch,
                 lane,
             } => {
+                let shared = Arc::clone(&self.shared);
                 let Some(state) = self.get(&topic, partition).filter(|s| s.epoch == epoch) else {
                     return;
                 };
@@ -349,10 +350,7 @@ impl Dispatcher {
                 if let Some(job) = lane.and_then(|lane| state.lanes.release(lane)) {
                     state.ready.push_back(job);
                 }
-                let shared = Arc::clone(&self.shared);
-                if let Some(state) = self.get(&topic, partition) {
-                    state.start_ready(limit, &shared);
-                }
+                state.start_ready(limit, &shared);
                 (topic, partition)
             }
             Report::Finished {
@@ -467,8 +465,8 @@ impl Dispatcher {
                             "drain deadline passed: in-flight requests abandoned (they will be handled again by the next owner)"
                         );
                     }
-                    if state.tracker.watermark().is_some() {
-                        offsets.push((topic.as_str(), *partition, state.tracker.commit()));
+                    if let Some(commit) = state.tracker.commit() {
+                        offsets.push((topic.as_str(), *partition, commit));
                     }
                 }
             }
@@ -487,13 +485,9 @@ impl Dispatcher {
         let mut offsets = Vec::new();
         for (topic, map) in &mut self.partitions {
             for (partition, state) in map.iter_mut() {
-                let moved = state.tracker.take_commit();
-                let commit = match moved {
-                    Some(c) => Some(c),
-                    None if all && state.tracker.watermark().is_some() => {
-                        Some(state.tracker.commit())
-                    }
-                    None => None,
+                let commit = match state.tracker.take_commit() {
+                    None if all => state.tracker.commit(),
+                    moved => moved,
                 };
                 if let Some(c) = commit {
                     offsets.push((topic.as_ref(), *partition, c));
@@ -544,8 +538,7 @@ impl Dispatcher {
         }
         let offsets = offsets_list(self.partitions.iter().flat_map(|(topic, map)| {
             map.iter().filter_map(|(partition, state)| {
-                state.tracker.watermark()?;
-                Some((topic.as_ref(), *partition, state.tracker.commit()))
+                Some((topic.as_ref(), *partition, state.tracker.commit()?))
             })
         }));
         // The consumer thread must hold the last reference when it closes.
