@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use kafka_responder::testkit::{Requester, RunningResponder, TestBroker};
-use kafka_responder::{HeaderConvention, Json, Responder};
+use kafka_responder::{HeaderConvention, Json, PolicySource, Responder};
 
 #[path = "shared/kyc.rs"]
 mod kyc;
@@ -31,8 +31,10 @@ fn responder(bootstrap: &str, fetch_wait_ms: Option<String>) -> anyhow::Result<R
         .map(str::parse::<HeaderConvention>)
         .collect::<Result<Vec<_>, _>>()
         .context("RESPONDER_HEADERS")?;
+    // Inline entries, a policy file, `kafka-acls --list` output or a Strimzi KafkaUser.
     let policy = env_or("RESPONDER_REPLY_ALLOW", "WALLET-KYC-RESPONSE*")
-        .parse()
+        .parse::<PolicySource>()
+        .and_then(|source| source.load())
         .context("RESPONDER_REPLY_ALLOW")?;
     let mut builder = Responder::builder()
         .bootstrap_servers(bootstrap)

@@ -8,6 +8,7 @@
 //! acknowledged by the broker.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod acl;
 pub mod address;
 pub mod codec;
 mod config;
@@ -20,6 +21,7 @@ mod metrics;
 pub mod offset_metadata;
 mod ordering;
 pub mod policy;
+mod policy_source;
 mod router;
 mod runtime;
 pub mod topic;
@@ -41,6 +43,7 @@ pub use headers::{HeaderConvention, PartitionEncoding};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use ordering::Ordering;
 pub use policy::{PolicyError, ReplyTopicPolicy};
+pub use policy_source::{PolicyLoadError, PolicySource};
 pub use router::{IntoRoutes, Route};
 pub use runtime::{
     DLQ_MESSAGE_HEADER, DLQ_OFFSET_HEADER, DLQ_PARTITION_HEADER, DLQ_REASON_HEADER,
@@ -52,6 +55,12 @@ pub use async_trait::async_trait;
 
 impl From<PolicyError> for Error {
     fn from(e: PolicyError) -> Self {
+        Error::Config(e.to_string())
+    }
+}
+
+impl From<PolicyLoadError> for Error {
+    fn from(e: PolicyLoadError) -> Self {
         Error::Config(e.to_string())
     }
 }
