@@ -105,6 +105,7 @@ impl Responder {
 
     /// Turns true once the responder's consumer has left the group, whether the run
     /// ended by shutdown or by the run future being dropped.
+    #[cfg(feature = "testkit")]
     pub(crate) fn closed(&self) -> watch::Receiver<bool> {
         self.closed.1.clone()
     }
