@@ -15,8 +15,9 @@ pub struct ReplyAddress {
     pub topic: String,
     /// The reply partition, when the request named one.
     pub partition: Option<i32>,
-    /// The correlation id, byte for byte as received.
-    pub correlation_id: Vec<u8>,
+    /// The correlation id, byte for byte as received; `None` only when the reader
+    /// accepts requests without one ([`MissingCorrelationId::ReplyWithout`]).
+    pub correlation_id: Option<Vec<u8>>,
     /// The convention the request used; the reply uses it too.
     pub convention: Arc<HeaderConvention>,
 }
@@ -59,6 +60,25 @@ pub enum Unanswerable {
         /// What is wrong with it.
         reason: String,
     },
+    /// The correlation id is empty or longer than the reader accepts.
+    #[error("correlation id is invalid: {0}")]
+    InvalidCorrelationId(String),
+    /// The reply topic does not exist (the responder never creates topics).
+    #[error("reply topic {0:?} does not exist")]
+    UnknownReplyTopic(String),
+    /// The reply partition is beyond the reply topic's partitions.
+    #[error("reply partition {partition} is out of range: topic {topic:?} has {partitions}")]
+    ReplyPartitionOutOfRange {
+        /// The reply topic.
+        topic: String,
+        /// The partition asked for.
+        partition: i32,
+        /// How many partitions the topic has.
+        partitions: i32,
+    },
+    /// The broker says the responder may not write to the reply topic.
+    #[error("the broker does not authorize writing to reply topic {0:?}")]
+    ReplyTopicNotAuthorized(String),
     /// A reply header appears more than once with different values.
     #[error("header {0} appears more than once with different values")]
     ConflictingHeaders(String),
@@ -78,12 +98,16 @@ impl Unanswerable {
             Unanswerable::InvalidReplyPartition { .. } => "invalid_reply_partition",
             Unanswerable::ConflictingHeaders(_) => "conflicting_headers",
             Unanswerable::TopicNotAllowed(_) => "reply_topic_not_allowed",
+            Unanswerable::InvalidCorrelationId(_) => "invalid_correlation_id",
+            Unanswerable::UnknownReplyTopic(_) => "unknown_reply_topic",
+            Unanswerable::ReplyPartitionOutOfRange { .. } => "reply_partition_out_of_range",
+            Unanswerable::ReplyTopicNotAuthorized(_) => "reply_topic_not_authorized",
         }
     }
 }
 
 /// The value of a header that may repeat.
-enum Lookup<'h> {
+pub(crate) enum Lookup<'h> {
     Absent,
     /// Present (possibly several times with the same value). `None` is a null value.
     Present(Option<&'h [u8]>),
@@ -99,7 +123,7 @@ impl Lookup<'_> {
 /// Finds `name` among the headers. A header that repeats with the same value is read
 /// once; with different values it is a conflict (never "first wins" or "last wins":
 /// a requester that sends two reply topics has a bug or is hostile).
-fn lookup<'h, H: Headers>(headers: &'h H, name: &str) -> Lookup<'h> {
+pub(crate) fn lookup<'h, H: Headers>(headers: &'h H, name: &str) -> Lookup<'h> {
     let mut found = Lookup::Absent;
     for header in headers.iter() {
         if header.key != name {
@@ -114,80 +138,182 @@ fn lookup<'h, H: Headers>(headers: &'h H, name: &str) -> Lookup<'h> {
     found
 }
 
-/// Reads the reply address from `headers` with the first convention (in order) whose
-/// reply-topic and correlation headers are both present.
-pub(crate) fn resolve<H: Headers>(
-    conventions: &[Arc<HeaderConvention>],
-    headers: Option<&H>,
-) -> Result<ReplyAddress, Unanswerable> {
-    let Some(headers) = headers else {
-        return Err(Unanswerable::NoReplyAddress);
-    };
-    let mut partial: Option<Unanswerable> = None;
-    for convention in conventions {
-        let topic = lookup(headers, convention.reply_topic_header());
-        let correlation = lookup(headers, convention.correlation_id_header());
-        match (topic.is_present(), correlation.is_present()) {
-            (true, true) => return read_address(convention, headers, topic, correlation),
-            (true, false) if partial.is_none() => {
-                partial = Some(Unanswerable::MissingCorrelationId {
-                    convention: convention.name().to_owned(),
-                    header: convention.correlation_id_header().to_owned(),
-                });
-            }
-            (false, true) if partial.is_none() => {
-                partial = Some(Unanswerable::MissingReplyTopic {
-                    convention: convention.name().to_owned(),
-                    header: convention.reply_topic_header().to_owned(),
-                });
-            }
-            _ => {}
-        }
-    }
-    Err(partial.unwrap_or(Unanswerable::NoReplyAddress))
+/// What to do with a request that names a reply topic but no correlation id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MissingCorrelationId {
+    /// It is unanswerable (`missing_correlation_id`): a requester that waits for its
+    /// reply cannot match one without the id. The default.
+    #[default]
+    Refuse,
+    /// Reply without a correlation header (for fire-and-collect requesters that match
+    /// replies by key or payload).
+    ReplyWithout,
 }
 
-fn read_address<H: Headers>(
-    convention: &Arc<HeaderConvention>,
-    headers: &H,
-    topic: Lookup<'_>,
-    correlation: Lookup<'_>,
-) -> Result<ReplyAddress, Unanswerable> {
-    let topic = match topic {
-        Lookup::Present(v) => validate_topic_name(v.unwrap_or_default())?.to_owned(),
-        _ => {
-            return Err(Unanswerable::ConflictingHeaders(
-                convention.reply_topic_header().to_owned(),
-            ));
+/// Reads reply addresses from request headers: the accepted [`HeaderConvention`]s, in
+/// order, and the rules on correlation ids.
+///
+/// ```
+/// use rdkafka::message::{Header, OwnedHeaders};
+/// use responder_core::address::AddressReader;
+/// use responder_core::HeaderConvention;
+///
+/// let reader = AddressReader::new([HeaderConvention::spring()]);
+/// let headers = OwnedHeaders::new()
+///     .insert(Header { key: "kafka_replyTopic", value: Some("replies") })
+///     .insert(Header { key: "kafka_replyPartition", value: Some(&[0u8, 0, 0, 3][..]) })
+///     .insert(Header { key: "kafka_correlationId", value: Some("c-1") });
+/// let address = reader.read(Some(&headers))?;
+/// assert_eq!((address.topic.as_str(), address.partition), ("replies", Some(3)));
+/// # Ok::<_, responder_core::Unanswerable>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct AddressReader {
+    conventions: Vec<Arc<HeaderConvention>>,
+    missing_correlation_id: MissingCorrelationId,
+    max_correlation_id_len: usize,
+}
+
+/// The default bound on a correlation id's length, in bytes. Spring sends 16 bytes,
+/// SmallRye and NestJS a 36-character UUID; a longer id is more likely an attempt to
+/// make every reply large than a real requester.
+pub const DEFAULT_MAX_CORRELATION_ID_LEN: usize = 1024;
+
+impl AddressReader {
+    /// A reader accepting `conventions` (tried in order), refusing requests without a
+    /// correlation id and ids longer than [`DEFAULT_MAX_CORRELATION_ID_LEN`].
+    pub fn new(conventions: impl IntoIterator<Item = HeaderConvention>) -> Self {
+        Self::from_shared(conventions.into_iter().map(Arc::new).collect())
+    }
+
+    pub(crate) fn from_shared(conventions: Vec<Arc<HeaderConvention>>) -> Self {
+        AddressReader {
+            conventions,
+            missing_correlation_id: MissingCorrelationId::default(),
+            max_correlation_id_len: DEFAULT_MAX_CORRELATION_ID_LEN,
         }
-    };
-    let correlation_id = match correlation {
-        Lookup::Present(v) => v.unwrap_or_default().to_vec(),
-        _ => {
-            return Err(Unanswerable::ConflictingHeaders(
-                convention.correlation_id_header().to_owned(),
-            ));
+    }
+
+    /// What to do with a request without a correlation id.
+    #[must_use]
+    pub fn missing_correlation_id(mut self, rule: MissingCorrelationId) -> Self {
+        self.missing_correlation_id = rule;
+        self
+    }
+
+    /// The longest correlation id accepted, in bytes.
+    #[must_use]
+    pub fn max_correlation_id_len(mut self, len: usize) -> Self {
+        self.max_correlation_id_len = len;
+        self
+    }
+
+    /// The accepted conventions, in order.
+    pub fn conventions(&self) -> &[Arc<HeaderConvention>] {
+        &self.conventions
+    }
+
+    /// Reads the reply address from `headers` with the first convention (in order)
+    /// whose reply-topic and correlation headers are both present (or, when requests
+    /// without a correlation id are answered, whose reply-topic header is).
+    pub fn read<H: Headers>(&self, headers: Option<&H>) -> Result<ReplyAddress, Unanswerable> {
+        let Some(headers) = headers else {
+            return Err(Unanswerable::NoReplyAddress);
+        };
+        let mut partial: Option<Unanswerable> = None;
+        let mut topic_only = None;
+        for convention in &self.conventions {
+            let topic = lookup(headers, convention.reply_topic_header());
+            let correlation = lookup(headers, convention.correlation_id_header());
+            match (topic.is_present(), correlation.is_present()) {
+                (true, true) => return self.read_address(convention, headers, topic, correlation),
+                (true, false) if partial.is_none() => {
+                    topic_only = Some((convention, topic));
+                    partial = Some(Unanswerable::MissingCorrelationId {
+                        convention: convention.name().to_owned(),
+                        header: convention.correlation_id_header().to_owned(),
+                    });
+                }
+                (false, true) if partial.is_none() => {
+                    partial = Some(Unanswerable::MissingReplyTopic {
+                        convention: convention.name().to_owned(),
+                        header: convention.reply_topic_header().to_owned(),
+                    });
+                }
+                _ => {}
+            }
         }
-    };
-    let partition = match convention.reply_partition_header() {
-        None => None,
-        Some((name, encoding)) => match lookup(headers, name) {
+        // No convention matched fully: a reply topic alone is enough only if allowed.
+        if let (MissingCorrelationId::ReplyWithout, Some((convention, topic))) =
+            (self.missing_correlation_id, topic_only)
+        {
+            return self.read_address(convention, headers, topic, Lookup::Absent);
+        }
+        Err(partial.unwrap_or(Unanswerable::NoReplyAddress))
+    }
+
+    fn read_address<H: Headers>(
+        &self,
+        convention: &Arc<HeaderConvention>,
+        headers: &H,
+        topic: Lookup<'_>,
+        correlation: Lookup<'_>,
+    ) -> Result<ReplyAddress, Unanswerable> {
+        let topic = match topic {
+            Lookup::Present(v) => validate_topic_name(v.unwrap_or_default())?.to_owned(),
+            _ => {
+                return Err(Unanswerable::ConflictingHeaders(
+                    convention.reply_topic_header().to_owned(),
+                ));
+            }
+        };
+        let correlation_id = match correlation {
             Lookup::Absent => None,
-            Lookup::Conflicting => return Err(Unanswerable::ConflictingHeaders(name.to_owned())),
-            Lookup::Present(v) => Some(decode_partition(v.unwrap_or_default(), encoding).map_err(
-                |reason| Unanswerable::InvalidReplyPartition {
-                    header: name.to_owned(),
-                    reason,
-                },
-            )?),
-        },
-    };
-    Ok(ReplyAddress {
-        topic,
-        partition,
-        correlation_id,
-        convention: Arc::clone(convention),
-    })
+            Lookup::Present(v) => {
+                let id = v.unwrap_or_default();
+                if id.is_empty() {
+                    return Err(Unanswerable::InvalidCorrelationId("it is empty".into()));
+                }
+                if id.len() > self.max_correlation_id_len {
+                    return Err(Unanswerable::InvalidCorrelationId(format!(
+                        "{} bytes, more than the {} accepted",
+                        id.len(),
+                        self.max_correlation_id_len
+                    )));
+                }
+                Some(id.to_vec())
+            }
+            Lookup::Conflicting => {
+                return Err(Unanswerable::ConflictingHeaders(
+                    convention.correlation_id_header().to_owned(),
+                ));
+            }
+        };
+        let partition = match convention.reply_partition_header() {
+            None => None,
+            Some((name, encoding)) => match lookup(headers, name) {
+                Lookup::Absent => None,
+                Lookup::Conflicting => {
+                    return Err(Unanswerable::ConflictingHeaders(name.to_owned()));
+                }
+                Lookup::Present(v) => Some(
+                    decode_partition(v.unwrap_or_default(), encoding).map_err(|reason| {
+                        Unanswerable::InvalidReplyPartition {
+                            header: name.to_owned(),
+                            reason,
+                        }
+                    })?,
+                ),
+            },
+        };
+        Ok(ReplyAddress {
+            topic,
+            partition,
+            correlation_id,
+            convention: Arc::clone(convention),
+        })
+    }
 }
 
 fn decode_partition(value: &[u8], encoding: PartitionEncoding) -> Result<i32, String> {
@@ -237,11 +363,19 @@ mod tests {
         })
     }
 
-    fn all() -> Vec<Arc<HeaderConvention>> {
-        ["spring", "smallrye", "plain"]
-            .iter()
-            .map(|n| Arc::new(n.parse().expect("preset")))
-            .collect()
+    fn all() -> AddressReader {
+        AddressReader::new(
+            ["spring", "smallrye", "plain"]
+                .iter()
+                .map(|n| n.parse().expect("preset")),
+        )
+    }
+
+    fn resolve(
+        reader: &AddressReader,
+        h: Option<&OwnedHeaders>,
+    ) -> Result<ReplyAddress, Unanswerable> {
+        reader.read(h)
     }
 
     #[test]
@@ -255,7 +389,7 @@ mod tests {
         let a = resolve(&all(), Some(&h)).expect("address");
         assert_eq!(a.topic, "replies");
         assert_eq!(a.partition, Some(2));
-        assert_eq!(a.correlation_id, corr);
+        assert_eq!(a.correlation_id.as_deref(), Some(&corr[..]));
         assert_eq!(a.convention.name(), "spring");
     }
 
@@ -292,10 +426,7 @@ mod tests {
         );
         let h = headers(&[("other", b"x")]);
         assert_eq!(resolve(&all(), Some(&h)), Err(Unanswerable::NoReplyAddress));
-        assert_eq!(
-            resolve::<OwnedHeaders>(&all(), None),
-            Err(Unanswerable::NoReplyAddress)
-        );
+        assert_eq!(resolve(&all(), None), Err(Unanswerable::NoReplyAddress));
     }
 
     #[test]
@@ -377,5 +508,38 @@ mod tests {
                 Err("invalid_reply_topic")
             );
         }
+    }
+
+    #[test]
+    fn correlation_id_rules() {
+        let long = vec![b'x'; 65 * 1024];
+        for (corr, want) in [
+            (&b""[..], Err("invalid_correlation_id")),
+            (&long[..], Err("invalid_correlation_id")),
+            (&long[..1024], Ok(1024)),
+        ] {
+            let h = headers(&[("kafka_replyTopic", b"r"), ("kafka_correlationId", corr)]);
+            assert_eq!(
+                resolve(&all(), Some(&h))
+                    .map(|a| a.correlation_id.map_or(0, |c| c.len()))
+                    .map_err(|e| e.code()),
+                want
+            );
+        }
+        let h = headers(&[("kafka_replyTopic", b"r")]);
+        let lenient = all().missing_correlation_id(MissingCorrelationId::ReplyWithout);
+        let a = lenient.read(Some(&h)).expect("address");
+        assert_eq!((a.topic.as_str(), a.correlation_id), ("r", None));
+        // A full match of a later convention beats a topic-only match of an earlier.
+        let h = headers(&[("REPLY_TOPIC", b"r"), ("CORRELATION_ID", b"c")]);
+        let a = lenient.read(Some(&h)).expect("address");
+        assert_eq!(a.convention.name(), "plain");
+        assert_eq!(a.correlation_id.as_deref(), Some(&b"c"[..]));
+        let strict = all().max_correlation_id_len(4);
+        let h = headers(&[
+            ("kafka_replyTopic", b"r"),
+            ("kafka_correlationId", b"12345"),
+        ]);
+        assert!(strict.read(Some(&h)).is_err());
     }
 }

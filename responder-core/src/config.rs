@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 
+use crate::address::{AddressReader, DEFAULT_MAX_CORRELATION_ID_LEN, MissingCorrelationId};
 use crate::codec::Codec;
+use crate::deadline::DeadlineRules;
 use crate::error::Error;
 use crate::headers::HeaderConvention;
 use crate::ordering::Ordering;
@@ -19,6 +21,10 @@ use crate::topic::{is_internal_topic, validate_topic_name};
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) dead_letter_topic: Option<String>,
+    pub(crate) deadlines: DeadlineRules,
+    pub(crate) missing_correlation_id: MissingCorrelationId,
+    pub(crate) max_correlation_id_len: usize,
+    pub(crate) max_request_bytes: Option<usize>,
     pub(crate) max_in_flight: usize,
     pub(crate) max_in_flight_per_partition: usize,
     pub(crate) drain_timeout: Duration,
@@ -29,6 +35,10 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             dead_letter_topic: None,
+            deadlines: DeadlineRules::default(),
+            missing_correlation_id: MissingCorrelationId::default(),
+            max_correlation_id_len: DEFAULT_MAX_CORRELATION_ID_LEN,
+            max_request_bytes: None,
             max_in_flight: 1024,
             max_in_flight_per_partition: 256,
             drain_timeout: Duration::from_secs(30),
@@ -175,6 +185,46 @@ impl ResponderBuilder {
         self
     }
 
+    /// The header carrying a request's deadline (absolute epoch milliseconds, ASCII
+    /// decimal); `None` reads no deadline header. Default
+    /// [`DEADLINE_HEADER`](crate::DEADLINE_HEADER). A request past its deadline is not
+    /// handled: its requester has given up. It is counted (`expired`), logged and
+    /// committed. A deadline header that cannot be read gets a `bad_request` error reply.
+    pub fn deadline_header(mut self, header: Option<&str>) -> Self {
+        self.settings.deadlines.header = header.map(str::to_owned);
+        self
+    }
+
+    /// Requests older than this (by their record timestamp) have expired, like requests
+    /// past a deadline header. With both, the earlier deadline applies. Default: none.
+    pub fn max_request_age(mut self, age: Duration) -> Self {
+        self.settings.deadlines.max_age = Some(age);
+        self
+    }
+
+    /// What to do with a request that names a reply topic but no correlation id.
+    /// Default: [`MissingCorrelationId::Refuse`].
+    pub fn missing_correlation_id(mut self, rule: MissingCorrelationId) -> Self {
+        self.settings.missing_correlation_id = rule;
+        self
+    }
+
+    /// The longest correlation id accepted, in bytes; a longer one makes the request
+    /// unanswerable (`invalid_correlation_id`). Default
+    /// [`DEFAULT_MAX_CORRELATION_ID_LEN`].
+    pub fn max_correlation_id_len(mut self, len: usize) -> Self {
+        self.settings.max_correlation_id_len = len;
+        self
+    }
+
+    /// The largest request payload handed to a codec, in bytes; a larger one gets a
+    /// `payload_too_large` error reply without being decoded. Default: no bound beyond
+    /// the broker's own `message.max.bytes`.
+    pub fn max_request_bytes(mut self, bytes: usize) -> Self {
+        self.settings.max_request_bytes = Some(bytes);
+        self
+    }
+
     /// Sets a librdkafka property on both the consumer and the producer.
     pub fn client_config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.client_config.push((key.into(), value.into()));
@@ -262,6 +312,22 @@ impl ResponderBuilder {
         if s.commit_interval.is_zero() {
             return Err(Error::config("commit interval must be positive"));
         }
+        if s.max_correlation_id_len == 0 {
+            return Err(Error::config("the correlation id bound must be at least 1"));
+        }
+        if s.deadlines.max_age.is_some_and(|a| a.is_zero()) {
+            return Err(Error::config("the maximum request age must be positive"));
+        }
+        if s.deadlines
+            .header
+            .as_deref()
+            .is_some_and(|h| h.trim().is_empty())
+        {
+            return Err(Error::config("the deadline header name is empty"));
+        }
+        let addresses = AddressReader::from_shared(conventions.into_iter().map(Arc::new).collect())
+            .missing_correlation_id(s.missing_correlation_id)
+            .max_correlation_id_len(s.max_correlation_id_len);
 
         let mut common = ClientConfig::new();
         common.set("bootstrap.servers", &bootstrap);
@@ -291,7 +357,7 @@ impl ResponderBuilder {
             self.routes,
             self.ordering,
             policy,
-            conventions.into_iter().map(Arc::new).collect(),
+            addresses,
             self.settings,
         )
     }

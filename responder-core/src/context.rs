@@ -1,5 +1,7 @@
 //! What a handler can see of the request it answers.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use rdkafka::Message;
 use rdkafka::message::{Headers, OwnedMessage};
 
@@ -10,11 +12,28 @@ use crate::address::ReplyAddress;
 pub struct RequestContext {
     message: OwnedMessage,
     reply_to: ReplyAddress,
+    deadline_millis: Option<i64>,
 }
 
 impl RequestContext {
-    pub(crate) fn new(message: OwnedMessage, reply_to: ReplyAddress) -> Self {
-        RequestContext { message, reply_to }
+    pub(crate) fn new(
+        message: OwnedMessage,
+        reply_to: ReplyAddress,
+        deadline_millis: Option<i64>,
+    ) -> Self {
+        RequestContext {
+            message,
+            reply_to,
+            deadline_millis,
+        }
+    }
+
+    /// When the requester gives up (from the deadline header or the maximum request
+    /// age), if known. A handler doing slow work can stop early once it has passed:
+    /// the reply would not be read.
+    pub fn deadline(&self) -> Option<SystemTime> {
+        let ms = u64::try_from(self.deadline_millis?).ok()?;
+        UNIX_EPOCH.checked_add(Duration::from_millis(ms))
     }
 
     /// The record as received.
@@ -65,9 +84,10 @@ impl RequestContext {
             .flat_map(|h| h.iter().map(|h| (h.key, h.value)))
     }
 
-    /// The correlation id, as received.
-    pub fn correlation_id(&self) -> &[u8] {
-        &self.reply_to.correlation_id
+    /// The correlation id, as received (`None` only when the responder answers
+    /// requests without one).
+    pub fn correlation_id(&self) -> Option<&[u8]> {
+        self.reply_to.correlation_id.as_deref()
     }
 
     /// Where the reply goes.

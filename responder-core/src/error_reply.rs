@@ -17,8 +17,12 @@ pub const ERROR_MESSAGE_HEADER: &str = "responder-error-message";
 
 /// Stable error codes the responder itself emits. Handlers add their own.
 pub mod codes {
-    /// The payload could not be decoded into the handler's request type.
+    /// The payload could not be decoded into the handler's request type, or a header
+    /// the responder reads (such as the deadline) is malformed.
     pub const BAD_REQUEST: &str = "bad_request";
+    /// The payload is larger than the responder accepts
+    /// ([`max_request_bytes`](crate::ResponderBuilder::max_request_bytes)).
+    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
     /// The handler failed and its error chose no code of its own.
     pub const HANDLER_ERROR: &str = "handler_error";
     /// The handler panicked, or its reply could not be encoded.

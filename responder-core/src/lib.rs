@@ -13,6 +13,7 @@ pub mod address;
 pub mod codec;
 mod config;
 mod context;
+mod deadline;
 mod error;
 mod error_reply;
 mod handler;
@@ -30,12 +31,13 @@ pub mod watermark;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use address::{ReplyAddress, Unanswerable};
+pub use address::{MissingCorrelationId, ReplyAddress, Unanswerable};
 #[cfg(feature = "bincode")]
 pub use codec::Bincode;
 pub use codec::{Codec, CodecError, Json, Raw};
 pub use config::ResponderBuilder;
 pub use context::RequestContext;
+pub use deadline::DEADLINE_HEADER;
 pub use error::{ClientError, Error};
 pub use error_reply::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, ErrorReply, codes};
 pub use handler::Handler;

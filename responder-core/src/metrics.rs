@@ -14,6 +14,7 @@ pub struct Metrics {
     redeliveries_skipped: AtomicU64,
     already_settled: AtomicU64,
     dead_lettered: AtomicU64,
+    expired: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -39,12 +40,19 @@ pub struct MetricsSnapshot {
     pub already_settled: u64,
     /// Requests copied to the dead-letter topic.
     pub dead_lettered: u64,
+    /// Requests not handled because their deadline had passed.
+    pub expired: u64,
 }
 
 impl MetricsSnapshot {
-    /// Requests whose outcome is final (answered, error-answered, unanswerable, failed).
+    /// Requests whose outcome is final (answered, error-answered, unanswerable,
+    /// expired, failed).
     pub fn settled(&self) -> u64 {
-        self.replied + self.error_replies + self.unanswerable + self.delivery_failures
+        self.replied
+            + self.error_replies
+            + self.unanswerable
+            + self.expired
+            + self.delivery_failures
     }
 }
 
@@ -71,4 +79,5 @@ counters! {
     inc_redeliveries_skipped => redeliveries_skipped,
     inc_already_settled => already_settled,
     inc_dead_lettered => dead_lettered,
+    inc_expired => expired,
 }

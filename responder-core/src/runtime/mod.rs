@@ -6,6 +6,7 @@ mod dead_letter;
 mod dispatcher;
 mod lanes;
 mod permits;
+mod reply_topics;
 mod request;
 
 use std::future::Future;
@@ -20,9 +21,11 @@ use tokio::sync::{mpsc, watch};
 use self::consumer::{ConsumerCx, ConsumerThread, Event};
 use self::dispatcher::Dispatcher;
 use self::permits::Permits;
+use self::reply_topics::ReplyTopics;
+use crate::address::AddressReader;
 use crate::config::{ResponderBuilder, Settings};
+use crate::deadline::DeadlineRules;
 use crate::error::Error;
-use crate::headers::HeaderConvention;
 use crate::metrics::Metrics;
 use crate::ordering::Ordering;
 use crate::policy::ReplyTopicPolicy;
@@ -36,8 +39,11 @@ pub use self::dead_letter::{
 
 pub(crate) struct Shared {
     pub(crate) router: Router,
-    pub(crate) conventions: Vec<Arc<HeaderConvention>>,
+    pub(crate) addresses: AddressReader,
+    pub(crate) deadlines: DeadlineRules,
+    pub(crate) max_request_bytes: Option<usize>,
     pub(crate) policy: ReplyTopicPolicy,
+    pub(crate) reply_topics: ReplyTopics,
     pub(crate) producer: FutureProducer,
     pub(crate) metrics: Arc<Metrics>,
     /// Where unanswerable requests are copied, if anywhere.
@@ -76,7 +82,7 @@ impl Responder {
         routes: Vec<Route>,
         ordering: Ordering,
         policy: ReplyTopicPolicy,
-        conventions: Vec<Arc<HeaderConvention>>,
+        addresses: AddressReader,
         settings: Settings,
     ) -> Result<Self, Error> {
         let (events_tx, events) = mpsc::unbounded_channel();
@@ -89,8 +95,11 @@ impl Responder {
         Ok(Responder {
             shared: Arc::new(Shared {
                 router: Router::new(routes, ordering),
-                conventions,
+                addresses,
+                deadlines: settings.deadlines.clone(),
+                max_request_bytes: settings.max_request_bytes,
                 policy,
+                reply_topics: ReplyTopics::new(),
                 producer,
                 metrics: Arc::new(Metrics::default()),
                 dead_letter_topic: settings.dead_letter_topic.clone(),

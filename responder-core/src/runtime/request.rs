@@ -17,9 +17,10 @@ use tracing::Instrument;
 
 use super::dispatcher::Done;
 use super::{Shared, dead_letter};
-use crate::address::{self, ReplyAddress, Unanswerable};
+use crate::address::{ReplyAddress, Unanswerable};
 use crate::context::RequestContext;
-use crate::error_reply::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, ErrorReply};
+use crate::deadline;
+use crate::error_reply::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, ErrorReply, codes};
 use crate::handler::Endpoint;
 
 /// A request ready to run.
@@ -60,8 +61,18 @@ pub(crate) async fn process(job: Job, shared: Arc<Shared>) {
         correlation_id = tracing::field::Empty,
     );
     async move {
-        let address = address::resolve(&shared.conventions, message.headers())
-            .and_then(|a| shared.check_allowed(a));
+        let address = match shared
+            .addresses
+            .read(message.headers())
+            .and_then(|a| shared.check_allowed(a))
+        {
+            Ok(a) => shared
+                .reply_topics
+                .check(&shared.producer, &a)
+                .await
+                .map(|()| a),
+            Err(e) => Err(e),
+        };
         let address = match address {
             Ok(a) => a,
             Err(reason) => {
@@ -77,19 +88,48 @@ pub(crate) async fn process(job: Job, shared: Arc<Shared>) {
                 return;
             }
         };
-        tracing::Span::current().record(
-            "correlation_id",
-            tracing::field::display(CorrelationId(&address.correlation_id)),
-        );
-        let cx = RequestContext::new(message, address);
-        let outcome = match AssertUnwindSafe(endpoint.serve(&cx)).catch_unwind().await {
-            Ok(outcome) => outcome,
-            Err(panic) => {
-                shared.metrics.inc_panics();
-                let msg = panic_message(&*panic);
-                tracing::error!(panic = msg, "handler panicked");
-                Err(ErrorReply::internal(format!("handler panicked: {msg}")))
+        if let Some(id) = &address.correlation_id {
+            tracing::Span::current()
+                .record("correlation_id", tracing::field::display(CorrelationId(id)));
+        }
+        let (deadline, refusal) = match shared.deadlines.deadline(&message) {
+            Ok(d) => (d, None),
+            Err(why) => (
+                None,
+                Some(ErrorReply::bad_request(format!("invalid deadline: {why}"))),
+            ),
+        };
+        let size = message.payload().map_or(0, <[u8]>::len);
+        let refusal = refusal.or_else(|| {
+            let max = shared.max_request_bytes.filter(|max| size > *max)?;
+            Some(ErrorReply::new(
+                codes::PAYLOAD_TOO_LARGE,
+                format!("payload of {size} bytes; at most {max} accepted"),
+            ))
+        });
+        if let Some(late_ms) = deadline.map(|d| deadline::now_millis().saturating_sub(d)) {
+            if late_ms >= 0 {
+                shared.metrics.inc_expired();
+                tracing::info!(
+                    late_ms,
+                    "request expired before it was handled; committing it without a reply"
+                );
+                done.settle();
+                return;
             }
+        }
+        let cx = RequestContext::new(message, address, deadline);
+        let outcome = match refusal {
+            Some(e) => Err(e),
+            None => match AssertUnwindSafe(endpoint.serve(&cx)).catch_unwind().await {
+                Ok(outcome) => outcome,
+                Err(panic) => {
+                    shared.metrics.inc_panics();
+                    let msg = panic_message(&*panic);
+                    tracing::error!(panic = msg, "handler panicked");
+                    Err(ErrorReply::internal(format!("handler panicked: {msg}")))
+                }
+            },
         };
         if let Err(e) = &outcome {
             tracing::info!(code = e.code(), message = e.message(), "error reply");
@@ -191,10 +231,13 @@ async fn send_reply(
 ) -> Result<rdkafka::producer::DeliveryFuture, KafkaError> {
     let to: &ReplyAddress = cx.reply_to();
     let convention = &to.convention;
-    let mut headers = OwnedHeaders::new_with_capacity(4).insert(Header {
-        key: convention.correlation_id_header(),
-        value: Some(&to.correlation_id),
-    });
+    let mut headers = OwnedHeaders::new_with_capacity(4);
+    if let Some(id) = &to.correlation_id {
+        headers = headers.insert(Header {
+            key: convention.correlation_id_header(),
+            value: Some(id),
+        });
+    }
     let payload = match &outcome {
         Ok(bytes) => Some(bytes),
         Err(e) => {
@@ -248,11 +291,13 @@ fn panic_message(panic: &(dyn Any + Send)) -> &str {
 
 impl Shared {
     /// Applies the reply-topic policy plus the rules no policy can lift: never an
-    /// internal topic, never one of our own request topics.
+    /// internal topic, never one of our own request topics (no request loops), never
+    /// the dead-letter topic (no forged dead letters).
     pub(crate) fn check_allowed(&self, a: ReplyAddress) -> Result<ReplyAddress, Unanswerable> {
         let topic = a.topic.as_str();
         if crate::topic::is_internal_topic(topic)
             || self.router.get(topic).is_some()
+            || self.dead_letter_topic.as_deref() == Some(topic)
             || !self.policy.allows(topic)
         {
             return Err(Unanswerable::TopicNotAllowed(a.topic));
