@@ -14,7 +14,7 @@ use crate::headers::HeaderConvention;
 use crate::ordering::Ordering;
 use crate::policy::ReplyTopicPolicy;
 use crate::router::Route;
-use crate::runtime::Responder;
+use crate::runtime::{Responder, Unreported};
 use crate::topic::{is_internal_topic, validate_topic_name};
 
 /// Settings of the runtime: bounds, timings, the dead-letter topic.
@@ -25,6 +25,8 @@ pub(crate) struct Settings {
     pub(crate) missing_correlation_id: MissingCorrelationId,
     pub(crate) max_correlation_id_len: usize,
     pub(crate) max_request_bytes: Option<usize>,
+    pub(crate) reply_topic_ttl: Duration,
+    pub(crate) write_access: Option<Unreported>,
     pub(crate) max_in_flight: usize,
     pub(crate) max_in_flight_per_partition: usize,
     pub(crate) drain_timeout: Duration,
@@ -39,6 +41,8 @@ impl Default for Settings {
             missing_correlation_id: MissingCorrelationId::default(),
             max_correlation_id_len: DEFAULT_MAX_CORRELATION_ID_LEN,
             max_request_bytes: None,
+            reply_topic_ttl: Duration::from_secs(30),
+            write_access: None,
             max_in_flight: 1024,
             max_in_flight_per_partition: 256,
             drain_timeout: Duration::from_secs(30),
@@ -222,6 +226,29 @@ impl ResponderBuilder {
     /// the broker's own `message.max.bytes`.
     pub fn max_request_bytes(mut self, bytes: usize) -> Self {
         self.settings.max_request_bytes = Some(bytes);
+        self
+    }
+
+    /// Asks the broker, before the first reply to each reply topic (and again after
+    /// the [cache TTL](Self::reply_topic_cache_ttl)), which operations the responder's
+    /// principal may perform on it (KIP-430 DescribeTopics with authorized operations).
+    /// A topic the principal may not WRITE is refused (`reply_topic_not_authorized`)
+    /// before anything is produced. When the broker reports no operations (no
+    /// authorizer, or a broker before Kafka 2.3), `unreported` decides.
+    ///
+    /// Off by default: the reply-topic policy, the existence and partition checks
+    /// (from metadata, always on) and the producer's own
+    /// `TOPIC_AUTHORIZATION_FAILED` handling apply either way.
+    pub fn check_write_access(mut self, unreported: Unreported) -> Self {
+        self.settings.write_access = Some(unreported);
+        self
+    }
+
+    /// How long what the broker said about a reply topic (existence, partition count,
+    /// write access) is trusted. A refusal is re-checked after 2 s at most, so a topic
+    /// created or grown meanwhile is picked up quickly. Default 30 s.
+    pub fn reply_topic_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.settings.reply_topic_ttl = ttl;
         self
     }
 

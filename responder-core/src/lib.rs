@@ -14,6 +14,7 @@ pub mod codec;
 mod config;
 mod context;
 mod deadline;
+mod describe_topics;
 mod error;
 mod error_reply;
 mod handler;
@@ -49,7 +50,7 @@ pub use policy_source::{PolicyLoadError, PolicySource};
 pub use router::{IntoRoutes, Route};
 pub use runtime::{
     DLQ_MESSAGE_HEADER, DLQ_OFFSET_HEADER, DLQ_PARTITION_HEADER, DLQ_REASON_HEADER,
-    DLQ_TIME_HEADER, DLQ_TOPIC_HEADER, Responder, shutdown_signal,
+    DLQ_TIME_HEADER, DLQ_TOPIC_HEADER, Responder, Unreported, shutdown_signal,
 };
 
 /// Re-exported so handlers can be written without adding the dependency.

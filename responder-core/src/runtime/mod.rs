@@ -22,6 +22,7 @@ use self::consumer::{ConsumerCx, ConsumerThread, Event};
 use self::dispatcher::Dispatcher;
 use self::permits::Permits;
 use self::reply_topics::ReplyTopics;
+pub use self::reply_topics::Unreported;
 use crate::address::AddressReader;
 use crate::config::{ResponderBuilder, Settings};
 use crate::deadline::DeadlineRules;
@@ -99,7 +100,7 @@ impl Responder {
                 deadlines: settings.deadlines.clone(),
                 max_request_bytes: settings.max_request_bytes,
                 policy,
-                reply_topics: ReplyTopics::new(),
+                reply_topics: ReplyTopics::new(settings.reply_topic_ttl, settings.write_access),
                 producer,
                 metrics: Arc::new(Metrics::default()),
                 dead_letter_topic: settings.dead_letter_topic.clone(),

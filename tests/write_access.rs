@@ -1,0 +1,55 @@
+//! The live write-access check (KIP-430 DescribeTopics with authorized operations).
+//! Neither test broker has an authorizer, so neither reports operations: the configured
+//! fallback decides. (What the check does with reported operations is unit-tested
+//! beside the FFI wrapper.)
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Fixture, ProbeLog, ProbeReq, eventually};
+use kafka_responder::testkit::{committed_offset, end_offset};
+use kafka_responder::{HeaderConvention, Unreported};
+
+#[tokio::test]
+async fn unreported_operations_fall_back_to_the_configured_choice() {
+    let fx = Fixture::new(1, 1).await;
+    let requester = fx.requester(HeaderConvention::spring(), 0).await;
+
+    // Fail closed: nothing is written, the request is committed as unanswerable.
+    let running = fx.serve(ProbeLog::new(), |b| {
+        b.check_write_access(Unreported::Refuse)
+    });
+    let (pending, (_, offset)) = requester
+        .send(&fx.requests, None, None, &ProbeReq::id(1).bytes())
+        .await
+        .expect("sent");
+    eventually(Duration::from_secs(20), || {
+        running.metrics().unanswerable == 1
+    })
+    .await;
+    let m = running.shutdown().await.expect("shutdown");
+    assert_eq!((m.unanswerable, m.replied), (1, 0));
+    assert_eq!(
+        end_offset(fx.bootstrap(), &fx.replies, 0)
+            .await
+            .expect("end"),
+        0
+    );
+    assert_eq!(
+        committed_offset(fx.bootstrap(), &fx.group, &fx.requests, 0)
+            .await
+            .expect("committed"),
+        Some(offset + 1)
+    );
+    drop(pending);
+
+    // Trust the policy: answered.
+    let running = fx.serve(ProbeLog::new(), |b| b.check_write_access(Unreported::Allow));
+    requester
+        .request(&fx.requests, None, &ProbeReq::id(2).bytes())
+        .await
+        .expect("answered");
+    let m = running.shutdown().await.expect("shutdown");
+    assert_eq!((m.unanswerable, m.replied), (0, 1));
+}
