@@ -163,3 +163,46 @@ async fn a_new_group_answers_requests_sent_before_it_started() {
     }
     running.shutdown().await.expect("shutdown");
 }
+
+/// Requests without a correlation id are unanswerable by default; configured to, the
+/// responder answers them without one (for requesters that match replies by key).
+#[tokio::test]
+async fn a_missing_correlation_id_is_refused_or_answered_as_configured() {
+    use kafka_responder::MissingCorrelationId;
+
+    let fx = Fixture::new(1, 1).await;
+    let requester = fx.requester(HeaderConvention::spring(), 0).await;
+    let headers = vec![
+        ("kafka_replyTopic".to_owned(), fx.replies.clone().into_bytes()),
+        ("kafka_replyPartition".to_owned(), 0i32.to_be_bytes().to_vec()),
+    ];
+    let body = ProbeReq::id(1).bytes();
+    for (rule, answered) in [
+        (MissingCorrelationId::Refuse, false),
+        (MissingCorrelationId::ReplyWithout, true),
+    ] {
+        let running = fx.serve(ProbeLog::new(), |b| b.missing_correlation_id(rule));
+        let key = format!("{rule:?}").into_bytes();
+        requester
+            .send_raw(&fx.requests, None, Some(&key), Some(&body), &headers)
+            .await
+            .expect("sent");
+        // A good request after it: once answered, the one before was settled.
+        requester
+            .request(&fx.requests, None, &ProbeReq::id(2).bytes())
+            .await
+            .expect("reply");
+        let m = running.shutdown().await.expect("shutdown");
+        let replies: Vec<_> = requester
+            .received()
+            .into_iter()
+            .filter(|r| r.key.as_deref() == Some(&key[..]))
+            .collect();
+        assert_eq!(replies.len(), usize::from(answered), "{rule:?}");
+        assert_eq!(m.unanswerable, u64::from(!answered), "{rule:?}");
+        if let Some(r) = replies.first() {
+            assert_eq!(r.header("kafka_correlationId"), None);
+            assert_eq!(r.partition, 0);
+        }
+    }
+}
