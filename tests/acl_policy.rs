@@ -49,9 +49,15 @@ fn a_strimzi_kafka_user_becomes_the_policy() {
     for topic in REFUSED {
         assert!(!policy.allows(topic), "{topic} should be refused");
     }
+    // Narrowed to the reply topics proper: the dead-letter grant no longer counts.
+    let narrowed = load(&format!("{STRIMZI} & WALLET-KYC-RESPONSE*"));
+    assert!(narrowed.allows("WALLET-KYC-RESPONSE-1"));
+    assert!(!narrowed.allows("kyc-dead-letters"));
+    assert!(!narrowed.allows("WALLET-KYC-RESPONSE-AUDIT"));
     // The other user in the file writes everywhere.
     let fraud = load("strimzi:tests/acl/kafka-user.yaml#fraud-responder");
     assert!(fraud.allows("fraud-alerts") && fraud.allows("payments"));
+    assert!(fraud.allows_every_topic(), "the responder warns about this at start-up");
     // With two users in the file, the source must say which.
     assert!(matches!(
         "strimzi:tests/acl/kafka-user.yaml"

@@ -173,8 +173,14 @@ async fn a_missing_correlation_id_is_refused_or_answered_as_configured() {
     let fx = Fixture::new(1, 1).await;
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
     let headers = vec![
-        ("kafka_replyTopic".to_owned(), fx.replies.clone().into_bytes()),
-        ("kafka_replyPartition".to_owned(), 0i32.to_be_bytes().to_vec()),
+        (
+            "kafka_replyTopic".to_owned(),
+            fx.replies.clone().into_bytes(),
+        ),
+        (
+            "kafka_replyPartition".to_owned(),
+            0i32.to_be_bytes().to_vec(),
+        ),
     ];
     let body = ProbeReq::id(1).bytes();
     for (rule, answered) in [

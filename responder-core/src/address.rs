@@ -228,8 +228,13 @@ impl AddressReader {
             let correlation = lookup(headers, convention.correlation_id_header());
             match (topic.is_present(), correlation.is_present()) {
                 (true, true) => return self.read_address(convention, headers, topic, correlation),
-                (true, false) if partial.is_none() => {
-                    topic_only = Some((convention, topic));
+                (true, false) => {
+                    if topic_only.is_none() {
+                        topic_only = Some((convention, topic));
+                    }
+                    if partial.is_some() {
+                        continue;
+                    }
                     partial = Some(Unanswerable::MissingCorrelationId {
                         convention: convention.name().to_owned(),
                         header: convention.correlation_id_header().to_owned(),
@@ -530,6 +535,9 @@ mod tests {
         let lenient = all().missing_correlation_id(MissingCorrelationId::ReplyWithout);
         let a = lenient.read(Some(&h)).expect("address");
         assert_eq!((a.topic.as_str(), a.correlation_id), ("r", None));
+        // A correlation header of one convention does not hide another's reply topic.
+        let h = headers(&[("kafka_correlationId", b"c"), ("REPLY_TOPIC", b"r")]);
+        assert_eq!(lenient.read(Some(&h)).map(|a| a.topic), Ok("r".to_owned()));
         // A full match of a later convention beats a topic-only match of an earlier.
         let h = headers(&[("REPLY_TOPIC", b"r"), ("CORRELATION_ID", b"c")]);
         let a = lenient.read(Some(&h)).expect("address");

@@ -233,8 +233,9 @@ impl ResponderBuilder {
     /// the [cache TTL](Self::reply_topic_cache_ttl)), which operations the responder's
     /// principal may perform on it (KIP-430 DescribeTopics with authorized operations).
     /// A topic the principal may not WRITE is refused (`reply_topic_not_authorized`)
-    /// before anything is produced. When the broker reports no operations (no
-    /// authorizer, or a broker before Kafka 2.3), `unreported` decides.
+    /// before anything is produced. When the broker answers without operations (a
+    /// broker before Kafka 2.3, or one without KIP-430), `unreported` decides; when it
+    /// cannot be asked, the reply is produced and the producer's errors decide.
     ///
     /// Off by default: the reply-topic policy, the existence and partition checks
     /// (from metadata, always on) and the producer's own
@@ -338,6 +339,9 @@ impl ResponderBuilder {
         }
         if s.commit_interval.is_zero() {
             return Err(Error::config("commit interval must be positive"));
+        }
+        if s.reply_topic_ttl.is_zero() {
+            return Err(Error::config("the reply-topic cache TTL must be positive"));
         }
         if s.max_correlation_id_len == 0 {
             return Err(Error::config("the correlation id bound must be at least 1"));

@@ -33,20 +33,31 @@ impl Default for DeadlineRules {
     }
 }
 
+/// A request's deadline, as far as it can be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Deadline {
+    /// The earliest deadline known, in epoch milliseconds.
+    pub(crate) at: Option<i64>,
+    /// Why the deadline header could not be read, if it could not.
+    pub(crate) unreadable: Option<String>,
+}
+
 impl DeadlineRules {
-    /// The request's deadline in epoch milliseconds, or why its deadline header cannot
-    /// be read.
-    pub(crate) fn deadline(&self, message: &OwnedMessage) -> Result<Option<i64>, String> {
+    /// The request's deadline: the earlier of the header's and the maximum age's.
+    /// An unreadable header is reported beside the age-derived deadline, which still
+    /// applies.
+    pub(crate) fn deadline(&self, message: &OwnedMessage) -> Deadline {
+        let mut unreadable = None;
         let from_header = match (&self.header, message.headers()) {
             (Some(name), Some(headers)) => match lookup(headers, name) {
                 Lookup::Absent => None,
                 Lookup::Conflicting => {
-                    return Err(format!("header {name} appears with different values"));
+                    unreadable = Some(format!("header {name} appears with different values"));
+                    None
                 }
-                Lookup::Present(v) => Some(
-                    parse_millis(v.unwrap_or_default())
-                        .map_err(|why| format!("header {name}: {why}"))?,
-                ),
+                Lookup::Present(v) => parse_millis(v.unwrap_or_default())
+                    .map_err(|why| unreadable = Some(format!("header {name}: {why}")))
+                    .ok(),
             },
             _ => None,
         };
@@ -54,10 +65,11 @@ impl DeadlineRules {
             let ts = message.timestamp().to_millis()?;
             Some(ts.saturating_add(i64::try_from(age.as_millis()).unwrap_or(i64::MAX)))
         });
-        Ok(match (from_header, from_age) {
+        let at = match (from_header, from_age) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        })
+        };
+        Deadline { at, unreadable }
     }
 }
 
@@ -114,14 +126,14 @@ mod tests {
             ..DeadlineRules::default()
         };
         let m = message(Some(1_000_000), &[(DEADLINE_HEADER, b"1003000")]);
-        assert_eq!(rules.deadline(&m), Ok(Some(1_003_000)));
+        assert_eq!(rules.deadline(&m).at, Some(1_003_000));
         let m = message(Some(1_000_000), &[(DEADLINE_HEADER, b"1009000")]);
-        assert_eq!(rules.deadline(&m), Ok(Some(1_005_000)));
+        assert_eq!(rules.deadline(&m).at, Some(1_005_000));
         let m = message(None, &[(DEADLINE_HEADER, b"1009000")]);
-        assert_eq!(rules.deadline(&m), Ok(Some(1_009_000)));
+        assert_eq!(rules.deadline(&m).at, Some(1_009_000));
         let m = message(Some(1_000_000), &[]);
-        assert_eq!(rules.deadline(&m), Ok(Some(1_005_000)));
-        assert_eq!(DeadlineRules::default().deadline(&m), Ok(None));
+        assert_eq!(rules.deadline(&m).at, Some(1_005_000));
+        assert_eq!(DeadlineRules::default().deadline(&m).at, None);
     }
 
     #[test]
@@ -136,11 +148,20 @@ mod tests {
             b"9999999999999999999",
         ] {
             let m = message(None, &[(DEADLINE_HEADER, bad)]);
-            assert!(rules.deadline(&m).is_err(), "{bad:?}");
+            assert!(rules.deadline(&m).unreadable.is_some(), "{bad:?}");
         }
         let m = message(None, &[(DEADLINE_HEADER, b"1"), (DEADLINE_HEADER, b"2")]);
-        assert!(rules.deadline(&m).is_err());
+        assert!(rules.deadline(&m).unreadable.is_some());
         let m = message(None, &[(DEADLINE_HEADER, b"1"), (DEADLINE_HEADER, b"1")]);
-        assert_eq!(rules.deadline(&m), Ok(Some(1)));
+        assert_eq!(rules.deadline(&m).at, Some(1));
+        // An unreadable header does not hide the maximum age.
+        let aged = DeadlineRules {
+            max_age: Some(Duration::from_secs(1)),
+            ..DeadlineRules::default()
+        };
+        let m = message(Some(5_000), &[(DEADLINE_HEADER, b"soon")]);
+        let d = aged.deadline(&m);
+        assert_eq!(d.at, Some(6_000));
+        assert!(d.unreadable.is_some());
     }
 }

@@ -18,29 +18,47 @@ use rdkafka::client::{Client, ClientContext};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::types::RDKafkaRespErr;
 
+// The same C functions as in `rdkafka::bindings`, declared to return plain integers:
+// the bindings return `#[repr(i32)]` enums, and a code or operation this librdkafka
+// does not know (a newer broker's) would be an invalid enum value.
+unsafe extern "C" {
+    #[link_name = "rd_kafka_error_code"]
+    fn error_code(error: *const sys::rd_kafka_error_t) -> c_int;
+    #[link_name = "rd_kafka_event_error"]
+    fn event_error(event: *mut sys::rd_kafka_event_t) -> c_int;
+    #[link_name = "rd_kafka_TopicDescription_authorized_operations"]
+    fn authorized_operations(
+        description: *const sys::rd_kafka_TopicDescription_t,
+        count: *mut usize,
+    ) -> *const c_int;
+}
+
+/// Kafka's error codes the responder acts on.
+pub(crate) const UNKNOWN_TOPIC_OR_PARTITION: i32 = 3;
+/// Kafka's error codes the responder acts on.
+pub(crate) const TOPIC_AUTHORIZATION_FAILED: i32 = 29;
+
+/// `AclOperation` values (librdkafka's `rd_kafka_AclOperation_t`).
+const OP_ALL: c_int = 2;
+const OP_WRITE: c_int = 4;
+
 /// What the broker said about one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TopicAccess {
     pub(crate) name: String,
-    /// The topic's own error (unknown topic, not authorized to describe it).
-    pub(crate) error: Option<RDKafkaErrorCode>,
+    /// The topic's own Kafka error code (unknown topic, not authorized to describe it).
+    pub(crate) error: Option<i32>,
     pub(crate) partitions: usize,
-    /// The principal's authorized operations, or `None` when the broker reported none
-    /// (it does not support KIP-430, or has no authorizer).
-    pub(crate) authorized: Option<Vec<sys::rd_kafka_AclOperation_t>>,
+    /// The principal's authorized operations (`rd_kafka_AclOperation_t` values), or
+    /// `None` when the broker reported none (it predates KIP-430).
+    pub(crate) authorized: Option<Vec<c_int>>,
 }
 
 impl TopicAccess {
     /// Whether the reported operations include producing (WRITE, or ALL).
     pub(crate) fn may_write(&self) -> Option<bool> {
-        use sys::rd_kafka_AclOperation_t as Op;
         let ops = self.authorized.as_ref()?;
-        Some(ops.iter().any(|op| {
-            matches!(
-                op,
-                Op::RD_KAFKA_ACL_OPERATION_WRITE | Op::RD_KAFKA_ACL_OPERATION_ALL
-            )
-        }))
+        Some(ops.iter().any(|op| matches!(*op, OP_WRITE | OP_ALL)))
     }
 }
 
@@ -92,13 +110,23 @@ unsafe fn check_error(error: *mut sys::rd_kafka_error_t) -> Result<(), DescribeE
     // SAFETY: a live error object; the string lives as long as it does and is copied.
     let (code, message) = unsafe {
         (
-            sys::rd_kafka_error_code(error.as_ptr()),
+            error_code(error.as_ptr()),
             CStr::from_ptr(sys::rd_kafka_error_string(error.as_ptr()))
                 .to_string_lossy()
                 .into_owned(),
         )
     };
-    Err(failed(code.into(), message))
+    Err(failed(code_of(code), message))
+}
+
+fn code_of(code: c_int) -> RDKafkaErrorCode {
+    match code {
+        UNKNOWN_TOPIC_OR_PARTITION => RDKafkaErrorCode::UnknownTopicOrPartition,
+        TOPIC_AUTHORIZATION_FAILED => RDKafkaErrorCode::TopicAuthorizationFailed,
+        -185 => RDKafkaErrorCode::OperationTimedOut,
+        -186 => RDKafkaErrorCode::InvalidArgument,
+        _ => RDKafkaErrorCode::Fail,
+    }
 }
 
 /// Describes `topics` with the principal's authorized operations. Blocks up to
@@ -191,12 +219,12 @@ pub(crate) fn describe_topics<C: ClientContext>(
                 "no DescribeTopics result",
             )
         })?;
-        let err = sys::rd_kafka_event_error(event.as_ptr());
-        if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {
+        let err = event_error(event.as_ptr());
+        if err != 0 {
             let message = CStr::from_ptr(sys::rd_kafka_event_error_string(event.as_ptr()))
                 .to_string_lossy()
                 .into_owned();
-            return Err(failed(err.into(), message));
+            return Err(failed(code_of(err), message));
         }
         let result = sys::rd_kafka_event_DescribeTopics_result(event.as_ptr());
         if result.is_null() {
@@ -239,12 +267,12 @@ unsafe fn read_description(d: *const sys::rd_kafka_TopicDescription_t) -> TopicA
         };
         let error = sys::rd_kafka_TopicDescription_error(d);
         let error = (!error.is_null())
-            .then(|| RDKafkaErrorCode::from(sys::rd_kafka_error_code(error)))
-            .filter(|c| *c != RDKafkaErrorCode::NoError);
+            .then(|| error_code(error))
+            .filter(|c| *c != 0);
         let mut partitions = 0usize;
         let _ = sys::rd_kafka_TopicDescription_partitions(d, &mut partitions);
         let mut n = 0usize;
-        let ops = sys::rd_kafka_TopicDescription_authorized_operations(d, &mut n);
+        let ops = authorized_operations(d, &mut n);
         let authorized = (!ops.is_null()).then(|| slice(ops, n).to_vec());
         TopicAccess {
             name,
@@ -299,11 +327,7 @@ mod tests {
             summary,
             vec![
                 ("four", None, 4),
-                (
-                    "missing",
-                    Some(RDKafkaErrorCode::UnknownTopicOrPartition),
-                    0
-                ),
+                ("missing", Some(UNKNOWN_TOPIC_OR_PARTITION), 0),
                 ("one", None, 1),
             ]
         );
@@ -327,7 +351,7 @@ mod tests {
             name: "t".into(),
             error: None,
             partitions: 1,
-            authorized: ops,
+            authorized: ops.map(|ops| ops.into_iter().map(|op| op as c_int).collect()),
         };
         assert_eq!(access(None).may_write(), None);
         assert_eq!(access(Some(vec![])).may_write(), Some(false));
@@ -351,5 +375,11 @@ mod tests {
             access(Some(vec![Op::RD_KAFKA_ACL_OPERATION_ALL])).may_write(),
             Some(true)
         );
+        // An operation this librdkafka does not know is carried, not misread.
+        let newer = TopicAccess {
+            authorized: Some(vec![14]),
+            ..access(None)
+        };
+        assert_eq!(newer.may_write(), Some(false));
     }
 }

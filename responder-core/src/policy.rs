@@ -103,6 +103,8 @@ pub struct PolicyError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplyTopicPolicy {
     entries: Vec<PolicyEntry>,
+    /// Policies that must allow a topic too (see [`and`](Self::and)).
+    also: Vec<ReplyTopicPolicy>,
 }
 
 impl ReplyTopicPolicy {
@@ -144,6 +146,33 @@ impl ReplyTopicPolicy {
         )?))
     }
 
+    /// Narrows this policy: a topic must be allowed by both. Use it to restrict a
+    /// policy loaded from ACLs (everywhere the service account may write) to the reply
+    /// topics the service means to answer on.
+    ///
+    /// ```
+    /// use responder_core::ReplyTopicPolicy;
+    ///
+    /// let acls: ReplyTopicPolicy = "*,!payments".parse()?;
+    /// let policy = acls.and("replies-*".parse()?);
+    /// assert!(policy.allows("replies-1"));
+    /// assert!(!policy.allows("audit"));
+    /// # Ok::<_, responder_core::PolicyError>(())
+    /// ```
+    pub fn and(mut self, other: ReplyTopicPolicy) -> Self {
+        self.also.push(other);
+        self
+    }
+
+    /// Whether the policy lets replies go to any topic a requester names (a LITERAL
+    /// `*` ALLOW, DENY entries aside): then only the broker's ACLs stand between a
+    /// requester and every topic the service account can write.
+    pub fn allows_every_topic(&self) -> bool {
+        self.entries.iter().any(|e| {
+            e.permission == Permission::Allow && e.pattern == PatternType::Literal && e.name == "*"
+        }) && self.also.iter().all(ReplyTopicPolicy::allows_every_topic)
+    }
+
     /// The entries, in the order given.
     pub fn entries(&self) -> &[PolicyEntry] {
         &self.entries
@@ -154,6 +183,7 @@ impl ReplyTopicPolicy {
         self.entries
             .iter()
             .any(|e| e.permission == Permission::Allow)
+            && self.also.iter().all(ReplyTopicPolicy::allows_anything)
     }
 
     /// Whether a reply may be written to `topic`: some ALLOW entry matches and no DENY
@@ -168,7 +198,7 @@ impl ReplyTopicPolicy {
                 }
             }
         }
-        allowed
+        allowed && self.also.iter().all(|p| p.allows(topic))
     }
 }
 
@@ -209,6 +239,9 @@ impl fmt::Display for ReplyTopicPolicy {
                 f.write_str(",")?;
             }
             write!(f, "{e}")?;
+        }
+        for p in &self.also {
+            write!(f, " & {p}")?;
         }
         Ok(())
     }

@@ -17,6 +17,7 @@ use crate::policy::{PolicyError, ReplyTopicPolicy};
 /// | `file:/etc/responder/policy` | the same syntax in a file, one or more entries per line, `#` comments |
 /// | `kafka-acls:/etc/acls.txt#User:kyc` | `kafka-acls --list` output, for that principal |
 /// | `strimzi:/etc/user.yaml` or `strimzi:/etc/users.yaml#kyc` | a `KafkaUser` manifest (feature `strimzi`) |
+/// | `strimzi:/etc/user.yaml & replies-*` | both: a topic must be allowed by each ([`ReplyTopicPolicy::and`]) |
 ///
 /// ```
 /// use responder_core::PolicySource;
@@ -47,6 +48,8 @@ pub enum PolicySource {
         /// The responder's principal, e.g. `User:kyc`.
         principal: String,
     },
+    /// Several sources, all of which must allow a topic (written `A & B`).
+    All(Vec<PolicySource>),
     /// A Strimzi `KafkaUser` manifest.
     Strimzi {
         /// The file.
@@ -88,6 +91,13 @@ impl FromStr for PolicySource {
     type Err = PolicyLoadError;
 
     fn from_str(s: &str) -> Result<Self, PolicyLoadError> {
+        if s.contains(" & ") {
+            return s
+                .split(" & ")
+                .map(|part| part.trim().parse())
+                .collect::<Result<_, _>>()
+                .map(PolicySource::All);
+        }
         let bad = |why| PolicyLoadError::Source(s.to_owned(), why);
         if let Some(path) = s.strip_prefix("file:") {
             return Ok(PolicySource::File(
@@ -146,6 +156,13 @@ impl PolicySource {
                 Ok(acl::policy_for_principal(&acls, principal)?)
             }
             PolicySource::Strimzi { path, user } => load_strimzi(path, user.as_deref()),
+            PolicySource::All(sources) => {
+                let mut loaded = sources.iter().map(PolicySource::load);
+                let first = loaded
+                    .next()
+                    .unwrap_or_else(|| Ok(ReplyTopicPolicy::deny_all()))?;
+                loaded.try_fold(first, |policy, next| Ok(policy.and(next?)))
+            }
         }
     }
 }
@@ -180,6 +197,15 @@ impl fmt::Display for PolicySource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PolicySource::Inline(text) => f.write_str(text),
+            PolicySource::All(sources) => {
+                for (i, source) in sources.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" & ")?;
+                    }
+                    write!(f, "{source}")?;
+                }
+                Ok(())
+            }
             PolicySource::File(p) => write!(f, "file:{}", p.display()),
             PolicySource::KafkaAcls { path, principal } => {
                 write!(f, "kafka-acls:{}#{principal}", path.display())
@@ -205,6 +231,7 @@ mod tests {
             "kafka-acls:/x/acls.txt#User:CN=a,OU=b",
             "strimzi:/u.yaml",
             "strimzi:/u.yaml#kyc",
+            "strimzi:/u.yaml#kyc & replies-*",
         ] {
             assert_eq!(s.parse::<PolicySource>().expect(s).to_string(), s);
         }

@@ -23,7 +23,8 @@ pub fn parse_kafka_acls_list(text: &str) -> Result<Vec<AclBinding>, AclError> {
             line: i + 1,
             message,
         };
-        if line.is_empty() {
+        // `--list --principal User:x` heads its output with this line.
+        if line.is_empty() || line.starts_with("ACLs for principal `") {
             continue;
         }
         if let Some(rest) = line.split_once("ACLs for resource `").map(|(_, r)| r) {
@@ -165,6 +166,12 @@ mod tests {
                 other => panic!("{text}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_listing_for_one_principal_has_a_heading() {
+        let text = "ACLs for principal `User:kyc`\nCurrent ACLs for resource `ResourcePattern(resourceType=TOPIC, name=r, patternType=LITERAL)`: \n \t(principal=User:kyc, host=*, operation=WRITE, permissionType=ALLOW) \n";
+        assert_eq!(parse_kafka_acls_list(text).expect("parsed").len(), 1);
     }
 
     #[test]

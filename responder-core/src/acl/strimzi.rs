@@ -18,7 +18,7 @@
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
-use super::{AclBinding, AclError, parse_pattern, parse_permission};
+use super::{AclBinding, AclError, ResourceType, parse_pattern, parse_permission};
 
 /// A `KafkaUser` read from a manifest: its principal and its ACL bindings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,14 +155,15 @@ fn read_user(m: Manifest) -> Result<KafkaUser, AclError> {
         if operations.is_empty() {
             return Err(at("no operations".into()));
         }
+        let name = match (&rule.resource.name, resource_type) {
+            (Some(name), _) => name.clone(),
+            (None, ResourceType::Cluster) => "kafka-cluster".into(),
+            (None, _) => return Err(at("the resource has no name".into())),
+        };
         for op in operations {
             acls.push(AclBinding {
                 resource_type,
-                name: rule
-                    .resource
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| "kafka-cluster".into()),
+                name: name.clone(),
                 pattern,
                 principal: principal.clone(),
                 host: rule.host.clone().unwrap_or_else(|| "*".into()),
@@ -181,7 +182,7 @@ fn read_user(m: Manifest) -> Result<KafkaUser, AclError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::acl::{AclOperation, ResourceType};
+    use crate::acl::AclOperation;
     use crate::policy::{PatternType, Permission};
 
     const USER: &str = r#"
@@ -258,6 +259,7 @@ spec:
             "kind: KafkaUser\nmetadata: {name: u}\nspec: {authorization: {type: simple, acls: [{resource: {type: topic, name: t}}]}}",
             "kind: KafkaUser\nmetadata: {name: u}\nspec: {authorization: {type: simple, acls: [{resource: {type: topic, name: t, patternType: match}, operations: [Write]}]}}",
             "{{{ not yaml",
+            "kind: KafkaUser\nmetadata: {name: u}\nspec: {authorization: {type: simple, acls: [{resource: {type: topic}, operations: [Write]}]}}",
         ] {
             assert!(parse_strimzi_kafka_user(yaml, None).is_err(), "{yaml}");
         }

@@ -137,6 +137,13 @@ impl Responder {
             .subscribe(&topics)
             .map_err(|e| Error::kafka("subscribing to the request topics", e))?;
         tracing::info!(?topics, policy = %self.shared.policy, "responder started");
+        if self.shared.policy.allows_every_topic() {
+            tracing::warn!(
+                policy = %self.shared.policy,
+                "the reply-topic policy allows every topic: any requester can make this \
+                 service write wherever its account may; narrow it with `&` / `and`"
+            );
+        }
 
         let stop = Arc::new(AtomicBool::new(false));
         let (final_tx, final_rx) = std::sync::mpsc::channel();

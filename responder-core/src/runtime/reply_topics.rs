@@ -4,17 +4,22 @@
 //! is known unanswerable before anything is produced.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, Producer};
 
 use crate::address::{ReplyAddress, Unanswerable};
-use crate::describe_topics::describe_topics;
+use crate::describe_topics::{
+    TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_OR_PARTITION, describe_topics,
+};
 
-/// What to do when the write-access check (KIP-430) is on and the broker reports no
-/// authorized operations for a reply topic (it predates KIP-430, or has no authorizer).
+/// What to do when the write-access check (KIP-430) is on and the broker answers
+/// without authorized operations for a reply topic (a broker before Kafka 2.3, or one
+/// that does not implement KIP-430). When the broker cannot be asked at all, neither
+/// applies: the reply is produced and the producer's own errors decide (a reply that
+/// does not get through leaves its request uncommitted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Unreported {
@@ -24,12 +29,14 @@ pub enum Unreported {
     Refuse,
 }
 
-/// A refusal (no such topic or partition) is checked again after this long: topics
-/// are created and grow partitions, and a requester should not wait `TTL` for it.
-const RECHECK_REFUSAL_AFTER: Duration = Duration::from_secs(2);
+/// A refusal (no such topic or partition), or a lookup that got no answer, is checked
+/// again after this long: topics are created and grow partitions, and a requester
+/// should not wait a whole TTL for it; meanwhile repeated requests do not ask again.
+const RECHECK_AFTER: Duration = Duration::from_secs(2);
 /// Requests for metadata wait this long at most.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
-/// Topics remembered at most (a prefixed policy admits unboundedly many names).
+/// Topics remembered at most (a prefixed policy admits unboundedly many names); when
+/// full, the oldest half is forgotten.
 const MAX_ENTRIES: usize = 10_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +44,12 @@ enum Known {
     Partitions(i32),
     Missing,
     NotAuthorized,
+    /// The broker could not be asked, or gave no usable answer: produce, and let the
+    /// producer's own errors decide.
+    Unverified,
 }
+
+type Entry = (Instant, Known);
 
 /// The cache, one per responder.
 pub(crate) struct ReplyTopics {
@@ -45,9 +57,10 @@ pub(crate) struct ReplyTopics {
     ttl: Duration,
     /// Whether to ask for authorized operations (KIP-430), and what to do without.
     write_access: Option<Unreported>,
-    entries: Mutex<HashMap<String, (Instant, Known)>>,
-    /// One metadata request at a time: a burst of requests for a new topic asks once.
-    fetching: tokio::sync::Mutex<()>,
+    entries: Mutex<HashMap<String, Entry>>,
+    /// Lookups under way, one per topic: a burst of requests for a new topic asks the
+    /// broker once, and lookups of different topics do not wait for each other.
+    lookups: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl ReplyTopics {
@@ -56,7 +69,7 @@ impl ReplyTopics {
             ttl,
             write_access,
             entries: Mutex::new(HashMap::new()),
-            fetching: tokio::sync::Mutex::new(()),
+            lookups: Mutex::new(HashMap::new()),
         }
     }
 
@@ -67,22 +80,22 @@ impl ReplyTopics {
         producer: &FutureProducer,
         to: &ReplyAddress,
     ) -> Result<(), Unanswerable> {
-        let known = match self.cached(&to.topic) {
-            Some(k) => Some(k),
-            None => {
-                let _one = self.fetching.lock().await;
-                match self.cached(&to.topic) {
-                    Some(k) => Some(k),
-                    None => self.fetch(producer, &to.topic).await,
-                }
-            }
+        let entry = self.fresh(&to.topic);
+        // A partition beyond a count learnt a while ago: the topic may have grown.
+        let recheck = matches!(
+            (entry, to.partition),
+            (Some((at, Known::Partitions(n))), Some(p)) if p >= n && at.elapsed() >= RECHECK_AFTER
+        );
+        let known = match entry {
+            Some((_, known)) if !recheck => known,
+            _ => self.look_up(producer, &to.topic, recheck).await,
         };
         match (known, to.partition) {
-            (Some(Known::Missing), _) => Err(Unanswerable::UnknownReplyTopic(to.topic.clone())),
-            (Some(Known::NotAuthorized), _) => {
+            (Known::Missing, _) => Err(Unanswerable::UnknownReplyTopic(to.topic.clone())),
+            (Known::NotAuthorized, _) => {
                 Err(Unanswerable::ReplyTopicNotAuthorized(to.topic.clone()))
             }
-            (Some(Known::Partitions(n)), Some(p)) if p >= n => {
+            (Known::Partitions(n), Some(p)) if p >= n => {
                 Err(Unanswerable::ReplyPartitionOutOfRange {
                     topic: to.topic.clone(),
                     partition: p,
@@ -93,38 +106,64 @@ impl ReplyTopics {
         }
     }
 
-    fn cached(&self, topic: &str) -> Option<Known> {
+    /// The cached entry for `topic`, if still fresh.
+    fn fresh(&self, topic: &str) -> Option<Entry> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let (at, known) = entries.get(topic)?;
+        let (at, known) = *entries.get(topic)?;
         let fresh_for = match known {
             Known::Partitions(_) => self.ttl,
-            Known::Missing | Known::NotAuthorized => RECHECK_REFUSAL_AFTER.min(self.ttl),
-        };
-        (at.elapsed() < fresh_for).then_some(*known)
-    }
-
-    async fn fetch(&self, producer: &FutureProducer, topic: &str) -> Option<Known> {
-        let producer = producer.clone();
-        let name = topic.to_owned();
-        let known = match self.write_access {
-            None => tokio::task::spawn_blocking(move || from_metadata(&producer, &name))
-                .await
-                .ok()??,
-            Some(unreported) => {
-                tokio::task::spawn_blocking(move || from_description(&producer, &name, unreported))
-                    .await
-                    .ok()??
+            Known::Missing | Known::NotAuthorized | Known::Unverified => {
+                RECHECK_AFTER.min(self.ttl)
             }
         };
-        if known == Known::Partitions(0) {
-            return None;
+        (at.elapsed() < fresh_for).then_some((at, known))
+    }
+
+    /// Asks the broker, once per topic at a time. With `recheck`, an entry is taken
+    /// from the cache only if another request refreshed it moments ago.
+    async fn look_up(&self, producer: &FutureProducer, topic: &str, recheck: bool) -> Known {
+        let lock = {
+            let mut lookups = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(lookups.entry(topic.to_owned()).or_default())
+        };
+        let guard = lock.lock().await;
+        // Another request may have asked while this one waited.
+        let known = match self.fresh(topic) {
+            Some((at, known)) if !recheck || at.elapsed() < RECHECK_AFTER => known,
+            _ => {
+                let known = self.fetch(producer, topic).await;
+                let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+                if entries.len() >= MAX_ENTRIES {
+                    let mut ages: Vec<Instant> = entries.values().map(|(at, _)| *at).collect();
+                    ages.sort_unstable();
+                    let cutoff = ages[ages.len() / 2];
+                    entries.retain(|_, (at, _)| *at > cutoff);
+                }
+                entries.insert(topic.to_owned(), (Instant::now(), known));
+                known
+            }
+        };
+        drop(guard);
+        let mut lookups = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
+        if Arc::strong_count(&lock) <= 2 {
+            lookups.remove(topic);
         }
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= MAX_ENTRIES {
-            entries.clear();
+        known
+    }
+
+    async fn fetch(&self, producer: &FutureProducer, topic: &str) -> Known {
+        let producer = producer.clone();
+        let name = topic.to_owned();
+        let unreported = self.write_access;
+        let known = tokio::task::spawn_blocking(move || match unreported {
+            None => from_metadata(&producer, &name),
+            Some(unreported) => from_description(&producer, &name, unreported),
+        })
+        .await;
+        match known {
+            Ok(Some(Known::Partitions(0)) | None) | Err(_) => Known::Unverified,
+            Ok(Some(known)) => known,
         }
-        entries.insert(topic.to_owned(), (Instant::now(), known));
-        Some(known)
     }
 }
 
@@ -180,8 +219,14 @@ fn from_description(
         }
     };
     let t = described.into_iter().find(|t| t.name == topic)?;
-    if let Some(code) = t.error {
-        return from_error(topic, code);
+    match t.error {
+        None => {}
+        Some(UNKNOWN_TOPIC_OR_PARTITION) => return Some(Known::Missing),
+        Some(TOPIC_AUTHORIZATION_FAILED) => return Some(Known::NotAuthorized),
+        Some(code) => {
+            tracing::debug!(topic, code, "reply topic description has an error");
+            return None;
+        }
     }
     let may_write = match (t.may_write(), unreported) {
         (Some(w), _) => w,

@@ -61,11 +61,22 @@ pub(crate) async fn process(job: Job, shared: Arc<Shared>) {
         correlation_id = tracing::field::Empty,
     );
     async move {
-        let address = match shared
+        let address = shared
             .addresses
             .read(message.headers())
-            .and_then(|a| shared.check_allowed(a))
-        {
+            .and_then(|a| shared.check_allowed(a));
+        // An expired request is not worth a broker lookup.
+        let deadline = shared.deadlines.deadline(&message);
+        let address = match address {
+            Ok(_) if is_expired(deadline.at) => {
+                shared.metrics.inc_expired();
+                tracing::info!(
+                    deadline = deadline.at,
+                    "request expired before it was handled; committing it without a reply"
+                );
+                done.settle();
+                return;
+            }
             Ok(a) => shared
                 .reply_topics
                 .check(&shared.producer, &a)
@@ -92,13 +103,9 @@ pub(crate) async fn process(job: Job, shared: Arc<Shared>) {
             tracing::Span::current()
                 .record("correlation_id", tracing::field::display(CorrelationId(id)));
         }
-        let (deadline, refusal) = match shared.deadlines.deadline(&message) {
-            Ok(d) => (d, None),
-            Err(why) => (
-                None,
-                Some(ErrorReply::bad_request(format!("invalid deadline: {why}"))),
-            ),
-        };
+        let refusal = deadline
+            .unreadable
+            .map(|why| ErrorReply::bad_request(format!("invalid deadline: {why}")));
         let size = message.payload().map_or(0, <[u8]>::len);
         let refusal = refusal.or_else(|| {
             let max = shared.max_request_bytes.filter(|max| size > *max)?;
@@ -107,18 +114,7 @@ pub(crate) async fn process(job: Job, shared: Arc<Shared>) {
                 format!("payload of {size} bytes; at most {max} accepted"),
             ))
         });
-        if let Some(late_ms) = deadline.map(|d| deadline::now_millis().saturating_sub(d)) {
-            if late_ms >= 0 {
-                shared.metrics.inc_expired();
-                tracing::info!(
-                    late_ms,
-                    "request expired before it was handled; committing it without a reply"
-                );
-                done.settle();
-                return;
-            }
-        }
-        let cx = RequestContext::new(message, address, deadline);
+        let cx = RequestContext::new(message, address, deadline.at);
         let outcome = match refusal {
             Some(e) => Err(e),
             None => match AssertUnwindSafe(endpoint.serve(&cx)).catch_unwind().await {
@@ -192,6 +188,10 @@ async fn dead_lettered(shared: &Shared, message: &OwnedMessage, code: &str, reas
             false
         }
     }
+}
+
+fn is_expired(deadline: Option<i64>) -> bool {
+    deadline.is_some_and(|d| deadline::now_millis() >= d)
 }
 
 /// Errors that retrying the same reply cannot cure: the record itself is refused.
