@@ -57,7 +57,10 @@ fn a_strimzi_kafka_user_becomes_the_policy() {
     // The other user in the file writes everywhere.
     let fraud = load("strimzi:tests/acl/kafka-user.yaml#fraud-responder");
     assert!(fraud.allows("fraud-alerts") && fraud.allows("payments"));
-    assert!(fraud.allows_every_topic(), "the responder warns about this at start-up");
+    assert!(
+        fraud.allows_every_topic(),
+        "the responder warns about this at start-up"
+    );
     // With two users in the file, the source must say which.
     assert!(matches!(
         "strimzi:tests/acl/kafka-user.yaml"
