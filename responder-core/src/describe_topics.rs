@@ -129,6 +129,25 @@ fn code_of(code: c_int) -> RDKafkaErrorCode {
     }
 }
 
+/// Calls an options setter that reports failure through an error-string buffer.
+///
+/// SAFETY: `set` passes the buffer and its length to a librdkafka setter on a live
+/// options object; the buffer outlives the call and is NUL-terminated by librdkafka.
+unsafe fn set_option(
+    set: impl FnOnce(*mut c_char, usize) -> RDKafkaRespErr,
+) -> Result<(), DescribeError> {
+    let mut errstr = [0 as c_char; 256];
+    let err = set(errstr.as_mut_ptr(), errstr.len());
+    if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {
+        return Ok(());
+    }
+    // SAFETY: librdkafka wrote a NUL-terminated message into the buffer.
+    let message = unsafe { CStr::from_ptr(errstr.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    Err(failed(err.into(), message))
+}
+
 /// Describes `topics` with the principal's authorized operations. Blocks up to
 /// `timeout` (call it from a blocking thread).
 ///
@@ -170,32 +189,18 @@ pub(crate) fn describe_topics<C: ClientContext>(
             sys::rd_kafka_AdminOptions_destroy,
         )
         .ok_or_else(|| failed(RDKafkaErrorCode::Fail, "no admin options"))?;
-        let mut errstr = [0 as c_char; 256];
-        let err = sys::rd_kafka_AdminOptions_set_request_timeout(
-            options.as_ptr(),
-            timeout_ms,
-            errstr.as_mut_ptr(),
-            errstr.len(),
-        );
-        if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {
-            let message = CStr::from_ptr(errstr.as_ptr())
-                .to_string_lossy()
-                .into_owned();
-            return Err(failed(err.into(), message));
-        }
-        if let Some(id) = broker {
-            let err = sys::rd_kafka_AdminOptions_set_broker(
+        set_option(|errstr, len| {
+            sys::rd_kafka_AdminOptions_set_request_timeout(
                 options.as_ptr(),
-                id,
-                errstr.as_mut_ptr(),
-                errstr.len(),
-            );
-            if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {
-                let message = CStr::from_ptr(errstr.as_ptr())
-                    .to_string_lossy()
-                    .into_owned();
-                return Err(failed(err.into(), message));
-            }
+                timeout_ms,
+                errstr,
+                len,
+            )
+        })?;
+        if let Some(id) = broker {
+            set_option(|errstr, len| {
+                sys::rd_kafka_AdminOptions_set_broker(options.as_ptr(), id, errstr, len)
+            })?;
         }
         check_error(
             sys::rd_kafka_AdminOptions_set_include_authorized_operations(options.as_ptr(), 1),
