@@ -1,8 +1,6 @@
 //! Dead letters: a request that cannot be answered is copied, with headers saying why,
 //! to the configured dead-letter topic before its offset is committed.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use rdkafka::Message;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
@@ -35,10 +33,6 @@ pub(crate) async fn dead_letter(
     let Some(topic) = shared.dead_letter_topic.as_deref() else {
         return Ok(false);
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or_default();
     let mut headers = OwnedHeaders::new_with_capacity(8);
     if let Some(original) = message.headers() {
         for h in original.iter() {
@@ -48,7 +42,7 @@ pub(crate) async fn dead_letter(
     let (partition, offset, time) = (
         message.partition().to_string(),
         message.offset().to_string(),
-        now.to_string(),
+        crate::deadline::now_millis().to_string(),
     );
     for (key, value) in [
         (DLQ_REASON_HEADER, code),

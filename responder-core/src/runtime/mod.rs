@@ -32,12 +32,12 @@ use crate::ordering::Ordering;
 use crate::policy::ReplyTopicPolicy;
 use crate::router::{Route, Router};
 
-/// What every request task shares.
 pub use self::dead_letter::{
     DLQ_MESSAGE_HEADER, DLQ_OFFSET_HEADER, DLQ_PARTITION_HEADER, DLQ_REASON_HEADER,
     DLQ_TIME_HEADER, DLQ_TOPIC_HEADER,
 };
 
+/// What every request task shares.
 pub(crate) struct Shared {
     pub(crate) router: Router,
     pub(crate) addresses: AddressReader,

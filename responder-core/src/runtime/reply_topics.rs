@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, Producer};
 
 use crate::address::{ReplyAddress, Unanswerable};
@@ -154,12 +153,9 @@ impl ReplyTopics {
     async fn fetch(&self, producer: &FutureProducer, topic: &str) -> Known {
         let producer = producer.clone();
         let name = topic.to_owned();
-        let unreported = self.write_access;
-        let known = tokio::task::spawn_blocking(move || match unreported {
-            None => from_metadata(&producer, &name),
-            Some(unreported) => from_description(&producer, &name, unreported),
-        })
-        .await;
+        let write_access = self.write_access;
+        let known =
+            tokio::task::spawn_blocking(move || ask_broker(&producer, &name, write_access)).await;
         match known {
             Ok(Some(Known::Partitions(0)) | None) | Err(_) => Known::Unverified,
             Ok(Some(known)) => known,
@@ -167,33 +163,13 @@ impl ReplyTopics {
     }
 }
 
-/// Existence and partitions from a metadata request.
-fn from_metadata(producer: &FutureProducer, topic: &str) -> Option<Known> {
-    let metadata = match producer
-        .client()
-        .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-    {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::debug!(topic, error = %e, "reply topic metadata unavailable");
-            return None;
-        }
-    };
-    let t = metadata.topics().iter().find(|t| t.name() == topic)?;
-    match t.error().map(RDKafkaErrorCode::from) {
-        None => Some(Known::Partitions(
-            i32::try_from(t.partitions().len()).unwrap_or(i32::MAX),
-        )),
-        Some(code) => from_error(topic, code),
-    }
-}
-
-/// Existence and partitions from metadata, then write access from DescribeTopics
-/// (KIP-430), asked of the broker leading the topic's first partition.
-fn from_description(
+/// What the broker says about `topic`: existence and partitions from its metadata,
+/// then, with the write-access check on, the principal's operations (KIP-430), asked
+/// of the broker leading the topic's first partition. `None`: no usable answer.
+fn ask_broker(
     producer: &FutureProducer,
     topic: &str,
-    unreported: Unreported,
+    write_access: Option<Unreported>,
 ) -> Option<Known> {
     let metadata = producer
         .client()
@@ -202,9 +178,12 @@ fn from_description(
         .ok()?;
     let t = metadata.topics().iter().find(|t| t.name() == topic)?;
     if let Some(code) = t.error() {
-        return from_error(topic, code.into());
+        return from_error(topic, code as i32);
     }
     let partitions = i32::try_from(t.partitions().len()).unwrap_or(i32::MAX);
+    let Some(unreported) = write_access else {
+        return Some(Known::Partitions(partitions));
+    };
     let broker = t
         .partitions()
         .iter()
@@ -219,14 +198,8 @@ fn from_description(
         }
     };
     let t = described.into_iter().find(|t| t.name == topic)?;
-    match t.error {
-        None => {}
-        Some(UNKNOWN_TOPIC_OR_PARTITION) => return Some(Known::Missing),
-        Some(TOPIC_AUTHORIZATION_FAILED) => return Some(Known::NotAuthorized),
-        Some(code) => {
-            tracing::debug!(topic, code, "reply topic description has an error");
-            return None;
-        }
+    if let Some(code) = t.error {
+        return from_error(topic, code);
     }
     let may_write = match (t.may_write(), unreported) {
         (Some(w), _) => w,
@@ -246,12 +219,13 @@ fn from_description(
     })
 }
 
-fn from_error(topic: &str, code: RDKafkaErrorCode) -> Option<Known> {
+/// A topic-level Kafka error code, as far as the check is concerned.
+fn from_error(topic: &str, code: i32) -> Option<Known> {
     match code {
-        RDKafkaErrorCode::UnknownTopicOrPartition => Some(Known::Missing),
-        RDKafkaErrorCode::TopicAuthorizationFailed => Some(Known::NotAuthorized),
+        UNKNOWN_TOPIC_OR_PARTITION => Some(Known::Missing),
+        TOPIC_AUTHORIZATION_FAILED => Some(Known::NotAuthorized),
         other => {
-            tracing::debug!(topic, error = %other, "reply topic metadata has an error");
+            tracing::debug!(topic, code = other, "reply topic metadata has an error");
             None
         }
     }
