@@ -8,28 +8,8 @@ use std::time::Duration;
 use common::{Fixture, Probe, ProbeLog, ProbeReq, eventually};
 use kafka_responder::testkit::{
     EmbeddedBroker, PendingReply, Requester, ResponseError, RunningResponder, api_key,
-    committed_offset,
 };
 use kafka_responder::{HeaderConvention, Json};
-
-async fn committed(fx: &Fixture) -> Option<i64> {
-    committed_offset(fx.bootstrap(), &fx.group, &fx.requests, 0)
-        .await
-        .expect("committed offset")
-}
-
-async fn wait_committed(fx: &Fixture, want: i64) {
-    for _ in 0..200 {
-        if committed(fx).await == Some(want) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "offset {want} never committed (now {:?})",
-        committed(fx).await
-    );
-}
 
 #[tokio::test]
 async fn offset_is_not_committed_while_the_reply_is_pending() {
@@ -43,7 +23,7 @@ async fn offset_is_not_committed_while_the_reply_is_pending() {
         .request(&fx.requests, None, &ProbeReq::id(0).bytes())
         .await
         .expect("reply");
-    wait_committed(&fx, 1).await;
+    fx.wait_committed(&fx.requests, 1).await;
 
     // The second one is held inside the handler; a third one behind it (another key)
     // completes. The watermark must stay at the held request: offset 1.
@@ -63,7 +43,7 @@ async fn offset_is_not_committed_while_the_reply_is_pending() {
     assert_eq!(reply.error_code(), None);
     tokio::time::sleep(Duration::from_millis(600)).await; // several commit intervals
     assert_eq!(
-        committed(&fx).await,
+        fx.committed(&fx.requests).await,
         Some(1),
         "committed past an unanswered request"
     );
@@ -73,7 +53,7 @@ async fn offset_is_not_committed_while_the_reply_is_pending() {
         .wait(pending)
         .await
         .expect("reply to the held request");
-    wait_committed(&fx, 3).await;
+    fx.wait_committed(&fx.requests, 3).await;
     running.shutdown().await.expect("shutdown");
 }
 
@@ -92,7 +72,7 @@ async fn hold_then_refuse(
         .request(&fx.requests, None, &ProbeReq::id(0).bytes())
         .await
         .expect("reply");
-    wait_committed(fx, 1).await;
+    fx.wait_committed(&fx.requests, 1).await;
     let held = ProbeReq {
         gated: true,
         ..ProbeReq::id(1)
@@ -134,12 +114,12 @@ async fn offset_waits_for_the_broker_acknowledgement_of_the_reply() {
         "the reply was acknowledged too early"
     );
     assert_eq!(
-        committed(&fx).await,
+        fx.committed(&fx.requests).await,
         Some(1),
         "committed before the reply was acknowledged"
     );
     requester.wait(pending).await.expect("reply after retries");
-    wait_committed(&fx, 2).await;
+    fx.wait_committed(&fx.requests, 2).await;
     running.shutdown().await.expect("shutdown");
 }
 
@@ -161,7 +141,11 @@ async fn a_crash_after_the_reply_and_before_the_commit_answers_the_request_again
     let pending_corr = pending.correlation_id.clone();
     requester.wait(pending).await.expect("first reply");
     first.kill().await;
-    assert_eq!(committed(&fx).await, None, "a killed responder committed");
+    assert_eq!(
+        fx.committed(&fx.requests).await,
+        None,
+        "a killed responder committed"
+    );
 
     let second = RunningResponder::spawn(builder().build().expect("responder"));
     let again = requester.expect(pending_corr);
@@ -173,7 +157,7 @@ async fn a_crash_after_the_reply_and_before_the_commit_answers_the_request_again
     assert_eq!(replies.len(), 2, "one reply before the crash, one after");
     // A clean shutdown commits: a third instance answers nothing again.
     second.shutdown().await.expect("shutdown");
-    assert_eq!(committed(&fx).await, Some(1));
+    assert_eq!(fx.committed(&fx.requests).await, Some(1));
 }
 
 #[tokio::test]
@@ -198,7 +182,7 @@ async fn a_reply_the_broker_never_takes_leaves_its_request_uncommitted() {
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        committed(&fx).await,
+        fx.committed(&fx.requests).await,
         Some(1),
         "an undelivered reply was committed"
     );

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Fixture, ProbeLog, ProbeReq, eventually};
-use kafka_responder::testkit::{Requester, committed_offset, unique_name};
+use kafka_responder::testkit::{Requester, unique_name};
 use kafka_responder::{
     DLQ_OFFSET_HEADER, DLQ_PARTITION_HEADER, DLQ_REASON_HEADER, DLQ_TIME_HEADER, DLQ_TOPIC_HEADER,
     HeaderConvention,
@@ -95,12 +95,7 @@ async fn unanswerable_requests_are_dead_lettered_with_their_reason() {
             .expect("end"),
         0
     );
-    assert_eq!(
-        committed_offset(fx.bootstrap(), &fx.group, &fx.requests, 0)
-            .await
-            .expect("committed"),
-        Some(at_b.1 + 2)
-    );
+    assert_eq!(fx.committed(&fx.requests).await, Some(at_b.1 + 2));
 }
 
 #[test]

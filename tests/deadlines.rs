@@ -3,25 +3,10 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::{Fixture, ProbeLog, ProbeReq};
-use kafka_responder::testkit::committed_offset;
+use common::{Fixture, ProbeLog, ProbeReq, epoch_ms_from_now};
 use kafka_responder::{DEADLINE_HEADER, HeaderConvention, codes};
-
-fn epoch_ms(offset_ms: i64) -> Vec<u8> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64;
-    (now + offset_ms).to_string().into_bytes()
-}
-
-async fn committed(fx: &Fixture) -> Option<i64> {
-    committed_offset(fx.bootstrap(), &fx.group, &fx.requests, 0)
-        .await
-        .expect("committed")
-}
 
 #[tokio::test]
 async fn requests_past_their_deadline_header_are_not_handled() {
@@ -39,14 +24,14 @@ async fn requests_past_their_deadline_header_are_not_handled() {
         (corr, headers, ProbeReq::id(id).bytes())
     };
     // Expired a second ago: never reaches the handler, gets no reply.
-    let (expired_corr, h, body) = send(1, Some(epoch_ms(-1000)));
+    let (expired_corr, h, body) = send(1, Some(epoch_ms_from_now(-1000)));
     let expired = requester.expect(expired_corr);
     requester
         .send_raw(&fx.requests, Some(0), None, Some(&body), &h)
         .await
         .expect("sent");
     // A minute left: answered.
-    let (corr, h, body) = send(2, Some(epoch_ms(60_000)));
+    let (corr, h, body) = send(2, Some(epoch_ms_from_now(60_000)));
     let pending = requester.expect(corr);
     requester
         .send_raw(&fx.requests, Some(0), None, Some(&body), &h)
@@ -80,13 +65,8 @@ async fn requests_past_their_deadline_header_are_not_handled() {
         expired.within(Duration::from_millis(300)).await.is_err(),
         "an expired request was answered"
     );
-    for _ in 0..100 {
-        if committed(&fx).await == Some(4) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(committed(&fx).await, Some(4), "all four are committed");
+    // All four are committed.
+    fx.wait_committed(&fx.requests, 4).await;
     let m = running.shutdown().await.expect("shutdown");
     assert_eq!((m.expired, m.replied, m.error_replies), (1, 1, 2));
 }
@@ -113,7 +93,7 @@ async fn requests_older_than_the_maximum_age_are_not_handled() {
     assert_eq!(log.started(), vec![3]);
     let m = running.shutdown().await.expect("shutdown");
     assert_eq!((m.expired, m.replied), (2, 1));
-    assert_eq!(committed(&fx).await, Some(3));
+    assert_eq!(fx.committed(&fx.requests).await, Some(3));
 }
 
 #[test]

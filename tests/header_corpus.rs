@@ -5,10 +5,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::{Fixture, Probe, ProbeLog, ProbeReq, eventually};
-use kafka_responder::testkit::{Reply, Requester, RunningResponder, committed_offset, unique_name};
+use common::{Fixture, Probe, ProbeLog, ProbeReq, epoch_ms_from_now, eventually};
+use kafka_responder::testkit::{Reply, Requester, RunningResponder, unique_name};
 use kafka_responder::{
     Bincode, DEADLINE_HEADER, DLQ_REASON_HEADER, ErrorReply, Handler, HeaderConvention, Json,
     RequestContext, async_trait, codes,
@@ -92,10 +92,6 @@ fn cases(t: &Topics) -> Vec<Case> {
     let to = |topic: &[u8]| h(&[(TOPIC, topic), (CORR, b"c")]);
     let at = |p: &[u8]| h(&[(TOPIC, r), (PARTITION, p), (CORR, b"c")]);
     let p1 = 1i32.to_be_bytes();
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_millis();
     let long_name = format!("{}{}", t.replies, "x".repeat(249 - t.replies.len()));
     let with_payload = |what, payload: Option<Vec<u8>>, expect| Case {
         what,
@@ -380,7 +376,7 @@ fn cases(t: &Topics) -> Vec<Case> {
             h(&[
                 (TOPIC, r),
                 (CORR, b"c"),
-                (DEADLINE_HEADER, (now_ms - 1).to_string().as_bytes()),
+                (DEADLINE_HEADER, &epoch_ms_from_now(-1)),
             ]),
             Expired,
         ),
@@ -562,18 +558,7 @@ async fn every_hostile_request_gets_its_expected_outcome_and_nothing_leaks() {
     let json_sent = cases.iter().filter(|c| c.route == Route::Json).count() + cases.len();
     let bincode_sent = cases.len() - cases.iter().filter(|c| c.route == Route::Json).count();
     for (topic, sent) in [(&t.json, json_sent), (&t.bincode, bincode_sent)] {
-        let want = Some(sent as i64);
-        let mut now = None;
-        for _ in 0..100 {
-            now = committed_offset(fx.bootstrap(), &fx.group, topic, 0)
-                .await
-                .expect("committed");
-            if now == want {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(now, want, "{topic} not fully committed");
+        fx.wait_committed(topic, sent as i64).await;
     }
     let m = running.shutdown().await.expect("shutdown");
     assert_eq!(m.unanswerable, dead as u64);

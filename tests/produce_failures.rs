@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Fixture, ProbeLog, ProbeReq, eventually};
-use kafka_responder::testkit::{Requester, ResponseError, api_key, committed_offset, unique_name};
+use kafka_responder::testkit::{Requester, ResponseError, api_key, unique_name};
 use kafka_responder::{
     DLQ_REASON_HEADER, ErrorReply, Handler, HeaderConvention, Raw, RequestContext, async_trait,
 };
@@ -28,19 +28,6 @@ impl Handler for Sized {
             .ok_or_else(|| ErrorReply::bad_request("expected a size"))?;
         Ok(vec![b'r'; n])
     }
-}
-
-async fn wait_committed(fx: &Fixture, want: i64) {
-    for _ in 0..200 {
-        let now = committed_offset(fx.bootstrap(), &fx.group, &fx.requests, 0)
-            .await
-            .expect("committed");
-        if now == Some(want) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("offset {want} never committed");
 }
 
 type Headers = Vec<(String, Vec<u8>)>;
@@ -119,7 +106,7 @@ async fn replies_that_cannot_be_written_are_dead_lettered_and_committed() {
         assert_eq!(ok.payload.as_deref(), Some(&b"rrr"[..]));
         last += 1;
     }
-    wait_committed(&fx, last + 1).await;
+    fx.wait_committed(&fx.requests, last + 1).await;
     let m = running.shutdown().await.expect("shutdown");
     assert_eq!(m.dead_lettered, 3);
     assert_eq!(m.replied, 3);
@@ -187,7 +174,7 @@ async fn replies_the_broker_refuses_for_good_are_dead_lettered_and_committed() {
             .expect("still serving");
         last = offset + 1;
     }
-    wait_committed(&fx, last + 1).await;
+    fx.wait_committed(&fx.requests, last + 1).await;
     let m = running.shutdown().await.expect("shutdown");
     assert_eq!((m.delivery_failures, m.dead_lettered, m.replied), (3, 3, 3));
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{Fixture, Probe, ProbeLog, ProbeReq};
-use kafka_responder::testkit::{RunningResponder, committed_offset};
+use kafka_responder::testkit::RunningResponder;
 use kafka_responder::{HeaderConvention, Json};
 
 #[tokio::test]
@@ -33,12 +33,7 @@ async fn shutdown_drains_in_flight_requests_and_commits_them() {
         .wait(pending)
         .await
         .expect("the in-flight request was answered");
-    assert_eq!(
-        committed_offset(fx.bootstrap(), &fx.group, &fx.requests, 0)
-            .await
-            .expect("committed"),
-        Some(1)
-    );
+    assert_eq!(fx.committed(&fx.requests).await, Some(1));
 }
 
 #[tokio::test]
@@ -149,9 +144,7 @@ async fn shutdown_with_queued_requests_leaves_them_to_the_next_owner() {
         "queued requests must not start during shutdown"
     );
     assert_eq!(
-        committed_offset(fx.bootstrap(), &fx.group, &fx.requests, 0)
-            .await
-            .expect("committed"),
+        fx.committed(&fx.requests).await,
         Some(1),
         "only the finished request is committed"
     );

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Fixture, Probe, ProbeLog, ProbeReq, eventually};
-use kafka_responder::testkit::{committed_offset, end_offset, unique_name};
+use kafka_responder::testkit::{end_offset, unique_name};
 use kafka_responder::{Error, HeaderConvention, Json, Responder};
 
 #[tokio::test]
@@ -88,23 +88,7 @@ async fn unanswerable_requests_are_counted_committed_and_never_answered_elsewher
         2 * bad.len() as i64
     );
     // And every request, the unanswerable ones included, is committed.
-    let (bootstrap, group, topic) = (
-        fx.bootstrap().to_owned(),
-        fx.group.clone(),
-        fx.requests.clone(),
-    );
-    let want = last_offset + 2;
-    let mut committed = None;
-    for _ in 0..100 {
-        committed = committed_offset(&bootstrap, &group, &topic, 0)
-            .await
-            .expect("committed");
-        if committed == Some(want) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(committed, Some(want));
+    fx.wait_committed(&fx.requests, last_offset + 2).await;
     // Counters are final once the responder has drained.
     let m = running.shutdown().await.expect("shutdown");
     assert_eq!(m.unanswerable, bad.len() as u64);

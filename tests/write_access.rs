@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Fixture, ProbeLog, ProbeReq, eventually};
-use kafka_responder::testkit::{committed_offset, end_offset};
+use kafka_responder::testkit::end_offset;
 use kafka_responder::{HeaderConvention, Unreported};
 
 #[tokio::test]
@@ -36,12 +36,7 @@ async fn unreported_operations_fall_back_to_the_configured_choice() {
             .expect("end"),
         0
     );
-    assert_eq!(
-        committed_offset(fx.bootstrap(), &fx.group, &fx.requests, 0)
-            .await
-            .expect("committed"),
-        Some(offset + 1)
-    );
+    assert_eq!(fx.committed(&fx.requests).await, Some(offset + 1));
     drop(pending);
 
     // Trust the policy: answered.

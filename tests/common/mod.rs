@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use kafka_responder::testkit::{Requester, RunningResponder, TestBroker, unique_name};
+use kafka_responder::testkit::{
+    Requester, RunningResponder, TestBroker, committed_offset, unique_name,
+};
 use kafka_responder::{
     ErrorReply, Handler, HeaderConvention, Json, RequestContext, ResponderBuilder, async_trait,
 };
@@ -86,6 +88,28 @@ impl Fixture {
     ) -> RunningResponder {
         let builder = configure(self.builder()).route(&self.requests, Json(Probe(log)));
         RunningResponder::spawn(builder.build().expect("responder"))
+    }
+
+    /// The group's committed offset on partition 0 of `topic`.
+    pub async fn committed(&self, topic: &str) -> Option<i64> {
+        committed_offset(self.bootstrap(), &self.group, topic, 0)
+            .await
+            .expect("committed offset")
+    }
+
+    /// Waits (up to 10 s) until the group has committed `want` on partition 0 of
+    /// `topic`; fails the test otherwise.
+    pub async fn wait_committed(&self, topic: &str, want: i64) {
+        for _ in 0..200 {
+            if self.committed(topic).await == Some(want) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "offset {want} of {topic} never committed (now {:?})",
+            self.committed(topic).await
+        );
     }
 
     pub async fn requester(&self, convention: HeaderConvention, partition: i32) -> Requester {
@@ -233,6 +257,15 @@ impl Handler for Probe {
             offset: cx.offset(),
         })
     }
+}
+
+/// Epoch milliseconds `offset_ms` from now, as ASCII decimal (a deadline header value).
+pub fn epoch_ms_from_now(offset_ms: i64) -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    (now + offset_ms).to_string().into_bytes()
 }
 
 /// Polls `cond` until it holds, failing the test after `timeout`.
