@@ -247,7 +247,7 @@ impl Dispatcher {
                 _ = tick.tick() => {
                     if Instant::now() >= next_commit {
                         commits += 1;
-                        self.commit_watermarks(commits % FULL_COMMIT_EVERY == 0);
+                        self.commit_watermarks(commits.is_multiple_of(FULL_COMMIT_EVERY));
                         next_commit = Instant::now() + self.settings.commit_interval;
                     }
                 }
