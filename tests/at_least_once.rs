@@ -18,24 +18,10 @@ async fn offset_is_not_committed_while_the_reply_is_pending() {
     let running = fx.serve(log.clone(), |b| b);
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
 
-    // A first request settles: offset 1 committed.
-    requester
-        .request(&fx.requests, None, &ProbeReq::id(0).bytes())
-        .await
-        .expect("reply");
-    fx.wait_committed(&fx.requests, 1).await;
-
-    // The second one is held inside the handler; a third one behind it (another key)
-    // completes. The watermark must stay at the held request: offset 1.
-    let held = ProbeReq {
-        gated: true,
-        ..ProbeReq::id(1)
-    };
-    let (pending, _) = requester
-        .send(&fx.requests, None, Some(b"a"), &held.bytes())
-        .await
-        .expect("sent");
-    log.wait_started(2).await;
+    // A first request settles (offset 1 committed); the second one is held inside the
+    // handler; a third one behind it (another key) completes. The watermark must stay
+    // at the held request: offset 1.
+    let pending = settle_one_then_hold(&fx, &requester, &log, Some(b"a")).await;
     let reply = requester
         .request(&fx.requests, Some(b"b"), &ProbeReq::id(2).bytes())
         .await
@@ -57,17 +43,15 @@ async fn offset_is_not_committed_while_the_reply_is_pending() {
     running.shutdown().await.expect("shutdown");
 }
 
-/// Answers a first request (offset 0, then committed), then sends a second one that
-/// the handler holds until the broker is set to refuse the next `refusals` produce
-/// requests with a retriable error, and releases it. Returns the requester and the
-/// held request's pending reply.
-async fn hold_then_refuse(
+/// Answers a first request (offset 0) and waits for its commit, then sends a second
+/// one (with `key`) and waits until the handler holds it at the probe's gate. Returns
+/// the held request's pending reply.
+async fn settle_one_then_hold(
     fx: &Fixture,
-    embedded: &EmbeddedBroker,
+    requester: &Requester,
     log: &ProbeLog,
-    refusals: usize,
-) -> (Requester, PendingReply) {
-    let requester = fx.requester(HeaderConvention::spring(), 0).await;
+    key: Option<&[u8]>,
+) -> PendingReply {
     requester
         .request(&fx.requests, None, &ProbeReq::id(0).bytes())
         .await
@@ -78,10 +62,24 @@ async fn hold_then_refuse(
         ..ProbeReq::id(1)
     };
     let (pending, _) = requester
-        .send(&fx.requests, None, None, &held.bytes())
+        .send(&fx.requests, None, key, &held.bytes())
         .await
         .expect("sent");
     log.wait_started(2).await;
+    pending
+}
+
+/// [`settle_one_then_hold`], then sets the broker to refuse the next `refusals` produce
+/// requests with a retriable error and releases the held request. Returns the
+/// requester and the held request's pending reply.
+async fn hold_then_refuse(
+    fx: &Fixture,
+    embedded: &EmbeddedBroker,
+    log: &ProbeLog,
+    refusals: usize,
+) -> (Requester, PendingReply) {
+    let requester = fx.requester(HeaderConvention::spring(), 0).await;
+    let pending = settle_one_then_hold(fx, &requester, log, None).await;
     embedded.push_request_errors(
         api_key::PRODUCE,
         &vec![ResponseError::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; refusals],
