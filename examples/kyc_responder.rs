@@ -10,49 +10,15 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use kafka_responder::testkit::{Requester, RunningResponder, TestBroker};
-use kafka_responder::{HeaderConvention, Json, PolicySource, Responder};
+use kafka_responder::{HeaderConvention, Json};
 
 #[path = "shared/kyc.rs"]
 mod kyc;
+#[path = "shared/kyc_service.rs"]
+mod kyc_service;
 use kyc::Kyc;
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| default.to_owned())
-}
-
-fn responder(bootstrap: &str, fetch_wait_ms: Option<String>) -> anyhow::Result<Responder> {
-    let conventions = env_or("RESPONDER_HEADERS", "spring,smallrye,plain")
-        .split(',')
-        .map(str::parse::<HeaderConvention>)
-        .collect::<Result<Vec<_>, _>>()
-        .context("RESPONDER_HEADERS")?;
-    // Inline entries, a policy file, `kafka-acls --list` output or a Strimzi KafkaUser.
-    let policy = env_or("RESPONDER_REPLY_ALLOW", "WALLET-KYC-RESPONSE*")
-        .parse::<PolicySource>()
-        .and_then(|source| source.load())
-        .context("RESPONDER_REPLY_ALLOW")?;
-    let mut builder = Responder::builder()
-        .bootstrap_servers(bootstrap)
-        .group_id(env_or("RESPONDER_GROUP_ID", "kyc"))
-        .route(
-            env_or("RESPONDER_REQUEST_TOPIC", "WALLET-KYC-REQUEST"),
-            Json(Kyc),
-        )
-        .header_conventions(conventions)
-        .reply_topics(policy);
-    if let Some(ms) = fetch_wait_ms.or_else(|| std::env::var("RESPONDER_FETCH_WAIT_MS").ok()) {
-        builder = builder.consumer_config("fetch.wait.max.ms", ms);
-    }
-    if let Ok(ms) = std::env::var("RESPONDER_SESSION_TIMEOUT_MS") {
-        builder = builder.consumer_config("session.timeout.ms", ms);
-    }
-    Ok(builder.build()?)
-}
+use kyc_service::responder;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -66,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
     if let Ok(bootstrap) = std::env::var("KAFKA_BOOTSTRAP_SERVERS")
         && !bootstrap.trim().is_empty()
     {
-        return Ok(responder(&bootstrap, None)?.run().await?);
+        return Ok(responder(&bootstrap, None, Json(Kyc))?.run().await?);
     }
     demo().await
 }
@@ -81,7 +47,7 @@ async fn demo() -> anyhow::Result<()> {
 
     // The embedded broker does not wake a waiting fetch when data arrives: keep the
     // fetch wait short so round trips show the responder, not the broker's timer.
-    let running = RunningResponder::spawn(responder(&bootstrap, Some("10".into()))?);
+    let running = RunningResponder::spawn(responder(&bootstrap, Some("10".into()), Json(Kyc))?);
     let requester = Requester::new(
         &bootstrap,
         HeaderConvention::spring(),

@@ -94,6 +94,7 @@ async fn risk_service(bootstrap: String, expected: usize) -> anyhow::Result<()> 
         let payment: Payment = serde_json::from_slice(m.payload().unwrap_or_default())?;
         let query = serde_json::to_vec(&KycQuery {
             wallet_id: payment.wallet_id.clone(),
+            documents: Vec::new(),
         })?;
         let reply = kyc
             .request(

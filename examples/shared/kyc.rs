@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct KycQuery {
     pub(crate) wallet_id: String,
+    /// Identity documents sent with the query (e.g. scans, base64); echoed on the
+    /// score so the requester knows what was checked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) documents: Vec<String>,
 }
 
 /// A wallet's score.
@@ -15,6 +19,9 @@ pub(crate) struct KycQuery {
 pub(crate) struct KycScore {
     pub(crate) wallet_id: String,
     pub(crate) score: u8,
+    /// The documents the score covers, as sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) documents: Vec<String>,
 }
 
 /// Why a wallet cannot be scored.
@@ -61,6 +68,7 @@ impl Kyc {
         Ok(KycScore {
             score: (hash % 101) as u8,
             wallet_id: req.wallet_id,
+            documents: req.documents,
         })
     }
 }

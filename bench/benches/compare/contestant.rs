@@ -1,0 +1,184 @@
+//! The three responders as processes: how each starts (optionally under callgrind),
+//! what it reports, and how it stops.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+/// A responder implementation under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Contestant {
+    /// Hand-written rdkafka loop (`src/bin/raw_responder.rs`).
+    Raw,
+    /// The KYC service on this framework (`src/bin/framework_responder.rs`).
+    Framework,
+    /// confluent-kafka (`python/responder.py`).
+    Python,
+}
+
+impl Contestant {
+    /// All three, in report order.
+    pub(crate) const ALL: [Contestant; 3] =
+        [Contestant::Raw, Contestant::Framework, Contestant::Python];
+
+    /// Its name in reports.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Contestant::Raw => "raw",
+            Contestant::Framework => "framework",
+            Contestant::Python => "python",
+        }
+    }
+
+    fn program(self) -> (String, Vec<String>) {
+        match self {
+            Contestant::Raw => (env!("CARGO_BIN_EXE_raw_responder").into(), vec![]),
+            Contestant::Framework => (env!("CARGO_BIN_EXE_framework_responder").into(), vec![]),
+            Contestant::Python => (
+                std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into()),
+                vec![concat!(env!("CARGO_MANIFEST_DIR"), "/python/responder.py").into()],
+            ),
+        }
+    }
+}
+
+/// How to start a contestant.
+pub(crate) struct Launch<'a> {
+    pub(crate) bootstrap: &'a str,
+    pub(crate) fetch_wait_ms: &'a str,
+    /// Write a callgrind profile here (the process runs under valgrind).
+    pub(crate) callgrind: Option<PathBuf>,
+    /// Extra environment (e.g. the framework's handler delay).
+    pub(crate) env: Vec<(&'static str, String)>,
+    /// Where its standard output and error go.
+    pub(crate) log: PathBuf,
+}
+
+/// A contestant process.
+pub(crate) struct Running {
+    child: Child,
+    log: PathBuf,
+    callgrind: Option<PathBuf>,
+}
+
+/// What a contestant reported once stopped.
+pub(crate) struct Stopped {
+    /// Instructions of all its threads (callgrind runs only).
+    pub(crate) instructions: Option<u64>,
+    /// Allocations through its counting allocator (Rust contestants only).
+    pub(crate) allocations: Option<u64>,
+}
+
+impl Contestant {
+    /// Starts it; it serves until [`Running::stop`].
+    pub(crate) fn start(self, launch: Launch<'_>) -> anyhow::Result<Running> {
+        let (program, args) = self.program();
+        let mut command = match &launch.callgrind {
+            Some(out) => {
+                let mut c = Command::new("valgrind");
+                c.arg("--tool=callgrind")
+                    .arg(format!("--callgrind-out-file={}", out.display()))
+                    .arg("--dump-line=no")
+                    .arg("-q")
+                    .arg(&program);
+                c
+            }
+            None => Command::new(&program),
+        };
+        let log = File::create(&launch.log)?;
+        command
+            .args(args)
+            .env("KAFKA_BOOTSTRAP_SERVERS", launch.bootstrap)
+            .env("RESPONDER_GROUP_ID", "kyc-bench")
+            .env("RESPONDER_FETCH_WAIT_MS", launch.fetch_wait_ms)
+            .env("PYTHONUNBUFFERED", "1")
+            .envs(launch.env)
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {} ({program})", self.name()))?;
+        Ok(Running {
+            child,
+            log: launch.log,
+            callgrind: launch.callgrind,
+        })
+    }
+}
+
+impl Running {
+    /// Its peak resident set (VmHWM) so far, in KiB.
+    pub(crate) fn peak_rss_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmHWM in /proc/PID/status")
+    }
+
+    /// Closes its standard input (its stop signal), waits for it to drain and exit,
+    /// and reads what it reported.
+    pub(crate) fn stop(mut self, timeout: Duration) -> anyhow::Result<Stopped> {
+        drop(self.child.stdin.take());
+        let status = wait(&mut self.child, timeout)?;
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        if !status.success() {
+            bail!("exited with {status}; log {}:\n{log}", self.log.display());
+        }
+        let allocations = log
+            .lines()
+            .find_map(|l| l.strip_prefix("ALLOCATIONS "))
+            .and_then(|n| n.trim().parse().ok());
+        let instructions = match &self.callgrind {
+            Some(out) => Some(callgrind_total(out)?),
+            None => None,
+        };
+        Ok(Stopped {
+            instructions,
+            allocations,
+        })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn wait(child: &mut Child, timeout: Duration) -> anyhow::Result<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("did not stop within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The `totals:` line of a callgrind profile: instructions of every thread.
+fn callgrind_total(path: &Path) -> anyhow::Result<u64> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .rev()
+        .find_map(|l| {
+            l.strip_prefix("totals:")
+                .or_else(|| l.strip_prefix("summary:"))
+        })
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("no totals in {}", path.display()))
+}

@@ -1,0 +1,419 @@
+//! The comparison benchmark (issue #9): the KYC responder as a hand-written rdkafka
+//! loop (raw), on this framework, and in Python confluent-kafka, each a process of its
+//! own against a fresh embedded broker per run, driven by one requester that checks
+//! every reply (correlation id, partition, key, body). A wrong or missing reply makes
+//! the run fail instead of giving a figure.
+//!
+//! Cells (`BENCH_CELLS`, default all: `ir,capacity,latency,memory`):
+//! - `ir`: instructions per request of the responder process, all threads, counted by
+//!   callgrind: (Ir(N2) - Ir(N1)) / (N2 - N1) for backlogs queued before it starts,
+//!   median of 3 pairs; allocations per request the same way.
+//! - `capacity`: requests/s draining a queued backlog, first reply to last, median of
+//!   3 rounds with the contestants alternating; peak RSS of each run.
+//! - `latency`: one request in flight (p50/p99/p999), then a window of 64 in flight.
+//! - `memory`: the framework's peak RSS with 10 k and 100 k requests queued and a
+//!   10 ms handler.
+//!
+//! `BENCH_QUICK=1` runs every cell small (a smoke run). Prints a table and writes
+//! `compare.json` to `BENCH_OUT` (default `$TMPDIR/responder-bench`).
+
+mod contestant;
+mod requester;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use kafka_responder::testkit::EmbeddedBroker;
+use responder_bench::contract::{
+    Payload, REPLY_PARTITIONS, REPLY_TOPIC, REQUEST_PARTITIONS, REQUEST_TOPIC,
+};
+use responder_bench::stats::{Percentiles, median};
+use serde_json::{Value, json};
+
+use contestant::{Contestant, Launch, Running};
+use requester::Requester;
+
+/// Every client (contestants and requester) fetches with this wait: neither broker
+/// wakes a waiting fetch when data arrives.
+const FETCH_WAIT_MS: &str = "1";
+const PIPELINE_WINDOW: u64 = 64;
+
+/// How big each cell is.
+struct Sizes {
+    ir: [(u64, u64); 2],
+    ir_pairs: usize,
+    capacity: [u64; 2],
+    rounds: usize,
+    closed: u64,
+    pipelined: [u64; 2],
+    memory: [u64; 2],
+}
+
+impl Sizes {
+    fn from_env() -> Self {
+        if std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1") {
+            return Sizes {
+                ir: [(200, 600), (50, 150)],
+                ir_pairs: 1,
+                capacity: [2_000, 200],
+                rounds: 1,
+                closed: 200,
+                pipelined: [1_000, 200],
+                memory: [1_000, 5_000],
+            };
+        }
+        Sizes {
+            // 10 KiB backlogs stay under the embedded broker's ~5 MiB per partition.
+            ir: [(2_000, 8_000), (500, 2_000)],
+            ir_pairs: 3,
+            capacity: [50_000, 2_000],
+            rounds: 3,
+            closed: 2_000,
+            pipelined: [20_000, 2_000],
+            memory: [10_000, 100_000],
+        }
+    }
+}
+
+const PAYLOADS: [Payload; 2] = [Payload::Small, Payload::Large];
+
+/// A fresh broker (both brokers slow down as data accumulates) with the two topics.
+fn fresh_broker() -> anyhow::Result<EmbeddedBroker> {
+    let broker = EmbeddedBroker::start(1)?;
+    broker.create_topic(REQUEST_TOPIC, REQUEST_PARTITIONS)?;
+    broker.create_topic(REPLY_TOPIC, REPLY_PARTITIONS)?;
+    Ok(broker)
+}
+
+struct Bench {
+    out: PathBuf,
+    runs: usize,
+}
+
+/// Closed-loop percentiles, pipelined requests/s, pipelined percentiles.
+type LatencyRun = (Percentiles, f64, Percentiles);
+
+/// One backlog drained.
+struct Drain {
+    per_sec: f64,
+    peak_rss_kib: Option<u64>,
+    instructions: Option<u64>,
+    allocations: Option<u64>,
+}
+
+impl Bench {
+    fn launch<'a>(
+        &mut self,
+        who: Contestant,
+        bootstrap: &'a str,
+        callgrind: bool,
+        env: Vec<(&'static str, String)>,
+    ) -> Launch<'a> {
+        self.runs += 1;
+        let stem = self
+            .out
+            .join(format!("run-{:03}-{}", self.runs, who.name()));
+        Launch {
+            bootstrap,
+            fetch_wait_ms: FETCH_WAIT_MS,
+            callgrind: callgrind.then(|| stem.with_extension("callgrind")),
+            env,
+            log: stem.with_extension("log"),
+        }
+    }
+
+    /// Queues `n` requests, starts `who`, waits for every reply, stops it.
+    fn drain(
+        &mut self,
+        who: Contestant,
+        payload: Payload,
+        n: u64,
+        callgrind: bool,
+        env: Vec<(&'static str, String)>,
+    ) -> anyhow::Result<Drain> {
+        let broker = fresh_broker()?;
+        let requester = Requester::new(broker.bootstrap_servers(), payload, FETCH_WAIT_MS)?;
+        requester.queue(0..n)?;
+        let launch = self.launch(who, broker.bootstrap_servers(), callgrind, env);
+        let running = who.start(launch)?;
+        let timeout = Duration::from_secs(if callgrind { 900 } else { 300 });
+        requester.wait_answered(n, timeout)?;
+        let peak_rss_kib = if callgrind {
+            None
+        } else {
+            Some(running.peak_rss_kib()?)
+        };
+        let stopped = running.stop(Duration::from_secs(if callgrind { 300 } else { 60 }))?;
+        requester.check_complete()?;
+        let p = requester.progress();
+        let secs = match (p.first, p.last) {
+            (Some(f), Some(l)) => (l - f).as_secs_f64(),
+            _ => f64::NAN,
+        };
+        Ok(Drain {
+            per_sec: (n - 1) as f64 / secs,
+            peak_rss_kib,
+            instructions: stopped.instructions,
+            allocations: stopped.allocations,
+        })
+    }
+
+    /// Marginal instructions and allocations per request, median over pairs.
+    fn ir(&mut self, sizes: &Sizes) -> anyhow::Result<Value> {
+        let mut cells = Vec::new();
+        for (payload, (n1, n2)) in PAYLOADS.into_iter().zip(sizes.ir) {
+            let mut per: Vec<(Contestant, Vec<Value>)> =
+                Contestant::ALL.iter().map(|c| (*c, Vec::new())).collect();
+            for pair in 0..sizes.ir_pairs {
+                for (who, runs) in &mut per {
+                    let a = self.drain(*who, payload, n1, true, vec![])?;
+                    let b = self.drain(*who, payload, n2, true, vec![])?;
+                    let ir = |d: &Drain| d.instructions.unwrap_or_default() as f64;
+                    let marginal = (ir(&b) - ir(&a)) / (n2 - n1) as f64;
+                    let allocs = match (a.allocations, b.allocations) {
+                        (Some(x), Some(y)) => json!((y as f64 - x as f64) / (n2 - n1) as f64),
+                        _ => Value::Null,
+                    };
+                    eprintln!(
+                        "ir {} {} pair {pair}: Ir({n1}) {} Ir({n2}) {} -> {marginal:.0}/request, allocations {allocs}",
+                        payload.label(),
+                        who.name(),
+                        ir(&a),
+                        ir(&b)
+                    );
+                    runs.push(json!({
+                        "n1": n1, "n2": n2, "ir_n1": a.instructions, "ir_n2": b.instructions,
+                        "per_request": marginal, "allocations_per_request": allocs,
+                    }));
+                }
+            }
+            let contestants: Vec<Value> = per
+                .into_iter()
+                .map(|(who, runs)| {
+                    let pick = |k: &str| {
+                        runs.iter()
+                            .filter_map(|r| r[k].as_f64())
+                            .collect::<Vec<_>>()
+                    };
+                    let totals = pick("ir_n2");
+                    json!({
+                        "contestant": who.name(),
+                        "instructions_per_request": median(&pick("per_request")),
+                        "allocations_per_request": non_empty_median(&pick("allocations_per_request")),
+                        "ir_n2_spread": spread(&totals),
+                        "runs": runs,
+                    })
+                })
+                .collect();
+            cells.push(json!({"payload": payload.label(), "contestants": contestants}));
+        }
+        Ok(Value::Array(cells))
+    }
+
+    /// Backlog drain rate, rounds alternating the contestants' order.
+    fn capacity(&mut self, sizes: &Sizes) -> anyhow::Result<Value> {
+        let mut cells = Vec::new();
+        for (payload, n) in PAYLOADS.into_iter().zip(sizes.capacity) {
+            let mut rates: Vec<(Contestant, Vec<f64>, Vec<u64>)> = Contestant::ALL
+                .iter()
+                .map(|c| (*c, vec![], vec![]))
+                .collect();
+            for round in 0..sizes.rounds {
+                for k in 0..rates.len() {
+                    let i = (k + round) % rates.len();
+                    let who = rates[i].0;
+                    let d = self.drain(who, payload, n, false, vec![])?;
+                    eprintln!(
+                        "capacity {} {} round {round}: {:.0} requests/s, peak RSS {} KiB",
+                        payload.label(),
+                        who.name(),
+                        d.per_sec,
+                        d.peak_rss_kib.unwrap_or_default()
+                    );
+                    rates[i].1.push(d.per_sec);
+                    rates[i].2.extend(d.peak_rss_kib);
+                }
+            }
+            let contestants: Vec<Value> = rates
+                .into_iter()
+                .map(|(who, r, rss)| {
+                    json!({
+                        "contestant": who.name(), "requests": n,
+                        "per_sec": median(&r), "runs": r,
+                        "peak_rss_mib": rss.iter().max().map(|k| *k as f64 / 1024.0),
+                    })
+                })
+                .collect();
+            cells.push(json!({"payload": payload.label(), "contestants": contestants}));
+        }
+        Ok(Value::Array(cells))
+    }
+
+    /// Closed loop, then pipelined, on one running contestant.
+    fn latency_run(
+        &mut self,
+        who: Contestant,
+        payload: Payload,
+        closed: u64,
+        pipelined: u64,
+    ) -> anyhow::Result<LatencyRun> {
+        let broker = fresh_broker()?;
+        let requester = Requester::new(broker.bootstrap_servers(), payload, FETCH_WAIT_MS)?;
+        let launch = self.launch(who, broker.bootstrap_servers(), false, vec![]);
+        let running: Running = who.start(launch)?;
+        // Warm up: the first reply waits for the group to form.
+        let mut id = 0;
+        let round_trip = |requester: &Requester, id: &mut u64| -> anyhow::Result<()> {
+            requester.send(*id)?;
+            *id += 1;
+            requester.wait_answered(*id, Duration::from_secs(60))
+        };
+        for _ in 0..200 {
+            round_trip(&requester, &mut id)?;
+        }
+        requester.reset();
+        for _ in 0..closed {
+            round_trip(&requester, &mut id)?;
+        }
+        let closed_p = Percentiles::of(&requester.progress().latencies);
+
+        requester.reset();
+        let start = id;
+        for _ in 0..pipelined {
+            let in_flight_ok = (id + 1).saturating_sub(PIPELINE_WINDOW);
+            requester.wait_answered(in_flight_ok, Duration::from_secs(60))?;
+            requester.send(id)?;
+            id += 1;
+        }
+        requester.wait_answered(id, Duration::from_secs(120))?;
+        let (pipe_p, per_sec) = {
+            let p = requester.progress();
+            let secs = match (p.first, p.last) {
+                (Some(f), Some(l)) => (l - f).as_secs_f64(),
+                _ => f64::NAN,
+            };
+            (
+                Percentiles::of(&p.latencies),
+                (id - start - 1) as f64 / secs,
+            )
+        };
+        running.stop(Duration::from_secs(60))?;
+        requester.check_complete()?;
+        Ok((closed_p, per_sec, pipe_p))
+    }
+
+    fn latency(&mut self, sizes: &Sizes) -> anyhow::Result<Value> {
+        let mut cells = Vec::new();
+        for (payload, pipelined) in PAYLOADS.into_iter().zip(sizes.pipelined) {
+            let mut per: Vec<(Contestant, Vec<LatencyRun>)> =
+                Contestant::ALL.iter().map(|c| (*c, vec![])).collect();
+            for round in 0..sizes.rounds {
+                for k in 0..per.len() {
+                    let i = (k + round) % per.len();
+                    let who = per[i].0;
+                    let r = self.latency_run(who, payload, sizes.closed, pipelined)?;
+                    eprintln!(
+                        "latency {} {} round {round}: closed p50 {:.2} p99 {:.2} p999 {:.2} ms; \
+                         pipelined {:.0}/s p50 {:.2} p99 {:.2} ms",
+                        payload.label(),
+                        who.name(),
+                        r.0.p50_ms,
+                        r.0.p99_ms,
+                        r.0.p999_ms,
+                        r.1,
+                        r.2.p50_ms,
+                        r.2.p99_ms
+                    );
+                    per[i].1.push(r);
+                }
+            }
+            let contestants: Vec<Value> = per
+                .into_iter()
+                .map(|(who, runs)| {
+                    let closed: Vec<Percentiles> = runs.iter().map(|r| r.0).collect();
+                    let rates: Vec<f64> = runs.iter().map(|r| r.1).collect();
+                    let piped: Vec<Percentiles> = runs.iter().map(|r| r.2).collect();
+                    json!({
+                        "contestant": who.name(),
+                        "closed_loop": Percentiles::median_of(&closed),
+                        "pipelined_window": PIPELINE_WINDOW,
+                        "pipelined_per_sec": median(&rates),
+                        "pipelined_per_sec_runs": rates,
+                        "pipelined": Percentiles::median_of(&piped),
+                    })
+                })
+                .collect();
+            cells.push(json!({"payload": payload.label(), "contestants": contestants}));
+        }
+        Ok(Value::Array(cells))
+    }
+
+    /// The framework's peak RSS with a slow handler, as the backlog grows.
+    fn memory(&mut self, sizes: &Sizes) -> anyhow::Result<Value> {
+        let mut rows = Vec::new();
+        for n in sizes.memory {
+            let env = vec![("BENCH_HANDLER_DELAY_MS", "10".to_owned())];
+            let d = self.drain(Contestant::Framework, Payload::Small, n, false, env)?;
+            let mib = d.peak_rss_kib.unwrap_or_default() as f64 / 1024.0;
+            eprintln!("memory: {n} queued, 10 ms handler: peak RSS {mib:.1} MiB");
+            rows.push(json!({"queued": n, "handler_ms": 10, "peak_rss_mib": mib}));
+        }
+        Ok(Value::Array(rows))
+    }
+}
+
+fn non_empty_median(v: &[f64]) -> Value {
+    if v.is_empty() {
+        Value::Null
+    } else {
+        json!(median(v))
+    }
+}
+
+/// (max - min) / median of repeated totals: how well the same run repeats.
+fn spread(v: &[f64]) -> Value {
+    if v.len() < 2 {
+        return Value::Null;
+    }
+    let (lo, hi) = v
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(l, h), x| (l.min(*x), h.max(*x)));
+    json!((hi - lo) / median(v))
+}
+
+fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes `--bench`; nothing else is accepted.
+    let out = std::env::var_os("BENCH_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("responder-bench"));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let cells =
+        std::env::var("BENCH_CELLS").unwrap_or_else(|_| "ir,capacity,latency,memory".into());
+    let sizes = Sizes::from_env();
+    let mut bench = Bench {
+        out: out.clone(),
+        runs: 0,
+    };
+    let mut results = serde_json::Map::new();
+    results.insert("machine".into(), report::machine());
+    results.insert("fetch_wait_max_ms".into(), json!(FETCH_WAIT_MS));
+    for cell in cells.split(',').map(str::trim) {
+        let value = match cell {
+            "ir" => bench.ir(&sizes)?,
+            "capacity" => bench.capacity(&sizes)?,
+            "latency" => bench.latency(&sizes)?,
+            "memory" => bench.memory(&sizes)?,
+            other => anyhow::bail!("unknown cell {other} (ir, capacity, latency, memory)"),
+        };
+        results.insert(cell.to_owned(), value);
+    }
+    let results = Value::Object(results);
+    print!("{}", report::table(&results));
+    let path = out.join("compare.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
+    println!("JSON: {}", path.display());
+    Ok(())
+}
+
+mod report;

@@ -1,0 +1,161 @@
+//! The printed table and the machine description.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+/// CPU model, cores, memory and kernel of this machine.
+pub(crate) fn machine() -> Value {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned());
+    let mem_kib = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+    json!({
+        "cpu": cpu,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).ok(),
+        "memory_gib": mem_kib.map(|k| (k as f64 / 1048576.0).round()),
+        "kernel": read("/proc/sys/kernel/osrelease").trim(),
+    })
+}
+
+fn find<'a>(cell: &'a Value, who: &str) -> &'a Value {
+    cell["contestants"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["contestant"] == who))
+        .unwrap_or(&Value::Null)
+}
+
+fn num(v: &Value, digits: usize) -> String {
+    match v.as_f64() {
+        Some(x) if x.is_finite() => format!("{x:.digits$}"),
+        _ => "-".into(),
+    }
+}
+
+fn ratio(a: &Value, b: &Value) -> String {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+        _ => "-".into(),
+    }
+}
+
+/// The results as Markdown tables.
+pub(crate) fn table(r: &Value) -> String {
+    let mut t = String::new();
+    let m = &r["machine"];
+    let _ = writeln!(
+        t,
+        "\nmachine: {} ({} cores, {} GiB), kernel {}; fetch.wait.max.ms={}",
+        m["cpu"].as_str().unwrap_or("?"),
+        m["cores"],
+        m["memory_gib"],
+        m["kernel"].as_str().unwrap_or("?"),
+        r["fetch_wait_max_ms"].as_str().unwrap_or("?")
+    );
+    if let Some(cells) = r["ir"].as_array() {
+        let _ = writeln!(
+            t,
+            "\n### Instructions per request (callgrind, all threads, marginal, median of pairs)\n\n\
+             | payload | raw | framework | python | framework/raw | python/raw | allocations raw | allocations framework | Ir(N2) spread raw / framework / python |\n\
+             |---|---|---|---|---|---|---|---|---|"
+        );
+        for cell in cells {
+            let ir = |who| &find(cell, who)["instructions_per_request"];
+            let al = |who| &find(cell, who)["allocations_per_request"];
+            let sp = |who| match find(cell, who)["ir_n2_spread"].as_f64() {
+                Some(s) => format!("{:.2} %", s * 100.0),
+                None => "-".into(),
+            };
+            let _ = writeln!(
+                t,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} |",
+                cell["payload"].as_str().unwrap_or("?"),
+                num(ir("raw"), 0),
+                num(ir("framework"), 0),
+                num(ir("python"), 0),
+                ratio(ir("framework"), ir("raw")),
+                ratio(ir("python"), ir("raw")),
+                num(al("raw"), 1),
+                num(al("framework"), 1),
+                sp("raw"),
+                sp("framework"),
+                sp("python"),
+            );
+        }
+    }
+    if let Some(cells) = r["capacity"].as_array() {
+        let _ = writeln!(
+            t,
+            "\n### Capacity: draining a queued backlog (requests/s, median)\n\n\
+             | payload | requests | raw | framework | python | framework/raw | framework/python | peak RSS MiB raw / framework / python |\n\
+             |---|---|---|---|---|---|---|---|"
+        );
+        for cell in cells {
+            let ps = |who| &find(cell, who)["per_sec"];
+            let rss = |who| num(&find(cell, who)["peak_rss_mib"], 1);
+            let _ = writeln!(
+                t,
+                "| {} | {} | {} | {} | {} | {} | {} | {} / {} / {} |",
+                cell["payload"].as_str().unwrap_or("?"),
+                find(cell, "raw")["requests"],
+                num(ps("raw"), 0),
+                num(ps("framework"), 0),
+                num(ps("python"), 0),
+                ratio(ps("framework"), ps("raw")),
+                ratio(ps("framework"), ps("python")),
+                rss("raw"),
+                rss("framework"),
+                rss("python"),
+            );
+        }
+    }
+    if let Some(cells) = r["latency"].as_array() {
+        let _ = writeln!(
+            t,
+            "\n### Latency (ms, median of rounds): one request in flight, then a window of {}\n\n\
+             | payload | contestant | closed p50 | closed p99 | closed p999 | pipelined requests/s | pipelined p50 | pipelined p99 | pipelined p999 |\n\
+             |---|---|---|---|---|---|---|---|---|",
+            super::PIPELINE_WINDOW
+        );
+        for cell in cells {
+            for who in ["raw", "framework", "python"] {
+                let c = find(cell, who);
+                let (cl, pi) = (&c["closed_loop"], &c["pipelined"]);
+                let _ = writeln!(
+                    t,
+                    "| {} | {who} | {} | {} | {} | {} | {} | {} | {} |",
+                    cell["payload"].as_str().unwrap_or("?"),
+                    num(&cl["p50_ms"], 2),
+                    num(&cl["p99_ms"], 2),
+                    num(&cl["p999_ms"], 2),
+                    num(&c["pipelined_per_sec"], 0),
+                    num(&pi["p50_ms"], 2),
+                    num(&pi["p99_ms"], 2),
+                    num(&pi["p999_ms"], 2),
+                );
+            }
+        }
+    }
+    if let Some(rows) = r["memory"].as_array() {
+        let _ = writeln!(
+            t,
+            "\n### Framework peak RSS, 10 ms handler, 100 B requests queued\n\n\
+             | queued | peak RSS MiB |\n|---|---|"
+        );
+        for row in rows {
+            let _ = writeln!(
+                t,
+                "| {} | {} |",
+                row["queued"],
+                num(&row["peak_rss_mib"], 1)
+            );
+        }
+    }
+    t
+}
