@@ -44,7 +44,7 @@ impl Default for Settings {
             reply_topic_ttl: Duration::from_secs(30),
             write_access: None,
             max_in_flight: 1024,
-            max_in_flight_per_partition: 256,
+            max_in_flight_per_partition: 1024,
             drain_timeout: Duration::from_secs(30),
             commit_interval: Duration::from_millis(500),
         }
@@ -162,7 +162,9 @@ impl ResponderBuilder {
     }
 
     /// Requests of one partition in the handler at once; the partition is also paused
-    /// while this many of its requests are unsettled. Default 256.
+    /// while this many of its requests are unsettled (pausing drops librdkafka's
+    /// prefetched records, which are fetched again on resume). Default 1024, as
+    /// [`max_in_flight`](Self::max_in_flight): one partition may use the whole bound.
     pub fn max_in_flight_per_partition(mut self, n: usize) -> Self {
         self.settings.max_in_flight_per_partition = n;
         self

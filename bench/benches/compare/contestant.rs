@@ -24,6 +24,15 @@ impl Contestant {
     pub(crate) const ALL: [Contestant; 3] =
         [Contestant::Raw, Contestant::Framework, Contestant::Python];
 
+    /// Those named in `BENCH_CONTESTANTS` (comma-separated), or all.
+    pub(crate) fn selected() -> impl Iterator<Item = Contestant> {
+        let only = std::env::var("BENCH_CONTESTANTS").ok();
+        Contestant::ALL.into_iter().filter(move |c| {
+            only.as_deref()
+                .is_none_or(|o| o.split(',').any(|n| n.trim() == c.name()))
+        })
+    }
+
     /// Its name in reports.
     pub(crate) fn name(self) -> &'static str {
         match self {

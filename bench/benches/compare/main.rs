@@ -14,7 +14,8 @@
 //! - `memory`: the framework's peak RSS with 10 k and 100 k requests queued and a
 //!   10 ms handler.
 //!
-//! `BENCH_QUICK=1` runs every cell small (a smoke run). Prints a table and writes
+//! `BENCH_QUICK=1` runs every cell small (a smoke run); `BENCH_CONTESTANTS=raw,framework`
+//! picks contestants; `BENCH_IR_PAIRS` sets the number of callgrind pairs. Prints a table and writes
 //! `compare.json` to `BENCH_OUT` (default `$TMPDIR/responder-bench`).
 
 mod contestant;
@@ -52,6 +53,17 @@ struct Sizes {
 
 impl Sizes {
     fn from_env() -> Self {
+        let mut sizes = Self::preset();
+        if let Some(pairs) = std::env::var("BENCH_IR_PAIRS")
+            .ok()
+            .and_then(|p| p.parse().ok())
+        {
+            sizes.ir_pairs = pairs;
+        }
+        sizes
+    }
+
+    fn preset() -> Self {
         if std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1") {
             return Sizes {
                 ir: [(200, 600), (50, 150)],
@@ -164,7 +176,7 @@ impl Bench {
         let mut cells = Vec::new();
         for (payload, (n1, n2)) in PAYLOADS.into_iter().zip(sizes.ir) {
             let mut per: Vec<(Contestant, Vec<Value>)> =
-                Contestant::ALL.iter().map(|c| (*c, Vec::new())).collect();
+                Contestant::selected().map(|c| (c, Vec::new())).collect();
             for pair in 0..sizes.ir_pairs {
                 for (who, runs) in &mut per {
                     let a = self.drain(*who, payload, n1, true, vec![])?;
@@ -215,9 +227,8 @@ impl Bench {
     fn capacity(&mut self, sizes: &Sizes) -> anyhow::Result<Value> {
         let mut cells = Vec::new();
         for (payload, n) in PAYLOADS.into_iter().zip(sizes.capacity) {
-            let mut rates: Vec<(Contestant, Vec<f64>, Vec<u64>)> = Contestant::ALL
-                .iter()
-                .map(|c| (*c, vec![], vec![]))
+            let mut rates: Vec<(Contestant, Vec<f64>, Vec<u64>)> = Contestant::selected()
+                .map(|c| (c, vec![], vec![]))
                 .collect();
             for round in 0..sizes.rounds {
                 for k in 0..rates.len() {
@@ -307,7 +318,7 @@ impl Bench {
         let mut cells = Vec::new();
         for (payload, pipelined) in PAYLOADS.into_iter().zip(sizes.pipelined) {
             let mut per: Vec<(Contestant, Vec<LatencyRun>)> =
-                Contestant::ALL.iter().map(|c| (*c, vec![])).collect();
+                Contestant::selected().map(|c| (c, vec![])).collect();
             for round in 0..sizes.rounds {
                 for k in 0..per.len() {
                     let i = (k + round) % per.len();

@@ -44,16 +44,30 @@ impl fmt::Display for CorrelationId<'_> {
     }
 }
 
+/// The request's correlation id, for its log events (empty when it has none).
+fn correlation<'a>(cx: &'a RequestContext) -> CorrelationId<'a> {
+    CorrelationId(cx.reply_to().correlation_id.as_deref().unwrap_or_default())
+}
+
 /// Runs one request to its settled outcome. `done` reports to the dispatcher when the
 /// request is handled (its reply is with the producer) and when its offset is settled
 /// (or abandoned, if this future is dropped).
-pub(crate) async fn process(job: Job, shared: Arc<Shared>) {
+///
+/// The request's span is at DEBUG (as tower-http's request spans): at INFO a span per
+/// request costs more than the rest of the framework's work on it (a subscriber formats
+/// its fields when it opens), so the responder's own events carry the request's
+/// topic, partition and offset themselves.
+///
+/// Not an `async fn`: the instrumented block is the task's whole future, with no outer
+/// state machine holding a second copy of its arguments (every byte of it is copied
+/// when the task is spawned).
+pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()> + Send {
     let Job {
         message,
         endpoint,
         mut done,
     } = job;
-    let span = tracing::info_span!(
+    let span = tracing::debug_span!(
         "request",
         topic = message.topic(),
         partition = message.partition(),
@@ -71,6 +85,9 @@ pub(crate) async fn process(job: Job, shared: Arc<Shared>) {
             Ok(_) if is_expired(deadline.at) => {
                 shared.metrics.inc_expired();
                 tracing::info!(
+                    topic = message.topic(),
+                    partition = message.partition(),
+                    offset = message.offset(),
                     deadline = deadline.at,
                     "request expired before it was handled; committing it without a reply"
                 );
@@ -89,11 +106,22 @@ pub(crate) async fn process(job: Job, shared: Arc<Shared>) {
             Err(reason) => {
                 shared.metrics.inc_unanswerable();
                 tracing::warn!(
+                    topic = message.topic(),
+                    partition = message.partition(),
+                    offset = message.offset(),
                     code = reason.code(),
                     %reason,
                     "request cannot be answered; committing it without a reply"
                 );
-                if dead_lettered(&shared, &message, reason.code(), &reason.to_string()).await {
+                // Boxed: rare paths, kept out of the per-request future's size.
+                if Box::pin(dead_lettered(
+                    &shared,
+                    &message,
+                    reason.code(),
+                    &reason.to_string(),
+                ))
+                .await
+                {
                     done.settle();
                 }
                 return;
@@ -122,13 +150,27 @@ pub(crate) async fn process(job: Job, shared: Arc<Shared>) {
                 Err(panic) => {
                     shared.metrics.inc_panics();
                     let msg = panic_message(&*panic);
-                    tracing::error!(panic = msg, "handler panicked");
+                    tracing::error!(
+                        topic = cx.topic(),
+                        partition = cx.partition(),
+                        offset = cx.offset(),
+                        panic = msg,
+                        "handler panicked"
+                    );
                     Err(ErrorReply::internal(format!("handler panicked: {msg}")))
                 }
             },
         };
         if let Err(e) = &outcome {
-            tracing::info!(code = e.code(), message = e.message(), "error reply");
+            tracing::info!(
+                topic = cx.topic(),
+                partition = cx.partition(),
+                offset = cx.offset(),
+                correlation_id = %correlation(&cx),
+                code = e.code(),
+                message = e.message(),
+                "error reply"
+            );
         }
         let is_error = outcome.is_err();
         let delivery = send_reply(&shared, &cx, outcome).await;
@@ -146,7 +188,15 @@ pub(crate) async fn process(job: Job, shared: Arc<Shared>) {
             Ok(()) => shared.metrics.inc_replied(),
             Err(e) if is_permanent(&e) => {
                 failed(&shared, &cx, &e);
-                if !dead_lettered(&shared, cx.message(), "reply_refused", &e.to_string()).await {
+                let reason = e.to_string();
+                if !Box::pin(dead_lettered(
+                    &shared,
+                    cx.message(),
+                    "reply_refused",
+                    &reason,
+                ))
+                .await
+                {
                     return;
                 }
             }
@@ -156,6 +206,10 @@ pub(crate) async fn process(job: Job, shared: Arc<Shared>) {
                 // so it is answered again after a restart or rebalance, never lost.
                 shared.metrics.inc_delivery_failures();
                 tracing::error!(
+                    topic = cx.topic(),
+                    partition = cx.partition(),
+                    offset = cx.offset(),
+                    correlation_id = %correlation(&cx),
                     error = %e,
                     reply_topic = cx.reply_to().topic,
                     "reply was not delivered; the request stays uncommitted"
@@ -166,7 +220,6 @@ pub(crate) async fn process(job: Job, shared: Arc<Shared>) {
         done.settle();
     }
     .instrument(span)
-    .await
 }
 
 /// Copies the request to the dead-letter topic, if one is configured. Returns whether
@@ -180,11 +233,23 @@ async fn dead_lettered(shared: &Shared, message: &OwnedMessage, code: &str, reas
         }
         Ok(false) => true,
         Err(e) if is_permanent(&e) => {
-            tracing::error!(error = %e, "dead letter refused by the broker; committing anyway");
+            tracing::error!(
+                topic = message.topic(),
+                partition = message.partition(),
+                offset = message.offset(),
+                error = %e,
+                "dead letter refused by the broker; committing anyway"
+            );
             true
         }
         Err(e) => {
-            tracing::error!(error = %e, "dead letter not written; the request stays uncommitted");
+            tracing::error!(
+                topic = message.topic(),
+                partition = message.partition(),
+                offset = message.offset(),
+                error = %e,
+                "dead letter not written; the request stays uncommitted"
+            );
             false
         }
     }
@@ -216,6 +281,10 @@ fn is_permanent(e: &KafkaError) -> bool {
 fn failed(shared: &Shared, cx: &RequestContext, e: &KafkaError) {
     shared.metrics.inc_delivery_failures();
     tracing::error!(
+        topic = cx.topic(),
+        partition = cx.partition(),
+        offset = cx.offset(),
+        correlation_id = %correlation(cx),
         error = %e,
         reply_topic = cx.reply_to().topic,
         reply_partition = cx.reply_to().partition,
