@@ -153,9 +153,9 @@ impl ResponderBuilder {
         self
     }
 
-    /// Requests in flight (received and not yet handled: waiting for their lane or in
-    /// the handler) across all partitions; when reached, the responder stops fetching.
-    /// Replies awaiting the broker's acknowledgement are outside this bound. Default 1024.
+    /// Requests in flight (received and not yet settled: waiting for their lane, in
+    /// the handler, or with their reply awaiting the broker's acknowledgement) across
+    /// all partitions; when reached, the responder stops fetching. Default 1024.
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.settings.max_in_flight = n;
         self
@@ -366,15 +366,7 @@ impl ResponderBuilder {
         common.set("bootstrap.servers", &bootstrap);
         apply(&mut common, &self.client_config)?;
 
-        let mut consumer = common.clone();
-        consumer
-            .set("group.id", &group)
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false");
-        apply(&mut consumer, &self.consumer_config)?;
-        consumer
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false");
+        let consumer = consumer_config(&common, &group, &self.consumer_config)?;
 
         let mut producer = common;
         producer.set("linger.ms", "1");
@@ -396,6 +388,46 @@ impl ResponderBuilder {
     }
 }
 
+/// The consumer's configuration: `common` plus the group, bounded prefetch defaults,
+/// the user's properties (which may override the defaults), and the offset handling
+/// the responder's at-least-once guarantee needs (which they may not).
+fn consumer_config(
+    common: &ClientConfig,
+    group: &str,
+    user: &[(String, String)],
+) -> Result<ClientConfig, Error> {
+    let mut consumer = common.clone();
+    consumer
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        // librdkafka prefetches up to 100,000 records per partition (64 MiB), and up to
+        // 1 MiB per partition per fetch: memory would grow with the backlog. These keep
+        // the prefetch small and flat.
+        .set("queued.min.messages", PREFETCH_RECORDS)
+        .set("queued.max.messages.kbytes", PREFETCH_KIB)
+        .set("max.partition.fetch.bytes", PARTITION_FETCH_BYTES)
+        // ...and a full prefetch queue is checked again after 10 ms, not 1 s
+        // (librdkafka's default, which with a small queue caps a partition at ~2000
+        // records a second).
+        .set("fetch.queue.backoff.ms", PREFETCH_BACKOFF_MS);
+    apply(&mut consumer, user)?;
+    consumer
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    Ok(consumer)
+}
+
+/// Records per partition librdkafka keeps prefetched (`queued.min.messages`).
+const PREFETCH_RECORDS: &str = "2000";
+/// Bound on all prefetched records, in KiB (`queued.max.messages.kbytes`).
+const PREFETCH_KIB: &str = "16384";
+/// How long a partition's fetching waits when its prefetch is full
+/// (`fetch.queue.backoff.ms`).
+const PREFETCH_BACKOFF_MS: &str = "10";
+/// Most bytes one fetch returns per partition (`max.partition.fetch.bytes`).
+const PARTITION_FETCH_BYTES: &str = "262144";
+
 /// Applies user properties, refusing those that fight the responder's guarantees.
 fn apply(config: &mut ClientConfig, props: &[(String, String)]) -> Result<(), Error> {
     for (key, value) in props {
@@ -413,4 +445,34 @@ fn apply(config: &mut ClientConfig, props: &[(String, String)]) -> Result<(), Er
         config.set(key, value);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_consumer_prefetch_is_bounded_unless_the_user_says_otherwise() {
+        let common = ClientConfig::new();
+        let c = consumer_config(&common, "g", &[]).expect("valid");
+        assert_eq!(c.get("queued.min.messages"), Some(PREFETCH_RECORDS));
+        assert_eq!(c.get("queued.max.messages.kbytes"), Some(PREFETCH_KIB));
+        assert_eq!(
+            c.get("max.partition.fetch.bytes"),
+            Some(PARTITION_FETCH_BYTES)
+        );
+        assert_eq!(c.get("fetch.queue.backoff.ms"), Some(PREFETCH_BACKOFF_MS));
+        let user = props(&[("queued.min.messages", "50000"), ("group.id", "mine")]);
+        let c = consumer_config(&common, "g", &user).expect("valid");
+        assert_eq!(c.get("queued.min.messages"), Some("50000"));
+        assert_eq!(c.get("group.id"), Some("mine"));
+        assert_eq!(c.get("enable.auto.commit"), Some("false"));
+    }
 }

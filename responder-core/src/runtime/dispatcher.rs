@@ -53,8 +53,12 @@ pub(crate) struct Done {
     epoch: u64,
     offset: i64,
     lane: Option<u64>,
-    /// The in-flight slot, held until the request is handled.
+    /// The in-flight slot, held until the request is settled or abandoned: a reply
+    /// awaiting the broker's acknowledgement still holds it, so the bound covers every
+    /// request the responder holds.
     permit: Option<Permit>,
+    /// Whether `Handled` was reported (once).
+    handled: bool,
     /// Whether the request was started (counted as running and handling). One dropped
     /// before it started (a revocation or shutdown cleared its queue) reports nothing:
     /// its offset simply stays unsettled.
@@ -64,10 +68,10 @@ pub(crate) struct Done {
 
 impl Done {
     /// The request is handled (its reply is with the producer): the next request of
-    /// the same lane may start, and its in-flight slot is free. Its offset stays
-    /// unsettled until [`settle`](Self::settle).
+    /// the same lane may start. Its offset stays unsettled, and its in-flight slot
+    /// taken, until [`settle`](Self::settle).
     pub(crate) fn handled(&mut self) {
-        if self.permit.take().is_some() && self.started {
+        if !std::mem::replace(&mut self.handled, true) && self.started {
             let _ = self.tx.send(Report::Handled {
                 topic: Arc::clone(&self.topic),
                 partition: self.partition,
@@ -84,6 +88,7 @@ impl Done {
 
     fn finish(&mut self, settled: bool) {
         self.handled();
+        drop(self.permit.take());
         if !std::mem::replace(&mut self.finished, true) && self.started {
             let _ = self.tx.send(Report::Finished {
                 topic: Arc::clone(&self.topic),
@@ -303,6 +308,7 @@ impl Dispatcher {
             offset,
             lane,
             permit: Some(permit),
+            handled: false,
             started: false,
             finished: false,
         };
