@@ -40,6 +40,11 @@ class Responder:
             "auto.offset.reset": "earliest",
             "enable.auto.commit": True,
             "enable.auto.offset.store": False,
+            # The framework's bounded prefetch, so all run with the same client settings.
+            "queued.min.messages": 2000,
+            "queued.max.messages.kbytes": 16384,
+            "max.partition.fetch.bytes": 262144,
+            "fetch.queue.backoff.ms": 10,
         }
         if "RESPONDER_FETCH_WAIT_MS" in os.environ:
             consumer_config["fetch.wait.max.ms"] = int(os.environ["RESPONDER_FETCH_WAIT_MS"])
@@ -48,6 +53,7 @@ class Responder:
             {
                 "bootstrap.servers": bootstrap,
                 "linger.ms": 1,
+                "message.timeout.ms": 120000,
                 "enable.idempotence": True,
                 "acks": "all",
             }

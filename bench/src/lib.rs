@@ -1,6 +1,7 @@
 //! The benchmark of issue #9: the KYC responder built three ways (hand-written
 //! rdkafka, this framework, Python confluent-kafka), driven by one requester over the
-//! same broker with the same client settings.
+//! same broker with the same client settings (prefetch bounds, linger, idempotence,
+//! acks, delivery timeout, fetch wait).
 //!
 //! - [`contract`]: the request and reply every contestant speaks, and how a reply is
 //!   checked.

@@ -368,13 +368,7 @@ impl ResponderBuilder {
 
         let consumer = consumer_config(&common, &group, &self.consumer_config)?;
 
-        let mut producer = common;
-        producer.set("linger.ms", "1");
-        apply(&mut producer, &self.producer_config)?;
-        producer
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("allow.auto.create.topics", "false");
+        let producer = producer_config(common, &self.producer_config)?;
 
         Responder::new(
             consumer,
@@ -417,6 +411,28 @@ fn consumer_config(
         .set("enable.auto.offset.store", "false");
     Ok(consumer)
 }
+
+/// The producer's configuration: `common`, a 1 ms linger, a delivery timeout below
+/// the consumer's `max.poll.interval.ms` (a reply holds its in-flight slot until it is
+/// acknowledged, and the consumer stops polling while every slot is taken: a reply
+/// that cannot be delivered must fail, leaving its request uncommitted, before the
+/// member is evicted), the user's properties, and what the guarantees need.
+fn producer_config(common: ClientConfig, user: &[(String, String)]) -> Result<ClientConfig, Error> {
+    let mut producer = common;
+    producer
+        .set("linger.ms", "1")
+        .set("message.timeout.ms", DELIVERY_TIMEOUT_MS);
+    apply(&mut producer, user)?;
+    producer
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("allow.auto.create.topics", "false");
+    Ok(producer)
+}
+
+/// `message.timeout.ms` of the reply producer: 2 minutes (librdkafka's 5 equal the
+/// consumer's default `max.poll.interval.ms`).
+const DELIVERY_TIMEOUT_MS: &str = "120000";
 
 /// Records per partition librdkafka keeps prefetched (`queued.min.messages`).
 const PREFETCH_RECORDS: &str = "2000";
@@ -474,5 +490,22 @@ mod tests {
         assert_eq!(c.get("queued.min.messages"), Some("50000"));
         assert_eq!(c.get("group.id"), Some("mine"));
         assert_eq!(c.get("enable.auto.commit"), Some("false"));
+    }
+
+    #[test]
+    fn a_reply_times_out_before_the_consumer_would_be_evicted() {
+        let p = producer_config(ClientConfig::new(), &[]).expect("valid");
+        let timeout: u64 = p
+            .get("message.timeout.ms")
+            .and_then(|v| v.parse().ok())
+            .expect("set");
+        assert!(
+            timeout < 300_000,
+            "{timeout} ms is not below max.poll.interval.ms"
+        );
+        let user = props(&[("message.timeout.ms", "30000"), ("acks", "all")]);
+        let p = producer_config(ClientConfig::new(), &user).expect("valid");
+        assert_eq!(p.get("message.timeout.ms"), Some("30000"));
+        assert_eq!(p.get("enable.idempotence"), Some("true"));
     }
 }

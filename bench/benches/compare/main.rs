@@ -394,7 +394,7 @@ fn spread(v: &[f64]) -> Value {
 }
 
 fn main() -> anyhow::Result<()> {
-    // `cargo bench` passes `--bench`; nothing else is accepted.
+    // `cargo bench` passes `--bench` (and any filter): configuration is by environment.
     let out = std::env::var_os("BENCH_OUT")
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("responder-bench"));

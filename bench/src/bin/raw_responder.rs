@@ -194,7 +194,12 @@ fn main() -> anyhow::Result<()> {
         .set("group.id", &group)
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "true")
-        .set("enable.auto.offset.store", "false");
+        .set("enable.auto.offset.store", "false")
+        // The framework's bounded prefetch, so both run with the same client settings.
+        .set("queued.min.messages", "2000")
+        .set("queued.max.messages.kbytes", "16384")
+        .set("max.partition.fetch.bytes", "262144")
+        .set("fetch.queue.backoff.ms", "10");
     if let Ok(ms) = std::env::var("RESPONDER_FETCH_WAIT_MS") {
         consumer_config.set("fetch.wait.max.ms", ms);
     }
@@ -204,6 +209,7 @@ fn main() -> anyhow::Result<()> {
     let producer: ThreadedProducer<Acks> = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .set("linger.ms", "1")
+        .set("message.timeout.ms", "120000")
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .create_with_context(Acks(ack_tx))?;

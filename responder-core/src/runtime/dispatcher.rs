@@ -27,7 +27,8 @@ const FULL_COMMIT_EVERY: u64 = 20;
 /// What a request task reports back.
 pub(crate) enum Report {
     /// The request is handled: its reply (if any) is with the producer. Its lane may
-    /// run the next request, and it no longer counts against the in-flight bounds.
+    /// run the next request, and it no longer counts against the partition's handler
+    /// concurrency (it holds its `max_in_flight` slot until it is finished).
     Handled {
         topic: Arc<str>,
         partition: i32,
@@ -88,7 +89,6 @@ impl Done {
 
     fn finish(&mut self, settled: bool) {
         self.handled();
-        drop(self.permit.take());
         if !std::mem::replace(&mut self.finished, true) && self.started {
             let _ = self.tx.send(Report::Finished {
                 topic: Arc::clone(&self.topic),
@@ -98,12 +98,26 @@ impl Done {
                 settled,
             });
         }
+        // After the report: the dispatcher never sees more requests than slots.
+        drop(self.permit.take());
     }
 }
 
 impl Drop for Done {
     fn drop(&mut self) {
         self.finish(false);
+    }
+}
+
+/// How many unsettled requests pause a partition's fetching: its bound, unless that is
+/// no smaller than `max_in_flight`, whose slots (held until a request settles) already
+/// stop the polling first. A pause drops librdkafka's prefetched records, fetched again
+/// on resume, so it is kept for where it adds something.
+fn pause_bound(settings: &Settings) -> usize {
+    if settings.max_in_flight_per_partition >= settings.max_in_flight {
+        usize::MAX
+    } else {
+        settings.max_in_flight_per_partition
     }
 }
 
@@ -324,7 +338,7 @@ impl Dispatcher {
         if let Some(job) = runnable {
             state.start(job, self.settings.max_in_flight_per_partition, &self.shared);
         }
-        let over = state.over(self.settings.max_in_flight_per_partition, self.fair_share);
+        let over = state.over(pause_bound(&self.settings), self.fair_share);
         if over && !state.paused {
             state.paused = true;
             self.pause(&topic, partition, true);
@@ -380,10 +394,10 @@ impl Dispatcher {
                 (topic, partition)
             }
         };
-        let fair_share = self.fair_share;
+        let (fair_share, bound) = (self.fair_share, pause_bound(&self.settings));
         if let Some(state) = self.get(&topic, partition)
             && state.paused
-            && state.under(limit, fair_share)
+            && state.under(bound, fair_share)
         {
             state.paused = false;
             self.pause(&topic, partition, false);
