@@ -11,8 +11,8 @@
 //! - `capacity`: requests/s draining a queued backlog, first reply to last, median of
 //!   3 rounds with the contestants alternating; peak RSS of each run.
 //! - `latency`: one request in flight (p50/p99/p999), then a window of 64 in flight.
-//! - `memory`: the framework's peak RSS with 10 k and 100 k requests queued and a
-//!   10 ms handler.
+//! - `memory`: the framework's peak RSS with 10 k, 50 k and 100 k requests queued and
+//!   a 10 ms handler.
 //!
 //! `BENCH_QUICK=1` runs every cell small (a smoke run); `BENCH_CONTESTANTS=raw,framework`
 //! picks contestants; `BENCH_IR_PAIRS` sets the number of callgrind pairs. Prints a table and writes
@@ -48,7 +48,7 @@ struct Sizes {
     rounds: usize,
     closed: u64,
     pipelined: [u64; 2],
-    memory: [u64; 2],
+    memory: [u64; 3],
 }
 
 impl Sizes {
@@ -72,7 +72,7 @@ impl Sizes {
                 rounds: 1,
                 closed: 200,
                 pipelined: [1_000, 200],
-                memory: [1_000, 5_000],
+                memory: [1_000, 3_000, 5_000],
             };
         }
         Sizes {
@@ -83,7 +83,7 @@ impl Sizes {
             rounds: 3,
             closed: 2_000,
             pipelined: [20_000, 2_000],
-            memory: [10_000, 100_000],
+            memory: [10_000, 50_000, 100_000],
         }
     }
 }
