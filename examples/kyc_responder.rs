@@ -22,12 +22,7 @@ use kyc_service::responder;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rdkafka=warn,librdkafka=warn".into()),
-        )
-        .init();
+    kyc_service::init_tracing();
 
     if let Ok(bootstrap) = std::env::var("KAFKA_BOOTSTRAP_SERVERS")
         && !bootstrap.trim().is_empty()

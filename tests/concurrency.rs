@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Fixture, ProbeLog, ProbeReply, ProbeReq};
-use kafka_responder::testkit::Requester;
+use kafka_responder::testkit::{Requester, ResponseError, api_key};
 use kafka_responder::{HeaderConvention, Ordering};
 use std::sync::atomic::Ordering::SeqCst;
 
@@ -182,5 +182,65 @@ async fn per_partition_bound_caps_a_partitions_concurrency() {
         (2..=4).contains(&max),
         "{max} requests of one partition ran at once"
     );
+    running.shutdown().await.expect("shutdown");
+}
+
+/// A reply the broker has not acknowledged yet still holds its in-flight slot, so
+/// `max_in_flight` bounds everything the responder holds: with a bound of 2 and the
+/// broker refusing the replies' produce with a retriable error for a while, no third
+/// request is handled until the first two replies are acknowledged.
+#[tokio::test]
+async fn unacknowledged_replies_hold_their_in_flight_slots() {
+    let fx = Fixture::new(1, 1).await;
+    let Some(embedded) = fx.broker.as_embedded() else {
+        eprintln!("skipped: needs the embedded broker's fault injection");
+        return;
+    };
+    let log = ProbeLog::new();
+    let running = fx.serve(log.clone(), |b| {
+        b.ordering(Ordering::Unordered).max_in_flight(2)
+    });
+    let requester = fx.requester(HeaderConvention::plain(), 0).await;
+    // One reply through first: the producer has its id and the topic's metadata.
+    requester
+        .request(&fx.requests, None, &ProbeReq::id(0).bytes())
+        .await
+        .expect("first reply");
+    // Five held requests; with a bound of 2, two are in the handler.
+    let mut pending = Vec::new();
+    for id in 1..=5u64 {
+        let held = ProbeReq {
+            gated: true,
+            ..ProbeReq::id(id)
+        };
+        let corr = requester.new_correlation_id();
+        pending.push(requester.expect(corr.clone()));
+        let headers = requester.request_headers(&corr);
+        requester
+            .send_raw(&fx.requests, Some(0), None, Some(&held.bytes()), &headers)
+            .await
+            .expect("sent");
+    }
+    log.wait_started(3).await;
+    // From now on the broker refuses produces (the replies) with a retriable error for
+    // a while; the handler answers the two at once.
+    embedded.push_request_errors(
+        api_key::PRODUCE,
+        &[ResponseError::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 6],
+    );
+    log.open_gate(5);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let started = log.started.lock().expect("lock").len();
+    assert_eq!(
+        started, 3,
+        "requests handled (1 before the refusals): unacknowledged replies must hold their slots"
+    );
+    for p in pending {
+        requester
+            .wait(p)
+            .await
+            .expect("every reply, once the broker accepts them");
+    }
+    assert_eq!(log.started.lock().expect("lock").len(), 6);
     running.shutdown().await.expect("shutdown");
 }

@@ -5,6 +5,16 @@
 use anyhow::Context as _;
 use kafka_responder::{Codec, HeaderConvention, PolicySource, Responder};
 
+/// Logs to stderr at INFO (librdkafka's own at WARN), or as `RUST_LOG` says.
+pub(crate) fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rdkafka=warn,librdkafka=warn".into()),
+        )
+        .init();
+}
+
 /// `name` from the environment, or `default` when unset or blank.
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name)

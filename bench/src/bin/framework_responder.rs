@@ -38,12 +38,7 @@ impl<H: Handler> Handler for Delayed<H> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rdkafka=warn,librdkafka=warn".into()),
-        )
-        .init();
+    kyc_service::init_tracing();
     let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS").context("KAFKA_BOOTSTRAP_SERVERS")?;
     let delay = std::env::var("BENCH_HANDLER_DELAY_MS")
         .ok()
