@@ -91,8 +91,7 @@ async fn hold_then_refuse(
 #[tokio::test]
 async fn offset_waits_for_the_broker_acknowledgement_of_the_reply() {
     let fx = Fixture::new(1, 1).await;
-    let Some(embedded) = fx.broker.as_embedded() else {
-        eprintln!("skipped: needs the embedded broker's fault injection");
+    let Some(embedded) = fx.fault_injection() else {
         return;
     };
     let log = ProbeLog::new();
@@ -161,8 +160,7 @@ async fn a_crash_after_the_reply_and_before_the_commit_answers_the_request_again
 #[tokio::test]
 async fn a_reply_the_broker_never_takes_leaves_its_request_uncommitted() {
     let fx = Fixture::new(1, 1).await;
-    let Some(embedded) = fx.broker.as_embedded() else {
-        eprintln!("skipped: needs the embedded broker's fault injection");
+    let Some(embedded) = fx.fault_injection() else {
         return;
     };
     let log = ProbeLog::new();

@@ -192,8 +192,7 @@ async fn per_partition_bound_caps_a_partitions_concurrency() {
 #[tokio::test]
 async fn unacknowledged_replies_hold_their_in_flight_slots() {
     let fx = Fixture::new(1, 1).await;
-    let Some(embedded) = fx.broker.as_embedded() else {
-        eprintln!("skipped: needs the embedded broker's fault injection");
+    let Some(embedded) = fx.fault_injection() else {
         return;
     };
     let log = ProbeLog::new();

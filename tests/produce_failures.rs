@@ -126,8 +126,7 @@ async fn replies_that_cannot_be_written_are_dead_lettered_and_committed() {
 #[tokio::test]
 async fn replies_the_broker_refuses_for_good_are_dead_lettered_and_committed() {
     let fx = Fixture::new(1, 1).await;
-    let Some(embedded) = fx.broker.as_embedded() else {
-        eprintln!("skipped: needs the embedded broker's fault injection");
+    let Some(embedded) = fx.fault_injection() else {
         return;
     };
     let dlq = unique_name("dead-letters");

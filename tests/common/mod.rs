@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use kafka_responder::testkit::{
-    Requester, RunningResponder, TestBroker, committed_offset, unique_name,
+    EmbeddedBroker, Requester, RunningResponder, TestBroker, committed_offset, unique_name,
 };
 use kafka_responder::{
     ErrorReply, Handler, HeaderConvention, Json, RequestContext, ResponderBuilder, async_trait,
@@ -35,6 +35,16 @@ pub struct Fixture {
 }
 
 impl Fixture {
+    /// The embedded broker, for a test that needs its fault injection; on any other
+    /// broker `None`, after saying the test is skipped.
+    pub fn fault_injection(&self) -> Option<&EmbeddedBroker> {
+        let embedded = self.broker.as_embedded();
+        if embedded.is_none() {
+            eprintln!("skipped: needs the embedded broker's fault injection");
+        }
+        embedded
+    }
+
     pub async fn new(request_partitions: i32, reply_partitions: i32) -> Fixture {
         init_tracing();
         let broker = TestBroker::start().expect("broker");
