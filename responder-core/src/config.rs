@@ -161,10 +161,11 @@ impl ResponderBuilder {
         self
     }
 
-    /// Requests of one partition in the handler at once; the partition is also paused
-    /// while this many of its requests are unsettled (pausing drops librdkafka's
-    /// prefetched records, which are fetched again on resume). Default 1024, as
-    /// [`max_in_flight`](Self::max_in_flight): one partition may use the whole bound.
+    /// Requests of one partition in the handler at once. When this is below
+    /// [`max_in_flight`](Self::max_in_flight), the partition is also paused while this
+    /// many of its requests are unsettled (pausing drops librdkafka's prefetched
+    /// records, which are fetched again on resume). Default 1024, as `max_in_flight`:
+    /// one partition may use the whole bound, and is never paused for it.
     pub fn max_in_flight_per_partition(mut self, n: usize) -> Self {
         self.settings.max_in_flight_per_partition = n;
         self
