@@ -158,13 +158,8 @@ impl Bench {
         };
         let stopped = running.stop(Duration::from_secs(if callgrind { 300 } else { 60 }))?;
         requester.check_complete()?;
-        let p = requester.progress();
-        let secs = match (p.first, p.last) {
-            (Some(f), Some(l)) => (l - f).as_secs_f64(),
-            _ => f64::NAN,
-        };
         Ok(Drain {
-            per_sec: (n - 1) as f64 / secs,
+            per_sec: requester.progress().per_sec(),
             peak_rss_kib,
             instructions: stopped.instructions,
             allocations: stopped.allocations,
@@ -231,8 +226,7 @@ impl Bench {
                 .map(|c| (c, vec![], vec![]))
                 .collect();
             for round in 0..sizes.rounds {
-                for k in 0..rates.len() {
-                    let i = (k + round) % rates.len();
+                for i in alternating(rates.len(), round) {
                     let who = rates[i].0;
                     let d = self.drain(who, payload, n, false, vec![])?;
                     eprintln!(
@@ -290,7 +284,6 @@ impl Bench {
         let closed_p = Percentiles::of(&requester.progress().latencies);
 
         requester.reset();
-        let start = id;
         for _ in 0..pipelined {
             let in_flight_ok = (id + 1).saturating_sub(PIPELINE_WINDOW);
             requester.wait_answered(in_flight_ok, Duration::from_secs(60))?;
@@ -300,14 +293,7 @@ impl Bench {
         requester.wait_answered(id, Duration::from_secs(120))?;
         let (pipe_p, per_sec) = {
             let p = requester.progress();
-            let secs = match (p.first, p.last) {
-                (Some(f), Some(l)) => (l - f).as_secs_f64(),
-                _ => f64::NAN,
-            };
-            (
-                Percentiles::of(&p.latencies),
-                (id - start - 1) as f64 / secs,
-            )
+            (Percentiles::of(&p.latencies), p.per_sec())
         };
         running.stop(Duration::from_secs(60))?;
         requester.check_complete()?;
@@ -320,8 +306,7 @@ impl Bench {
             let mut per: Vec<(Contestant, Vec<LatencyRun>)> =
                 Contestant::selected().map(|c| (c, vec![])).collect();
             for round in 0..sizes.rounds {
-                for k in 0..per.len() {
-                    let i = (k + round) % per.len();
+                for i in alternating(per.len(), round) {
                     let who = per[i].0;
                     let r = self.latency_run(who, payload, sizes.closed, pipelined)?;
                     eprintln!(
@@ -372,6 +357,12 @@ impl Bench {
         }
         Ok(Value::Array(rows))
     }
+}
+
+/// The contestants' order in round `round`: each starts one place later than in the
+/// round before, so none always runs first (or last) on a machine warming up.
+fn alternating(len: usize, round: usize) -> impl Iterator<Item = usize> {
+    (0..len).map(move |k| (k + round) % len)
 }
 
 fn non_empty_median(v: &[f64]) -> Value {

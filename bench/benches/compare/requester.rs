@@ -36,6 +36,17 @@ pub(crate) struct Progress {
     pub(crate) errors: Vec<String>,
 }
 
+impl Progress {
+    /// Replies per second since the first one after the last reset (the window starts
+    /// at the first reply, so it counts the others).
+    pub(crate) fn per_sec(&self) -> f64 {
+        match (self.first, self.last) {
+            (Some(f), Some(l)) => (self.latencies.len() as f64 - 1.0) / (l - f).as_secs_f64(),
+            _ => f64::NAN,
+        }
+    }
+}
+
 struct Shared {
     progress: Mutex<Progress>,
     changed: Condvar,
