@@ -190,11 +190,13 @@ async fn per_partition_bound_caps_a_partitions_concurrency() {
 /// broker refusing the replies' produce with a retriable error for a while, no third
 /// request is handled until the first two replies are acknowledged.
 #[tokio::test]
+#[cfg_attr(
+    not(embedded_broker),
+    ignore = "needs the embedded broker's fault injection"
+)]
 async fn unacknowledged_replies_hold_their_in_flight_slots() {
     let fx = Fixture::new(1, 1).await;
-    let Some(embedded) = fx.fault_injection() else {
-        return;
-    };
+    let embedded = fx.fault_injection();
     let log = ProbeLog::new();
     let running = fx.serve(log.clone(), |b| {
         b.ordering(Ordering::Unordered).max_in_flight(2)

@@ -40,8 +40,16 @@ async fn unanswerable_requests_are_dead_lettered_with_their_reason() {
         )
         .await
         .expect("sent");
+    // No reply address, and dead-letter headers of its own: a requester must not be
+    // able to forge why or from where a dead letter came.
+    let forged = vec![
+        ("responder-dlq-reason".to_owned(), b"forged".to_vec()),
+        ("responder-dlq-topic".to_owned(), b"elsewhere".to_vec()),
+        ("responder-dlq-offset".to_owned(), b"0".to_vec()),
+        ("x-trace".to_owned(), b"kept".to_vec()),
+    ];
     let at_b = requester
-        .send_raw(&fx.requests, Some(0), Some(b"k-b"), Some(&body), &[])
+        .send_raw(&fx.requests, Some(0), Some(b"k-b"), Some(&body), &forged)
         .await
         .expect("sent");
     requester
@@ -80,10 +88,22 @@ async fn unanswerable_requests_are_dead_lettered_with_their_reason() {
             .expect("epoch millis");
         assert!(time > 1_600_000_000_000);
     }
-    // The original headers travel with the dead letter.
+    // The original headers travel with the dead letter, but none of its own.
     assert_eq!(
         find(b"k-a").header("kafka_replyTopic"),
         Some(outside.as_bytes())
+    );
+    let b = find(b"k-b");
+    assert_eq!(b.header("x-trace"), Some(&b"kept"[..]));
+    let reasons = b
+        .headers
+        .iter()
+        .filter(|(k, _)| k.starts_with(kafka_responder::DLQ_HEADER_PREFIX))
+        .count();
+    assert_eq!(
+        reasons, 6,
+        "one of each dead-letter header: {:?}",
+        b.headers
     );
     // Nothing was written to the disallowed topic, and everything is committed.
     assert!(dlq_reader.received().len() == 2);

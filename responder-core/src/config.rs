@@ -30,6 +30,7 @@ pub(crate) struct Settings {
     pub(crate) max_in_flight: usize,
     pub(crate) max_in_flight_per_partition: usize,
     pub(crate) drain_timeout: Duration,
+    pub(crate) handler_timeout: Duration,
     pub(crate) commit_interval: Duration,
 }
 
@@ -46,6 +47,7 @@ impl Default for Settings {
             max_in_flight: 1024,
             max_in_flight_per_partition: 1024,
             drain_timeout: Duration::from_secs(30),
+            handler_timeout: Duration::from_secs(30),
             commit_interval: Duration::from_millis(500),
         }
     }
@@ -171,9 +173,23 @@ impl ResponderBuilder {
         self
     }
 
-    /// How long revocation and shutdown wait for in-flight requests. Default 30 s.
+    /// How long revocation and shutdown wait for in-flight requests (in the handler,
+    /// or with a reply awaiting the broker or a retry). Those still running then are
+    /// abandoned uncommitted: the next owner answers them. Default 30 s. At shutdown,
+    /// the final commit and leaving the group add at most about 10 s.
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.settings.drain_timeout = timeout;
+        self
+    }
+
+    /// The longest a handler may take (per route with
+    /// [`Route::handler_timeout`](crate::Route::handler_timeout)); a request's deadline,
+    /// when it has one, bounds it too. A handler past it is dropped (its future is no
+    /// longer polled) and the requester gets a `timeout` error reply, instead of
+    /// waiting out its own timeout. A handler that blocks its thread instead of
+    /// awaiting cannot be cut off this way. Default 30 s.
+    pub fn handler_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.handler_timeout = timeout;
         self
     }
 
@@ -340,6 +356,14 @@ impl ResponderBuilder {
         if s.max_in_flight == 0 || s.max_in_flight_per_partition == 0 {
             return Err(Error::config("in-flight bounds must be at least 1"));
         }
+        if s.handler_timeout.is_zero()
+            || self
+                .routes
+                .iter()
+                .any(|r| r.own_handler_timeout().is_some_and(|t| t.is_zero()))
+        {
+            return Err(Error::config("the handler timeout must be positive"));
+        }
         if s.commit_interval.is_zero() {
             return Err(Error::config("commit interval must be positive"));
         }
@@ -413,11 +437,9 @@ fn consumer_config(
     Ok(consumer)
 }
 
-/// The producer's configuration: `common`, a 1 ms linger, a delivery timeout below
-/// the consumer's `max.poll.interval.ms` (a reply holds its in-flight slot until it is
-/// acknowledged, and the consumer stops polling while every slot is taken: a reply
-/// that cannot be delivered must fail, leaving its request uncommitted, before the
-/// member is evicted), the user's properties, and what the guarantees need.
+/// The producer's configuration: `common`, a 1 ms linger, a 2-minute delivery timeout
+/// per attempt (a reply that times out is retried, see `runtime::delivery`), the
+/// user's properties, and what the guarantees need.
 fn producer_config(common: ClientConfig, user: &[(String, String)]) -> Result<ClientConfig, Error> {
     let mut producer = common;
     producer
@@ -431,8 +453,9 @@ fn producer_config(common: ClientConfig, user: &[(String, String)]) -> Result<Cl
     Ok(producer)
 }
 
-/// `message.timeout.ms` of the reply producer: 2 minutes (librdkafka's 5 equal the
-/// consumer's default `max.poll.interval.ms`).
+/// `message.timeout.ms` of the reply producer: 2 minutes per attempt (librdkafka's
+/// default is 5). A timed-out reply is retried, so this only sets how often a reply
+/// stuck in an outage is looked at again.
 const DELIVERY_TIMEOUT_MS: &str = "120000";
 
 /// Records per partition librdkafka keeps prefetched (`queued.min.messages`).

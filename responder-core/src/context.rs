@@ -36,6 +36,11 @@ impl RequestContext {
         UNIX_EPOCH.checked_add(Duration::from_millis(ms))
     }
 
+    /// The deadline in epoch milliseconds, if known.
+    pub(crate) fn deadline_millis(&self) -> Option<i64> {
+        self.deadline_millis
+    }
+
     /// The record as received.
     pub(crate) fn message(&self) -> &OwnedMessage {
         &self.message

@@ -27,6 +27,13 @@ pub mod codes {
     pub const HANDLER_ERROR: &str = "handler_error";
     /// The handler panicked, or its reply could not be encoded.
     pub const INTERNAL_ERROR: &str = "internal_error";
+    /// The handler did not answer within its timeout
+    /// ([`handler_timeout`](crate::ResponderBuilder::handler_timeout)) or the request's
+    /// deadline; its work was dropped.
+    pub const TIMEOUT: &str = "timeout";
+    /// Dead-letter reason: the broker refused the reply itself for good (too large,
+    /// invalid, or still not authorized or unknown after a few attempts).
+    pub const REPLY_REFUSED: &str = "reply_refused";
 }
 
 /// An error reply: a stable code and a message.

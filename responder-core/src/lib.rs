@@ -24,6 +24,7 @@ pub mod offset_metadata;
 mod ordering;
 pub mod policy;
 mod policy_source;
+mod raw_metadata;
 mod router;
 mod runtime;
 pub mod topic;
@@ -49,8 +50,8 @@ pub use policy::{PolicyError, ReplyTopicPolicy};
 pub use policy_source::{PolicyLoadError, PolicySource};
 pub use router::{IntoRoutes, Route};
 pub use runtime::{
-    DLQ_MESSAGE_HEADER, DLQ_OFFSET_HEADER, DLQ_PARTITION_HEADER, DLQ_REASON_HEADER,
-    DLQ_TIME_HEADER, DLQ_TOPIC_HEADER, Responder, Unreported, shutdown_signal,
+    DLQ_HEADER_PREFIX, DLQ_MESSAGE_HEADER, DLQ_OFFSET_HEADER, DLQ_PARTITION_HEADER,
+    DLQ_REASON_HEADER, DLQ_TIME_HEADER, DLQ_TOPIC_HEADER, Responder, Unreported, shutdown_signal,
 };
 
 /// Re-exported so handlers can be written without adding the dependency.

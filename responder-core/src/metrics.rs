@@ -15,6 +15,8 @@ pub struct Metrics {
     already_settled: AtomicU64,
     dead_lettered: AtomicU64,
     expired: AtomicU64,
+    reply_retries: AtomicU64,
+    handler_timeouts: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -29,10 +31,16 @@ pub struct MetricsSnapshot {
     pub error_replies: u64,
     /// Requests that got no reply: no usable or no allowed reply address.
     pub unanswerable: u64,
-    /// Replies (or error replies) the broker did not accept.
+    /// Replies (or error replies) the broker refused for good (the record's own
+    /// fault): dead-lettered if configured, and committed.
     pub delivery_failures: u64,
+    /// Deliveries (replies and dead letters) retried after an error that may pass.
+    pub reply_retries: u64,
     /// Handler panics (each also counted as an error reply or failure).
     pub panics: u64,
+    /// Handlers cut off by their timeout or the request's deadline (each also
+    /// answered with a `timeout` error reply).
+    pub handler_timeouts: u64,
     /// Records skipped because they were delivered again within one assignment.
     pub redeliveries_skipped: u64,
     /// Records skipped because a previous owner of the partition had already settled
@@ -45,8 +53,8 @@ pub struct MetricsSnapshot {
 }
 
 impl MetricsSnapshot {
-    /// Requests whose outcome is final (answered, error-answered, unanswerable,
-    /// expired, failed).
+    /// Requests whose outcome is final and committed: answered, error-answered,
+    /// unanswerable, expired, or refused by the broker for good.
     pub fn settled(&self) -> u64 {
         self.replied
             + self.error_replies
@@ -80,4 +88,6 @@ counters! {
     inc_already_settled => already_settled,
     inc_dead_lettered => dead_lettered,
     inc_expired => expired,
+    inc_reply_retries => reply_retries,
+    inc_handler_timeouts => handler_timeouts,
 }

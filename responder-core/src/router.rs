@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::codec::Codec;
 use crate::handler::Endpoint;
@@ -28,6 +29,7 @@ pub struct Route {
     topic: String,
     endpoint: Arc<dyn Endpoint>,
     ordering: Option<Ordering>,
+    handler_timeout: Option<Duration>,
 }
 
 impl Route {
@@ -37,6 +39,7 @@ impl Route {
             topic: topic.into(),
             endpoint: Arc::new(endpoint),
             ordering: None,
+            handler_timeout: None,
         }
     }
 
@@ -46,9 +49,21 @@ impl Route {
         self
     }
 
+    /// Sets this route's handler timeout (otherwise the responder's
+    /// [`handler_timeout`](crate::ResponderBuilder::handler_timeout) applies).
+    pub fn handler_timeout(mut self, timeout: Duration) -> Self {
+        self.handler_timeout = Some(timeout);
+        self
+    }
+
     /// The request topic.
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+
+    /// This route's own handler timeout, if it sets one.
+    pub(crate) fn own_handler_timeout(&self) -> Option<Duration> {
+        self.handler_timeout
     }
 }
 
@@ -57,6 +72,7 @@ impl fmt::Debug for Route {
         f.debug_struct("Route")
             .field("topic", &self.topic)
             .field("ordering", &self.ordering)
+            .field("handler_timeout", &self.handler_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -76,6 +92,7 @@ pub(crate) struct Bound {
     pub(crate) topic: Arc<str>,
     pub(crate) endpoint: Arc<dyn Endpoint>,
     pub(crate) ordering: Ordering,
+    pub(crate) handler_timeout: Duration,
 }
 
 /// The routing table: request topic → handler.
@@ -84,7 +101,11 @@ pub(crate) struct Router {
 }
 
 impl Router {
-    pub(crate) fn new(routes: Vec<Route>, default_ordering: Ordering) -> Self {
+    pub(crate) fn new(
+        routes: Vec<Route>,
+        default_ordering: Ordering,
+        default_handler_timeout: Duration,
+    ) -> Self {
         Router {
             routes: routes
                 .into_iter()
@@ -95,6 +116,7 @@ impl Router {
                             topic: Arc::from(r.topic),
                             endpoint: r.endpoint,
                             ordering: r.ordering.unwrap_or(default_ordering),
+                            handler_timeout: r.handler_timeout.unwrap_or(default_handler_timeout),
                         },
                     )
                 })

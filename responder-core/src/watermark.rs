@@ -197,7 +197,7 @@ mod tests {
     #[test]
     fn inherited_settled_offsets_are_passed_on() {
         let mut t = WatermarkTracker::new();
-        t.set_known_settled(crate::offset_metadata::decode(10, "kr1@10:2-3,5"));
+        t.set_known_settled(crate::offset_metadata::decode(10, b"kr1@10:2-3,5"));
         assert_eq!(t.receive(10), Received::Handle);
         // Nothing of the inheritance has arrived yet: it is passed on unchanged.
         assert_eq!(t.commit(), Some((10, "kr1@10:2-3,5".to_owned())));
@@ -209,7 +209,7 @@ mod tests {
     #[test]
     fn known_settled_offsets_are_skipped_by_the_next_owner() {
         let mut t = WatermarkTracker::new();
-        t.set_known_settled(crate::offset_metadata::decode(10, "kr1@10:2-3,5"));
+        t.set_known_settled(crate::offset_metadata::decode(10, b"kr1@10:2-3,5"));
         let got: Vec<_> = (10..17).map(|o| t.receive(o)).collect();
         use Received::{AlreadySettled as S, Handle as H};
         assert_eq!(got, vec![H, H, S, S, H, S, H]);
@@ -218,6 +218,22 @@ mod tests {
             assert!(t.settle(o));
         }
         assert_eq!(t.watermark(), Some(17));
+    }
+
+    /// Inherited settled offsets that start where the watermark now stands are
+    /// committed as a range at delta 0, which the next owner must read back.
+    #[test]
+    fn inherited_offsets_at_the_watermark_survive_the_commit() {
+        let mut t = WatermarkTracker::new();
+        t.set_known_settled(vec![(11, 12)]);
+        assert_eq!(t.receive(10), Received::Handle);
+        assert!(t.settle(10));
+        let (c, md) = t.commit().expect("commit");
+        assert_eq!(c, 11);
+        assert_eq!(
+            crate::offset_metadata::decode(c, md.as_bytes()),
+            vec![(11, 12)]
+        );
     }
 
     #[derive(Debug, Clone)]
@@ -265,7 +281,7 @@ mod tests {
                         // The new owner reads from the committed offset, with the
                         // committed metadata; in-flight work of the old owner is lost.
                         let (c, md) = committed.clone();
-                        let skip = crate::offset_metadata::decode(c, &md);
+                        let skip = crate::offset_metadata::decode(c, md.as_bytes());
                         t = WatermarkTracker::new();
                         t.set_known_settled(skip.iter().copied());
                         unsettled.clear();
@@ -281,7 +297,7 @@ mod tests {
                 }
                 if let Some((c, md)) = t.take_commit() {
                     prop_assert!(unsettled.iter().all(|o| *o >= c), "committed {c} past {unsettled:?}");
-                    for (a, b) in crate::offset_metadata::decode(c, &md) {
+                    for (a, b) in crate::offset_metadata::decode(c, md.as_bytes()) {
                         prop_assert!(unsettled.iter().all(|o| !(a..=b).contains(o)), "metadata lists an unsettled offset");
                     }
                     committed = (c, md);

@@ -1,19 +1,39 @@
 //! The consumer thread: polls the broker, hands records to the dispatcher, and runs the
 //! group's rebalance callbacks (a revocation waits until the dispatcher has drained the
 //! revoked partitions and then commits their watermarks).
+//!
+//! It never stops polling while it runs: when every in-flight slot has been taken for
+//! [`SLOTS_STALL`], it pauses fetching (see [`Pauses`]) and goes on polling, so
+//! rebalances, the poll interval and shutdown are served whatever the handlers do. Its
+//! end is bounded too: the final commit waits at most [`FINAL_COMMIT_TIMEOUT`] for the
+//! broker, leaving the group at most [`LEAVE_TIMEOUT`].
 
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use rdkafka::TopicPartitionList;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::OwnedMessage;
+use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot};
 
+use super::pauses::Pauses;
 use super::permits::{Permit, Permits};
+use super::request::panic_message;
+
+/// How long one poll (or one wait for a free slot) lasts.
+const POLL: Duration = Duration::from_millis(100);
+/// How long every slot may stay taken before fetching is paused. Shorter waits are
+/// the ordinary rhythm of a saturated responder, where a pause (which drops what was
+/// prefetched) would cost more than it serves.
+pub(crate) const SLOTS_STALL: Duration = Duration::from_millis(500);
+/// How long the final commit waits for the broker's answer.
+pub(crate) const FINAL_COMMIT_TIMEOUT: Duration = Duration::from_secs(4);
+/// How long leaving the group may take.
+pub(crate) const LEAVE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// What the consumer thread tells the dispatcher.
 pub(crate) enum Event {
@@ -23,31 +43,66 @@ pub(crate) enum Event {
     Assigned(Vec<Assigned>),
     /// Partitions are being revoked: drain them, then send back the offsets to commit.
     Revoked(Vec<(String, i32)>, oneshot::Sender<TopicPartitionList>),
-    /// The consumer thread has committed its final offsets and left the group.
-    Closed,
+    /// The consumer side failed (a panic): the responder stops with this error.
+    Failed(String),
+    /// The consumer thread is done: `left` when it left the group in time (otherwise
+    /// it is still trying, and is not waited for).
+    Closed { left: bool },
 }
 
 /// A partition newly assigned, with what its previous owner already settled.
 pub(crate) struct Assigned {
     pub(crate) topic: String,
     pub(crate) partition: i32,
-    /// Offsets above the committed one that the previous owner settled (from the
-    /// commit metadata): inclusive, ascending ranges.
+    /// Offsets at or above the committed one that the previous owner settled (from
+    /// the commit metadata): inclusive, ascending ranges.
     pub(crate) known_settled: Vec<(i64, i64)>,
 }
 
 /// The consumer's context: forwards rebalances to the dispatcher.
 pub(crate) struct ConsumerCx {
     events: mpsc::UnboundedSender<Event>,
+    pauses: Arc<Pauses>,
     closing: AtomicBool,
+    /// A panic caught in a callback: the thread stops with it.
+    failure: Mutex<Option<String>>,
 }
 
 impl ConsumerCx {
-    pub(crate) fn new(events: mpsc::UnboundedSender<Event>) -> Self {
+    pub(crate) fn new(events: mpsc::UnboundedSender<Event>, pauses: Arc<Pauses>) -> Self {
         ConsumerCx {
             events,
+            pauses,
             closing: AtomicBool::new(false),
+            failure: Mutex::new(None),
         }
+    }
+
+    /// Runs a callback's body; a panic in it is kept (the thread then stops) instead
+    /// of unwinding into librdkafka.
+    fn guard(&self, what: &str, body: impl FnOnce()) {
+        if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(body)) {
+            let msg = format!("panic in the {what} callback: {}", panic_message(&*panic));
+            tracing::error!(error = %msg, "consumer callback panicked");
+            self.failure
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_or_insert(msg);
+        }
+    }
+
+    fn failed(&self) -> bool {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    fn take_failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 }
 
@@ -58,32 +113,46 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
         .collect()
 }
 
-/// Reads the committed offsets (and their metadata) of newly assigned partitions. This
-/// runs on the consumer thread before any record of them is returned, so the dispatcher
-/// knows what to skip before the first record arrives. If the read fails, nothing is
+/// Reads the committed offsets (and their metadata, as bytes: any client may have
+/// written it) of newly assigned partitions. This runs on the consumer thread before
+/// any record of them is returned, so the dispatcher knows what to skip before the
+/// first record arrives. If the read fails, or the metadata is not ours, nothing is
 /// skipped: duplicates, never loss.
 fn assigned(consumer: &BaseConsumer<ConsumerCx>, tpl: &TopicPartitionList) -> Vec<Assigned> {
     let committed = match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
-        Ok(c) => Some(c),
+        Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "could not read committed offsets; settled requests may be answered again");
-            None
+            return partitions(tpl)
+                .into_iter()
+                .map(|(topic, partition)| Assigned {
+                    topic,
+                    partition,
+                    known_settled: Vec::new(),
+                })
+                .collect();
         }
     };
-    tpl.elements()
+    let metadata = crate::raw_metadata::metadata_bytes(&committed);
+    committed
+        .elements()
         .iter()
-        .map(|e| {
+        .zip(metadata)
+        .map(|(e, metadata)| {
             let (topic, partition) = (e.topic().to_owned(), e.partition());
-            let known_settled = committed
-                .as_ref()
-                .and_then(|c| c.find_partition(&topic, partition))
-                .and_then(|c| match c.offset() {
-                    rdkafka::Offset::Offset(o) => {
-                        Some(crate::offset_metadata::decode(o, c.metadata()))
-                    }
-                    _ => None,
-                })
-                .unwrap_or_default();
+            let known_settled = match e.offset() {
+                Offset::Offset(o) => crate::offset_metadata::decode(o, &metadata),
+                _ => Vec::new(),
+            };
+            if known_settled.is_empty() && !metadata.is_empty() {
+                tracing::warn!(
+                    topic,
+                    partition,
+                    bytes = metadata.len(),
+                    "commit metadata not written by this responder (or stale); ignored: \
+                     requests above the committed offset may be answered again"
+                );
+            }
             Assigned {
                 topic,
                 partition,
@@ -103,37 +172,38 @@ impl ConsumerContext for ConsumerCx {
         if self.closing.load(SeqCst) {
             return;
         }
-        let revoked = partitions(tpl);
-        tracing::info!(partitions = ?revoked, "partitions revoked: draining in-flight requests");
-        let (tx, rx) = oneshot::channel();
-        if self.events.send(Event::Revoked(revoked, tx)).is_err() {
-            return;
-        }
-        // The dispatcher answers once the revoked partitions are drained (or the drain
-        // deadline passed). If it is gone (the responder was dropped), commit nothing.
-        if let Ok(offsets) = rx.blocking_recv()
-            && offsets.count() > 0
-        {
-            if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
-                tracing::warn!(error = %e, "commit on revocation failed");
-            } else {
-                tracing::debug!(offsets = ?offsets, "committed on revocation");
+        self.guard("revocation", || {
+            let revoked = partitions(tpl);
+            let lost = consumer.assignment_lost();
+            tracing::info!(partitions = ?revoked, lost, "partitions revoked: draining in-flight requests");
+            let (tx, rx) = oneshot::channel();
+            if self.events.send(Event::Revoked(revoked, tx)).is_err() {
+                return;
             }
-        }
+            // The dispatcher answers once the revoked partitions are drained (or the
+            // drain deadline passed). If it is gone (the responder was dropped), commit
+            // nothing; nor when the partitions were lost (the group moved on: a commit
+            // would be refused).
+            if let Ok(offsets) = rx.blocking_recv()
+                && offsets.count() > 0
+                && !lost
+            {
+                if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+                    tracing::warn!(error = %e, "commit on revocation failed; the next owner answers those requests again");
+                } else {
+                    tracing::debug!(offsets = ?offsets, "committed on revocation");
+                }
+            }
+        });
     }
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
-            Rebalance::Assign(tpl) => {
+            Rebalance::Assign(tpl) => self.guard("assignment", || {
                 tracing::info!(partitions = ?partitions(tpl), "partitions assigned");
-                // A partition this member paused (backpressure) and that comes back to
-                // it after a revocation keeps librdkafka's application pause flag:
-                // start every assigned partition unpaused, as the dispatcher assumes.
-                if let Err(e) = consumer.resume(tpl) {
-                    tracing::warn!(error = %e, "resuming newly assigned partitions failed");
-                }
+                self.pauses.assigned(consumer, tpl);
                 let _ = self.events.send(Event::Assigned(assigned(consumer, tpl)));
-            }
+            }),
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
             Rebalance::Revoke(_) => {}
         }
@@ -157,66 +227,169 @@ pub(crate) struct ConsumerThread {
     pub(crate) closed: tokio::sync::watch::Sender<bool>,
 }
 
-const POLL: Duration = Duration::from_millis(100);
-
 impl ConsumerThread {
-    /// Polls until told to stop (or until the dispatcher is gone), then commits the
-    /// final offsets the dispatcher sends and leaves the group.
+    /// Polls until told to stop (or until the dispatcher is gone, or a callback
+    /// failed), then commits the final offsets the dispatcher sends and leaves the
+    /// group, each within its bound.
     pub(crate) fn run(self) {
+        let cx = self.consumer.context();
+        let panicked = std::panic::catch_unwind(AssertUnwindSafe(|| self.poll_loop()))
+            .err()
+            .map(|p| format!("the consumer thread panicked: {}", panic_message(&*p)));
+        cx.closing.store(true, SeqCst);
+        if let Some(failure) = panicked.or_else(|| cx.take_failure()) {
+            tracing::error!(error = %failure, "the consumer failed: leaving the group");
+            let _ = self.events.send(Event::Failed(failure));
+        } else if let Ok(offsets) = self.final_offsets.recv()
+            && offsets.count() > 0
+        {
+            // A dispatcher that stops cleanly sends the final offsets; one that was
+            // dropped (a crash, as far as the group is concerned) sends nothing and
+            // nothing more is committed.
+            self.commit_final(offsets);
+        }
+        let left = self.leave();
+        let (events, closed) = (self.events.clone(), self.closed.clone());
+        if left {
+            drop(self); // the last reference to the consumer: it is closed already
+            let _ = closed.send(true);
+            let _ = events.send(Event::Closed { left });
+        } else {
+            let _ = closed.send(true);
+            let _ = events.send(Event::Closed { left });
+            // rust-rdkafka's drop waits for the close without a bound, so it happens
+            // after the responder was told not to wait for this thread.
+            drop(self);
+        }
+    }
+
+    fn poll_loop(&self) {
+        let cx = self.consumer.context();
         let mut permit: Option<Permit> = None;
-        while !self.stop.load(SeqCst) && !self.events.is_closed() {
+        let mut waiting_since: Option<Instant> = None;
+        let mut slots_paused = false;
+        while !self.stop.load(SeqCst) && !self.events.is_closed() && !cx.failed() {
             if permit.is_none() {
                 permit = self.permits.acquire_timeout(POLL);
-                if permit.is_none() {
-                    continue;
+                if permit.is_some() {
+                    waiting_since = None;
+                    if slots_paused {
+                        slots_paused = false;
+                        cx.pauses.slots(&self.consumer, false);
+                    }
+                } else {
+                    let since = *waiting_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() < SLOTS_STALL {
+                        continue;
+                    }
+                    if !slots_paused {
+                        slots_paused = true;
+                        cx.pauses.slots(&self.consumer, true);
+                    }
                 }
             }
             match self.consumer.poll(POLL) {
                 None => {}
-                Some(Ok(message)) => {
-                    let Some(p) = permit.take() else { continue };
-                    if self
-                        .events
-                        .send(Event::Message(message.detach(), p))
-                        .is_err()
-                    {
-                        break;
+                Some(Ok(message)) => match permit.take() {
+                    Some(p) => {
+                        if self
+                            .events
+                            .send(Event::Message(message.detach(), p))
+                            .is_err()
+                        {
+                            break;
+                        }
                     }
-                }
+                    None => {
+                        // Fetched before the pause took hold: read it again later.
+                        let (topic, partition, offset) =
+                            (message.topic(), message.partition(), message.offset());
+                        tracing::debug!(
+                            topic,
+                            partition,
+                            offset,
+                            "record without a slot: seeking back to it"
+                        );
+                        if let Err(e) = self.consumer.seek(
+                            topic,
+                            partition,
+                            Offset::Offset(offset),
+                            Duration::ZERO,
+                        ) {
+                            tracing::warn!(topic, partition, offset, error = %e, "seeking back failed; the record is read again after a restart or rebalance");
+                        }
+                    }
+                },
                 Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
             }
         }
-        drop(permit);
-        // A dispatcher that stops cleanly sends the final offsets; one that was dropped
-        // (a crash, as far as the group is concerned) sends nothing and nothing more
-        // is committed.
-        if let Ok(offsets) = self.final_offsets.recv()
-            && offsets.count() > 0
-        {
-            match self.consumer.commit(&offsets, CommitMode::Sync) {
-                Ok(()) => tracing::info!(offsets = ?offsets, "final offsets committed"),
-                Err(e) => tracing::warn!(error = %e, "final commit failed"),
-            }
+    }
+
+    /// Commits the final offsets, waiting at most [`FINAL_COMMIT_TIMEOUT`] for the
+    /// broker's answer. A synchronous commit waits without a bound of its own while the
+    /// group coordinator is unreachable (up to the session timeout, or longer), and an
+    /// asynchronous one reports no result here (librdkafka queues it only for an
+    /// `offset_commit_cb`, which rust-rdkafka's event-based consumer does not set), so
+    /// the synchronous commit runs on a helper thread that is not waited for past the
+    /// bound.
+    fn commit_final(&self, offsets: TopicPartitionList) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let consumer = Arc::clone(&self.consumer);
+        let spawned = std::thread::Builder::new()
+            .name("responder-final-commit".into())
+            .spawn(move || {
+                let _ = tx.send(consumer.commit(&offsets, CommitMode::Sync));
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "final commit not made (no thread for it); the next owner answers the uncommitted requests again");
+            return;
         }
-        self.consumer.context().closing.store(true, SeqCst);
-        let (events, closed) = (self.events.clone(), self.closed.clone());
-        drop(self); // the last reference to the consumer: it leaves the group here
-        let _ = closed.send(true);
-        let _ = events.send(Event::Closed);
+        match rx.recv_timeout(FINAL_COMMIT_TIMEOUT) {
+            Ok(Ok(())) => tracing::info!("final offsets committed"),
+            Ok(Err(e)) => tracing::warn!(
+                error = %e,
+                "final commit failed; the next owner answers the requests after the last committed offsets again"
+            ),
+            Err(_) => tracing::warn!(
+                timeout_ms = FINAL_COMMIT_TIMEOUT.as_millis() as u64,
+                "the final commit was not confirmed in time (is the broker reachable?); \
+                 the next owner answers the requests after the last committed offsets again"
+            ),
+        }
+    }
+
+    /// Leaves the group, polling at most [`LEAVE_TIMEOUT`]. Returns whether it did.
+    fn leave(&self) -> bool {
+        if let Err(e) = self.consumer.close_queue() {
+            tracing::warn!(error = %e, "closing the consumer failed");
+            return false;
+        }
+        let deadline = Instant::now() + LEAVE_TIMEOUT;
+        while !self.consumer.closed() {
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    timeout_ms = LEAVE_TIMEOUT.as_millis() as u64,
+                    "leaving the group did not finish in time; not waiting for it"
+                );
+                return false;
+            }
+            let _ = self.consumer.poll(POLL);
+        }
+        true
     }
 }
 
 /// Builds a partition list with offsets and metadata to commit.
 pub(crate) fn offsets_list<'a>(
-    offsets: impl IntoIterator<Item = (&'a str, i32, (i64, String))>,
+    offsets: impl IntoIterator<Item = &'a super::ledger::Commit>,
 ) -> TopicPartitionList {
     let mut tpl = TopicPartitionList::new();
-    for (topic, partition, (offset, metadata)) in offsets {
-        let mut elem = tpl.add_partition(topic, partition);
+    for c in offsets {
+        let mut elem = tpl.add_partition(&c.topic, c.partition);
         // Setting a plain offset on a fresh element cannot fail.
-        let _ = elem.set_offset(rdkafka::Offset::Offset(offset));
-        if !metadata.is_empty() {
-            elem.set_metadata(metadata);
+        let _ = elem.set_offset(Offset::Offset(c.offset));
+        if !c.metadata.is_empty() {
+            elem.set_metadata(&c.metadata);
         }
     }
     tpl

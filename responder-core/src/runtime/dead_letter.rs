@@ -7,6 +7,12 @@ use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::FutureRecord;
 
 use super::Shared;
+use super::delivery::{Kind, deliver};
+use super::ticket::Ticket;
+
+/// The prefix of every header the responder writes on a dead letter. A request's own
+/// headers with this prefix are not copied: a requester cannot forge the reasons.
+pub const DLQ_HEADER_PREFIX: &str = "responder-dlq-";
 
 /// Header with the stable reason code (e.g. `reply_topic_not_allowed`).
 pub const DLQ_REASON_HEADER: &str = "responder-dlq-reason";
@@ -21,11 +27,13 @@ pub const DLQ_OFFSET_HEADER: &str = "responder-dlq-offset";
 /// Header with the time of dead-lettering (epoch milliseconds, ASCII decimal).
 pub const DLQ_TIME_HEADER: &str = "responder-dlq-time";
 
-/// Copies `message` (key, payload and headers) to the dead-letter topic with the
-/// reason headers, and waits for the broker's acknowledgement. `Ok(false)` when no
-/// dead-letter topic is configured.
+/// Copies `message` (key, payload and headers, less any `responder-dlq-*` header it
+/// carried) to the dead-letter topic with the reason headers, and waits for the
+/// broker's acknowledgement, retrying what fails for a passing reason (see
+/// [`deliver`]). `Ok(false)` when no dead-letter topic is configured.
 pub(crate) async fn dead_letter(
     shared: &Shared,
+    ticket: &mut Ticket,
     message: &OwnedMessage,
     code: &str,
     reason: &str,
@@ -33,41 +41,45 @@ pub(crate) async fn dead_letter(
     let Some(topic) = shared.dead_letter_topic.as_deref() else {
         return Ok(false);
     };
-    let mut headers = OwnedHeaders::new_with_capacity(8);
-    if let Some(original) = message.headers() {
-        for h in original.iter() {
-            headers = headers.insert(h);
-        }
-    }
     let (partition, offset, time) = (
         message.partition().to_string(),
         message.offset().to_string(),
         crate::deadline::now_millis().to_string(),
     );
-    for (key, value) in [
-        (DLQ_REASON_HEADER, code),
-        (DLQ_MESSAGE_HEADER, reason),
-        (DLQ_TOPIC_HEADER, message.topic()),
-        (DLQ_PARTITION_HEADER, &partition),
-        (DLQ_OFFSET_HEADER, &offset),
-        (DLQ_TIME_HEADER, &time),
-    ] {
-        headers = headers.insert(Header {
-            key,
-            value: Some(value),
-        });
-    }
-    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
-    if let Some(k) = message.key() {
-        record = record.key(k);
-    }
-    if let Some(p) = message.payload() {
-        record = record.payload(p);
-    }
-    shared
-        .producer
-        .send(record, rdkafka::util::Timeout::Never)
-        .await
-        .map(|_| true)
-        .map_err(|(e, _)| e)
+    let headers = || {
+        let mut headers = OwnedHeaders::new_with_capacity(8);
+        if let Some(original) = message.headers() {
+            for h in original.iter() {
+                if !h.key.starts_with(DLQ_HEADER_PREFIX) {
+                    headers = headers.insert(h);
+                }
+            }
+        }
+        for (key, value) in [
+            (DLQ_REASON_HEADER, code),
+            (DLQ_MESSAGE_HEADER, reason),
+            (DLQ_TOPIC_HEADER, message.topic()),
+            (DLQ_PARTITION_HEADER, &partition),
+            (DLQ_OFFSET_HEADER, &offset),
+            (DLQ_TIME_HEADER, &time),
+        ] {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        headers
+    };
+    deliver(shared, ticket, message, Kind::DeadLetter, || {
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers());
+        if let Some(k) = message.key() {
+            record = record.key(k);
+        }
+        if let Some(p) = message.payload() {
+            record = record.payload(p);
+        }
+        record
+    })
+    .await
+    .map(|()| true)
 }

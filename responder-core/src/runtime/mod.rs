@@ -1,13 +1,18 @@
 //! The running responder: a consumer thread that polls the broker, and a dispatcher
 //! task that runs requests, commits watermarks and drains on revocation and shutdown.
 
+mod cancel;
 mod consumer;
 mod dead_letter;
+mod delivery;
 mod dispatcher;
 mod lanes;
+mod ledger;
+mod pauses;
 mod permits;
 mod reply_topics;
 mod request;
+mod ticket;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,7 +24,8 @@ use rdkafka::producer::FutureProducer;
 use tokio::sync::{mpsc, watch};
 
 use self::consumer::{ConsumerCx, ConsumerThread, Event};
-use self::dispatcher::Dispatcher;
+use self::dispatcher::{Dispatcher, Ended};
+use self::pauses::Pauses;
 use self::permits::Permits;
 use self::reply_topics::ReplyTopics;
 pub use self::reply_topics::Unreported;
@@ -33,8 +39,8 @@ use crate::policy::ReplyTopicPolicy;
 use crate::router::{Route, Router};
 
 pub use self::dead_letter::{
-    DLQ_MESSAGE_HEADER, DLQ_OFFSET_HEADER, DLQ_PARTITION_HEADER, DLQ_REASON_HEADER,
-    DLQ_TIME_HEADER, DLQ_TOPIC_HEADER,
+    DLQ_HEADER_PREFIX, DLQ_MESSAGE_HEADER, DLQ_OFFSET_HEADER, DLQ_PARTITION_HEADER,
+    DLQ_REASON_HEADER, DLQ_TIME_HEADER, DLQ_TOPIC_HEADER,
 };
 
 /// What every request task shares.
@@ -55,6 +61,7 @@ pub(crate) struct Shared {
 pub struct Responder {
     shared: Arc<Shared>,
     consumer: Arc<BaseConsumer<ConsumerCx>>,
+    pauses: Arc<Pauses>,
     events_tx: mpsc::UnboundedSender<Event>,
     events: mpsc::UnboundedReceiver<Event>,
     settings: Settings,
@@ -87,15 +94,16 @@ impl Responder {
         settings: Settings,
     ) -> Result<Self, Error> {
         let (events_tx, events) = mpsc::unbounded_channel();
+        let pauses = Arc::new(Pauses::default());
         let consumer: BaseConsumer<ConsumerCx> = consumer_config
-            .create_with_context(ConsumerCx::new(events_tx.clone()))
+            .create_with_context(ConsumerCx::new(events_tx.clone(), Arc::clone(&pauses)))
             .map_err(|e| Error::kafka("creating the consumer", e))?;
         let producer: FutureProducer = producer_config
             .create()
             .map_err(|e| Error::kafka("creating the producer", e))?;
         Ok(Responder {
             shared: Arc::new(Shared {
-                router: Router::new(routes, ordering),
+                router: Router::new(routes, ordering, settings.handler_timeout),
                 addresses,
                 deadlines: settings.deadlines.clone(),
                 max_request_bytes: settings.max_request_bytes,
@@ -106,6 +114,7 @@ impl Responder {
                 dead_letter_topic: settings.dead_letter_topic.clone(),
             }),
             consumer: Arc::new(consumer),
+            pauses,
             events_tx,
             events,
             settings,
@@ -127,11 +136,43 @@ impl Responder {
 
     /// Serves until `shutdown` resolves, then drains: stops fetching, finishes the
     /// requests in flight (up to the drain timeout), commits, and leaves the group.
+    /// The drain, the final commit and the group leave each have a bound, so this
+    /// returns within the drain timeout plus about 10 s whatever the broker does.
     ///
     /// Dropping the returned future instead is a crash as far as the group is
     /// concerned: nothing more is committed, and unsettled requests are handled again
     /// by the next owner of their partitions.
+    ///
+    /// Fails when the consumer side fails (a panic in the consumer thread or one of
+    /// its callbacks), after leaving the group.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        self.serve(shutdown, std::future::pending()).await
+    }
+
+    /// Serves until SIGTERM or ctrl-c (see [`shutdown_signal`]), then drains as
+    /// [`run_until`](Self::run_until) does. A second SIGTERM or ctrl-c during the
+    /// drain exits at once (what was not committed is answered again by the next
+    /// owner).
+    pub async fn run(self) -> Result<(), Error> {
+        let signals = stop_signals();
+        let mut first = signals.clone();
+        let mut second = signals;
+        self.serve(
+            async move {
+                let _ = first.wait_for(|n| *n >= 1).await;
+            },
+            async move {
+                let _ = second.wait_for(|n| *n >= 2).await;
+            },
+        )
+        .await
+    }
+
+    async fn serve(
+        self,
+        shutdown: impl Future<Output = ()>,
+        force: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
         let topics: Vec<&str> = self.shared.router.topics().collect();
         self.consumer
             .subscribe(&topics)
@@ -159,27 +200,64 @@ impl Responder {
             .name("responder-consumer".into())
             .spawn(move || thread.run())
             .map_err(|e| Error::ConsumerThread(e.to_string()))?;
-        let dispatcher = Dispatcher::new(
+        let mut dispatcher = Dispatcher::new(
             Arc::clone(&self.shared),
             self.consumer,
+            self.pauses,
             self.settings,
             self.events,
             stop,
             final_tx,
         );
-        dispatcher.run(shutdown).await;
-        // The thread sent `Closed` as its last act, so this join does not block.
-        handle
-            .join()
-            .map_err(|_| Error::ConsumerThread("the consumer thread panicked".into()))?;
+        let ended = dispatcher.run(shutdown, force).await;
+        let failure = dispatcher.failure.take();
+        drop(dispatcher);
+        match ended {
+            // The thread sent `Closed` as its last act but one (dropping a consumer
+            // that has left is quick): this join does not block for long.
+            Ended::Closed { left: true } => {
+                if handle.join().is_err() {
+                    return Err(Error::ConsumerThread("the consumer thread panicked".into()));
+                }
+            }
+            // Still trying to leave (or forced): not waited for; it ends with the
+            // process.
+            Ended::Closed { left: false } | Ended::CloseTimedOut | Ended::Forced => {}
+        }
         tracing::info!(metrics = ?self.shared.metrics.snapshot(), "responder stopped");
-        Ok(())
+        match failure {
+            Some(why) => Err(Error::ConsumerThread(why)),
+            None => Ok(()),
+        }
     }
+}
 
-    /// Serves until SIGTERM or ctrl-c (see [`shutdown_signal`]).
-    pub async fn run(self) -> Result<(), Error> {
-        self.run_until(shutdown_signal()).await
-    }
+/// Counts SIGTERM and ctrl-c (SIGINT) from now on.
+fn stop_signals() -> watch::Receiver<u32> {
+    let (tx, rx) = watch::channel(0u32);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            if let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                while !tx.is_closed() {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                    tx.send_modify(|n| *n += 1);
+                }
+                return;
+            }
+        }
+        while !tx.is_closed() && tokio::signal::ctrl_c().await.is_ok() {
+            tx.send_modify(|n| *n += 1);
+        }
+    });
+    rx
 }
 
 /// Resolves on SIGTERM or ctrl-c (SIGINT).

@@ -10,12 +10,14 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use rdkafka::Message;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::FutureRecord;
 use tracing::Instrument;
 
-use super::dispatcher::Done;
+use super::cancel::Cancel;
+use super::delivery::{Kind, deliver};
+use super::ticket::Ticket;
 use super::{Shared, dead_letter};
 use crate::address::{ReplyAddress, Unanswerable};
 use crate::context::RequestContext;
@@ -27,7 +29,11 @@ use crate::handler::Endpoint;
 pub(crate) struct Job {
     pub(crate) message: OwnedMessage,
     pub(crate) endpoint: Arc<dyn Endpoint>,
-    pub(crate) done: Done,
+    /// The longest the handler may take (a deadline may shorten it).
+    pub(crate) handler_timeout: Duration,
+    pub(crate) ticket: Ticket,
+    /// Fired when the request's partition is revoked or the responder stops.
+    pub(crate) cancel: Cancel,
 }
 
 /// Shows a correlation id as text when it is printable ASCII, else as hex.
@@ -49,9 +55,10 @@ fn correlation<'a>(cx: &'a RequestContext) -> CorrelationId<'a> {
     CorrelationId(cx.reply_to().correlation_id.as_deref().unwrap_or_default())
 }
 
-/// Runs one request to its settled outcome. `done` reports to the dispatcher when the
-/// request is handled (its reply is with the producer) and when its offset is settled
-/// (or abandoned, if this future is dropped).
+/// Runs one request to its settled outcome. Its ticket reports to the dispatcher when
+/// the request is handled (its reply is with the producer) and when its offset is
+/// settled, or abandoned: the whole request is cancelled when its partition is
+/// revoked or the responder stops (then its offset stays uncommitted).
 ///
 /// The request's span is at DEBUG (as tower-http's request spans): at INFO a span per
 /// request costs more than the rest of the framework's work on it (a subscriber formats
@@ -65,7 +72,9 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
     let Job {
         message,
         endpoint,
-        mut done,
+        handler_timeout,
+        ticket: mut done,
+        cancel,
     } = job;
     let span = tracing::debug_span!(
         "request",
@@ -74,7 +83,7 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
         offset = message.offset(),
         correlation_id = tracing::field::Empty,
     );
-    async move {
+    let work = async move {
         let address = shared
             .addresses
             .read(message.headers())
@@ -114,16 +123,15 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
                     "request cannot be answered; committing it without a reply"
                 );
                 // Boxed: rare paths, kept out of the per-request future's size.
-                if Box::pin(dead_lettered(
+                Box::pin(dead_lettered(
                     &shared,
+                    &mut done,
                     &message,
                     reason.code(),
                     &reason.to_string(),
                 ))
-                .await
-                {
-                    done.settle();
-                }
+                .await;
+                done.settle();
                 return;
             }
         };
@@ -145,21 +153,7 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
         let cx = RequestContext::new(message, address, deadline.at);
         let outcome = match refusal {
             Some(e) => Err(e),
-            None => match AssertUnwindSafe(endpoint.serve(&cx)).catch_unwind().await {
-                Ok(outcome) => outcome,
-                Err(panic) => {
-                    shared.metrics.inc_panics();
-                    let msg = panic_message(&*panic);
-                    tracing::error!(
-                        topic = cx.topic(),
-                        partition = cx.partition(),
-                        offset = cx.offset(),
-                        panic = msg,
-                        "handler panicked"
-                    );
-                    Err(ErrorReply::internal(format!("handler panicked: {msg}")))
-                }
-            },
+            None => handle(&shared, &cx, &*endpoint, handler_timeout).await,
         };
         if let Err(e) = &outcome {
             tracing::info!(
@@ -172,86 +166,121 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
                 "error reply"
             );
         }
-        let is_error = outcome.is_err();
-        let delivery = send_reply(&shared, &cx, outcome).await;
-        done.handled();
-        let result = match delivery {
-            Ok(delivery) => match delivery.await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err((e, _))) => Err(e),
-                Err(_canceled) => Err(KafkaError::Canceled),
-            },
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(()) if is_error => shared.metrics.inc_error_replies(),
+        let to = cx.reply_to();
+        let payload = outcome.as_ref().ok().map(Vec::as_slice);
+        let delivered = deliver(&shared, &mut done, cx.message(), Kind::Reply, || {
+            let mut record = FutureRecord::to(&to.topic).headers(reply_headers(to, &outcome));
+            if let Some(p) = to.partition {
+                record = record.partition(p);
+            }
+            if let Some(k) = cx.key() {
+                record = record.key(k);
+            }
+            if let Some(p) = payload {
+                record = record.payload(p);
+            }
+            record
+        })
+        .await;
+        match delivered {
+            Ok(()) if outcome.is_err() => shared.metrics.inc_error_replies(),
             Ok(()) => shared.metrics.inc_replied(),
-            Err(e) if is_permanent(&e) => {
-                failed(&shared, &cx, &e);
+            Err(e) => {
+                refused(&shared, &cx, &e);
                 let reason = e.to_string();
-                if !Box::pin(dead_lettered(
+                Box::pin(dead_lettered(
                     &shared,
+                    &mut done,
                     cx.message(),
-                    "reply_refused",
+                    codes::REPLY_REFUSED,
                     &reason,
                 ))
-                .await
-                {
-                    return;
-                }
-            }
-            Err(e) => {
-                // Not this record's fault (the producer failed, or the broker stayed
-                // out of reach past message.timeout.ms): leave the request uncommitted,
-                // so it is answered again after a restart or rebalance, never lost.
-                shared.metrics.inc_delivery_failures();
-                tracing::error!(
-                    topic = cx.topic(),
-                    partition = cx.partition(),
-                    offset = cx.offset(),
-                    correlation_id = %correlation(&cx),
-                    error = %e,
-                    reply_topic = cx.reply_to().topic,
-                    "reply was not delivered; the request stays uncommitted"
-                );
-                return; // `done` drops unsettled
+                .await;
             }
         }
         done.settle();
+    };
+    async move {
+        // Revocation or shutdown abandons the request wherever it is: the ticket then
+        // reports it unsettled, so it stays uncommitted for the next owner.
+        cancel.guard(work).await;
     }
     .instrument(span)
 }
 
-/// Copies the request to the dead-letter topic, if one is configured. Returns whether
-/// the request may be settled: `false` only when the dead letter itself could not be
-/// written for a reason that is not permanent (then the request stays uncommitted).
-async fn dead_lettered(shared: &Shared, message: &OwnedMessage, code: &str, reason: &str) -> bool {
-    match dead_letter::dead_letter(shared, message, code, reason).await {
-        Ok(true) => {
-            shared.metrics.inc_dead_lettered();
-            true
-        }
-        Ok(false) => true,
-        Err(e) if is_permanent(&e) => {
+/// Runs the handler, bounded by its timeout and the request's deadline; a panic or a
+/// timeout becomes an error reply.
+async fn handle(
+    shared: &Shared,
+    cx: &RequestContext,
+    endpoint: &dyn Endpoint,
+    timeout: Duration,
+) -> Result<Vec<u8>, ErrorReply> {
+    let limit = handler_limit(timeout, cx.deadline_millis());
+    match tokio::time::timeout(limit, AssertUnwindSafe(endpoint.serve(cx)).catch_unwind()).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(panic)) => {
+            shared.metrics.inc_panics();
+            let msg = panic_message(&*panic);
             tracing::error!(
-                topic = message.topic(),
-                partition = message.partition(),
-                offset = message.offset(),
-                error = %e,
-                "dead letter refused by the broker; committing anyway"
+                topic = cx.topic(),
+                partition = cx.partition(),
+                offset = cx.offset(),
+                panic = msg,
+                "handler panicked"
             );
-            true
+            Err(ErrorReply::internal(format!("handler panicked: {msg}")))
         }
-        Err(e) => {
-            tracing::error!(
-                topic = message.topic(),
-                partition = message.partition(),
-                offset = message.offset(),
-                error = %e,
-                "dead letter not written; the request stays uncommitted"
+        Err(_elapsed) => {
+            shared.metrics.inc_handler_timeouts();
+            tracing::warn!(
+                topic = cx.topic(),
+                partition = cx.partition(),
+                offset = cx.offset(),
+                correlation_id = %correlation(cx),
+                limit_ms = limit.as_millis() as u64,
+                "handler timed out; its work is dropped and a timeout error reply sent"
             );
-            false
+            Err(ErrorReply::new(
+                codes::TIMEOUT,
+                format!("the handler did not answer within {} ms", limit.as_millis()),
+            ))
         }
+    }
+}
+
+/// The handler's time limit: its timeout, or less when the request's deadline comes
+/// first.
+fn handler_limit(timeout: Duration, deadline_millis: Option<i64>) -> Duration {
+    match deadline_millis {
+        Some(d) => {
+            let left = u64::try_from(d.saturating_sub(deadline::now_millis())).unwrap_or(0);
+            timeout.min(Duration::from_millis(left))
+        }
+        None => timeout,
+    }
+}
+
+/// Copies the request to the dead-letter topic, if one is configured, retrying what
+/// fails for a passing reason. A dead letter the broker refuses for good is logged:
+/// the request is committed all the same.
+async fn dead_lettered(
+    shared: &Shared,
+    ticket: &mut Ticket,
+    message: &OwnedMessage,
+    code: &str,
+    reason: &str,
+) {
+    match dead_letter::dead_letter(shared, ticket, message, code, reason).await {
+        Ok(true) => shared.metrics.inc_dead_lettered(),
+        Ok(false) => {}
+        Err(e) => tracing::error!(
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            error = %e,
+            "dead letter refused by the broker; committing anyway"
+        ),
     }
 }
 
@@ -259,26 +288,7 @@ fn is_expired(deadline: Option<i64>) -> bool {
     deadline.is_some_and(|d| deadline::now_millis() >= d)
 }
 
-/// Errors that retrying the same reply cannot cure: the record itself is refused.
-fn is_permanent(e: &KafkaError) -> bool {
-    use RDKafkaErrorCode as C;
-    matches!(
-        e,
-        KafkaError::MessageProduction(
-            C::MessageSizeTooLarge
-                | C::InvalidMessageSize
-                | C::InvalidMessage
-                | C::InvalidRecord
-                | C::TopicAuthorizationFailed
-                | C::UnknownTopicOrPartition
-                | C::UnknownTopic
-                | C::UnknownPartition
-                | C::InvalidTopic
-        )
-    )
-}
-
-fn failed(shared: &Shared, cx: &RequestContext, e: &KafkaError) {
+fn refused(shared: &Shared, cx: &RequestContext, e: &KafkaError) {
     shared.metrics.inc_delivery_failures();
     tracing::error!(
         topic = cx.topic(),
@@ -288,17 +298,13 @@ fn failed(shared: &Shared, cx: &RequestContext, e: &KafkaError) {
         error = %e,
         reply_topic = cx.reply_to().topic,
         reply_partition = cx.reply_to().partition,
-        "reply was not accepted by the broker; committing the request without a reply"
+        "reply refused by the broker; committing the request without a reply"
     );
 }
 
-/// Enqueues the reply with the producer, waiting while its queue is full.
-async fn send_reply(
-    shared: &Shared,
-    cx: &RequestContext,
-    outcome: Result<Vec<u8>, ErrorReply>,
-) -> Result<rdkafka::producer::DeliveryFuture, KafkaError> {
-    let to: &ReplyAddress = cx.reply_to();
+/// The reply's headers: the echoed correlation id, and for an error reply its code
+/// and message (also under the convention's own error header, if it has one).
+fn reply_headers(to: &ReplyAddress, outcome: &Result<Vec<u8>, ErrorReply>) -> OwnedHeaders {
     let convention = &to.convention;
     let mut headers = OwnedHeaders::new_with_capacity(4);
     if let Some(id) = &to.correlation_id {
@@ -307,50 +313,28 @@ async fn send_reply(
             value: Some(id),
         });
     }
-    let payload = match &outcome {
-        Ok(bytes) => Some(bytes),
-        Err(e) => {
-            headers = headers
-                .insert(Header {
-                    key: ERROR_CODE_HEADER,
-                    value: Some(e.code()),
-                })
-                .insert(Header {
-                    key: ERROR_MESSAGE_HEADER,
-                    value: Some(e.message()),
-                });
-            if let Some(own) = convention.error_header() {
-                headers = headers.insert(Header {
-                    key: own,
-                    value: Some(e.message()),
-                });
-            }
-            None
-        }
-    };
-    let mut record: FutureRecord<'_, [u8], Vec<u8>> = FutureRecord::to(&to.topic).headers(headers);
-    if let Some(p) = to.partition {
-        record = record.partition(p);
-    }
-    if let Some(k) = cx.key() {
-        record = record.key(k);
-    }
-    if let Some(p) = payload {
-        record = record.payload(p);
-    }
-    loop {
-        match shared.producer.send_result(record) {
-            Ok(delivery) => return Ok(delivery),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                record = r;
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Err((e, _)) => return Err(e),
+    if let Err(e) = outcome {
+        headers = headers
+            .insert(Header {
+                key: ERROR_CODE_HEADER,
+                value: Some(e.code()),
+            })
+            .insert(Header {
+                key: ERROR_MESSAGE_HEADER,
+                value: Some(e.message()),
+            });
+        if let Some(own) = convention.error_header() {
+            headers = headers.insert(Header {
+                key: own,
+                value: Some(e.message()),
+            });
         }
     }
+    headers
 }
 
-fn panic_message(panic: &(dyn Any + Send)) -> &str {
+/// The message of a caught panic.
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> &str {
     panic
         .downcast_ref::<&str>()
         .copied()

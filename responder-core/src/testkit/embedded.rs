@@ -122,6 +122,23 @@ impl EmbeddedBroker {
     }
 }
 
+impl EmbeddedBroker {
+    /// Takes broker `broker_id` down (its connections are closed and new ones refused)
+    /// or, with `up`, brings it back. The brokers of a cluster started with `n` are
+    /// numbered 1 to `n`.
+    pub fn set_broker_up(&self, broker_id: i32, up: bool) -> Result<(), Error> {
+        // SAFETY: live cluster.
+        let err = unsafe {
+            if up {
+                sys::rd_kafka_mock_broker_set_up(self.cluster, broker_id)
+            } else {
+                sys::rd_kafka_mock_broker_set_down(self.cluster, broker_id)
+            }
+        };
+        check(err, "setting a mock broker up or down")
+    }
+}
+
 impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
         // SAFETY: the cluster is live and destroyed exactly once, before its client.

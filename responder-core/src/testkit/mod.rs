@@ -66,6 +66,21 @@ impl TestBroker {
         }
     }
 
+    /// Takes the broker away, as a crash: the embedded broker stops answering (its
+    /// connections are closed and new ones refused); a Tansu process is killed.
+    pub fn kill(&mut self) -> Result<(), Error> {
+        match self {
+            TestBroker::Embedded(b) => b.set_broker_up(1, false),
+            TestBroker::Tansu(b) => {
+                b.kill();
+                Ok(())
+            }
+            TestBroker::External(s) => Err(Error::config(format!(
+                "the external broker {s} cannot be killed by the test"
+            ))),
+        }
+    }
+
     /// The embedded broker, for tests that inject faults.
     pub fn as_embedded(&self) -> Option<&EmbeddedBroker> {
         match self {
@@ -129,8 +144,36 @@ pub async fn committed_offset(
         .map(|(offset, _)| offset))
 }
 
+/// Commits `offset` with `metadata` (any bytes, as a client in another language could
+/// write) for the group `group` on `topic`/`partition`.
+pub async fn commit_with_metadata(
+    bootstrap_servers: &str,
+    group: &str,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    metadata: &[u8],
+) -> Result<(), Error> {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_servers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| Error::kafka("creating an offset writer", e))?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset))
+        .map_err(|e| Error::kafka("setting the offset", e))?;
+    crate::raw_metadata::set_metadata_bytes(&mut tpl, 0, metadata);
+    tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
+        .await
+        .map_err(|e| Error::config(format!("offset writer panicked: {e}")))?
+        .map_err(|e| Error::kafka("committing", e))
+}
+
 /// The offset and commit metadata the group `group` has committed for
 /// `topic`/`partition`, if any. (Some brokers do not keep the metadata: it reads empty.)
+/// Metadata that is not UTF-8 reads as its lossy conversion.
 pub async fn committed(
     bootstrap_servers: &str,
     group: &str,
@@ -152,10 +195,16 @@ pub async fn committed(
     .await
     .map_err(|e| Error::config(format!("offset reader panicked: {e}")))?
     .map_err(|e| Error::kafka("reading committed offsets", e))?;
-    Ok(committed.find_partition(topic, partition).and_then(|e| {
-        let offset = e.offset().to_raw().filter(|o| *o >= 0)?;
-        Some((offset, e.metadata().to_owned()))
-    }))
+    let metadata = crate::raw_metadata::metadata_bytes(&committed);
+    Ok(committed
+        .elements()
+        .iter()
+        .zip(metadata)
+        .find(|(e, _)| e.topic() == topic && e.partition() == partition)
+        .and_then(|(e, metadata)| {
+            let offset = e.offset().to_raw().filter(|o| *o >= 0)?;
+            Some((offset, String::from_utf8_lossy(&metadata).into_owned()))
+        }))
 }
 
 /// The end offset (high watermark) of a partition: how many records it holds, for a

@@ -154,7 +154,9 @@ impl TansuBroker {
         }
     }
 
-    fn kill(&mut self) {
+    /// Kills the broker process (SIGKILL), as a crash; [`restart`](Self::restart)
+    /// brings it back.
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

@@ -1,0 +1,533 @@
+//! The ledger: the book of every assigned partition, as a pure state machine.
+//!
+//! It holds no Kafka client and runs nothing. The dispatcher feeds it events (a record
+//! received, a request started, handled or finished, partitions assigned or revoked,
+//! shutdown, the clock) and executes what it answers: [`Command`]s (start this job,
+//! pause or resume this partition) and the offsets to commit. That keeps the liveness
+//! rules testable without a broker:
+//!
+//! - a partition is paused only for a reason that ends (requests it holds settle, or
+//!   queued ones start), and resumed as soon as it is well below its limits;
+//! - the committed offset never passes an unsettled request (see [`WatermarkTracker`]);
+//! - a revocation answers once its partitions are drained or its deadline passed, and
+//!   the requests it abandons are cancelled (uncommitted: the next owner answers them);
+//! - after the final snapshot at shutdown nothing else is committed, so no older offset
+//!   can follow a newer one.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::cancel::Cancel;
+use super::lanes::Lanes;
+use crate::watermark::{Received, WatermarkTracker};
+
+/// A request's place in the ledger: what its reports name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Place {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
+    /// The partition's assignment the request was received in.
+    pub(crate) epoch: u64,
+    pub(crate) offset: i64,
+    /// The request's ordering lane, if it has one.
+    pub(crate) lane: Option<u64>,
+}
+
+/// What the dispatcher is told to do.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Command<J> {
+    /// Start this request now.
+    Start(J),
+    /// Stop fetching this partition.
+    Pause(Arc<str>, i32),
+    /// Fetch this partition again.
+    Resume(Arc<str>, i32),
+}
+
+/// An offset to commit, with its metadata (see [`crate::offset_metadata`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Commit {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    pub(crate) metadata: String,
+}
+
+/// Offsets a previous owner settled: inclusive, ascending ranges.
+pub(crate) type SettledRanges = Vec<(i64, i64)>;
+
+/// What happened to a received record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Intake {
+    /// Registered: it runs now or once its lane and a handling slot are free.
+    Accepted,
+    /// A previous owner settled it (commit metadata): skipped.
+    AlreadySettled,
+    /// Delivered twice within one assignment: skipped.
+    Redelivered,
+    /// The responder is stopping or the partition is being revoked: not registered,
+    /// so never committed (the next owner reads it).
+    Refused,
+}
+
+/// A revocation whose partitions are drained (or whose deadline passed).
+#[derive(Debug)]
+pub(crate) struct Revoked {
+    /// The id given to [`Ledger::revoke`].
+    pub(crate) id: u64,
+    /// Offsets to commit before the partitions go (none after the final snapshot).
+    pub(crate) commits: Vec<Commit>,
+    /// Requests still running when the deadline passed: cancelled, uncommitted.
+    pub(crate) abandoned: Vec<(Arc<str>, i32, usize)>,
+}
+
+/// The last offsets of a stopping responder.
+#[derive(Debug)]
+pub(crate) struct Final {
+    pub(crate) commits: Vec<Commit>,
+    /// Requests still running when the drain deadline passed: cancelled, uncommitted.
+    pub(crate) abandoned: usize,
+}
+
+/// The bounds the ledger keeps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Requests in flight across all partitions (enforced by the consumer's slots; the
+    /// ledger uses it for each partition's fair share).
+    pub(crate) max_in_flight: usize,
+    /// Requests of one partition in the handler at once.
+    pub(crate) per_partition: usize,
+}
+
+impl Limits {
+    /// How many unsettled requests pause a partition: its bound, unless that is no
+    /// smaller than `max_in_flight`, whose slots already stop the fetching first. A
+    /// pause drops librdkafka's prefetched records (fetched again on resume), so it is
+    /// kept for where it adds something.
+    fn pause_bound(self) -> usize {
+        if self.per_partition >= self.max_in_flight {
+            usize::MAX
+        } else {
+            self.per_partition
+        }
+    }
+}
+
+/// The book of one assigned partition.
+#[derive(Debug)]
+struct Book<J> {
+    epoch: u64,
+    tracker: WatermarkTracker,
+    lanes: Lanes<J>,
+    /// Requests free to run (their lane is theirs), waiting for a handling slot.
+    ready: VecDeque<J>,
+    /// Requests received and not started (in a lane's queue or in `ready`).
+    queued: usize,
+    /// Requests started and not finished: what a drain waits for.
+    running: usize,
+    /// Requests started and not handled: what the per-partition bound caps.
+    handling: usize,
+    paused: bool,
+    /// A revocation is draining this partition.
+    revoking: bool,
+    /// Fired when the partition goes: cancels its requests.
+    cancel: Cancel,
+}
+
+impl<J> Book<J> {
+    fn new(epoch: u64) -> Self {
+        Book {
+            epoch,
+            tracker: WatermarkTracker::new(),
+            lanes: Lanes::default(),
+            ready: VecDeque::new(),
+            queued: 0,
+            running: 0,
+            handling: 0,
+            paused: false,
+            revoking: false,
+            cancel: Cancel::default(),
+        }
+    }
+
+    /// Starts `job` if the partition has a free handling slot, else queues it.
+    fn offer(&mut self, job: J, limit: usize, out: &mut Vec<Command<J>>) {
+        if self.handling < limit {
+            self.queued -= 1;
+            self.running += 1;
+            self.handling += 1;
+            out.push(Command::Start(job));
+        } else {
+            self.ready.push_back(job);
+        }
+    }
+
+    fn start_ready(&mut self, limit: usize, out: &mut Vec<Command<J>>) {
+        while self.handling < limit {
+            let Some(job) = self.ready.pop_front() else {
+                return;
+            };
+            self.offer(job, limit, out);
+        }
+    }
+
+    /// Whether to pause: at the unsettled bound, or with requests that cannot start
+    /// yet (their lane is busy) holding the partition's fair share of the in-flight
+    /// slots: more would only keep other partitions' requests out.
+    fn over(&self, bound: usize, fair_share: usize) -> bool {
+        self.tracker.unsettled() >= bound || self.queued >= fair_share.max(1)
+    }
+
+    /// Whether a paused partition may resume: well below both limits, so that the
+    /// resume (which refetches) is worth it. Both counts fall as requests start and
+    /// settle, so a pause always ends once the requests it waits for are done.
+    fn under(&self, bound: usize, fair_share: usize) -> bool {
+        self.tracker.unsettled() <= bound / 2 && self.queued <= fair_share / 2
+    }
+
+    /// Drops the requests not started: their offsets stay unsettled, uncommitted.
+    fn drop_queued(&mut self) {
+        self.lanes.clear();
+        self.ready.clear();
+        self.queued = 0;
+    }
+}
+
+#[derive(Debug)]
+struct PendingRevoke {
+    id: u64,
+    partitions: Vec<(Arc<str>, i32)>,
+    deadline: Instant,
+}
+
+/// The books of every assigned partition. `J` is the job the dispatcher runs.
+#[derive(Debug)]
+pub(crate) struct Ledger<J> {
+    limits: Limits,
+    books: HashMap<Arc<str>, HashMap<i32, Book<J>>>,
+    next_epoch: u64,
+    /// A partition's fair share of `max_in_flight`: the bound divided by the
+    /// partitions assigned.
+    fair_share: usize,
+    revokes: Vec<PendingRevoke>,
+    /// Set when shutdown began: the drain deadline.
+    stopping: Option<Instant>,
+    /// The final snapshot was taken: nothing more is committed.
+    closed: bool,
+}
+
+impl<J> Ledger<J> {
+    pub(crate) fn new(limits: Limits) -> Self {
+        Ledger {
+            limits,
+            books: HashMap::new(),
+            next_epoch: 0,
+            fair_share: limits.max_in_flight,
+            revokes: Vec::new(),
+            stopping: None,
+            closed: false,
+        }
+    }
+
+    fn book(&mut self, topic: &str, partition: i32) -> Option<&mut Book<J>> {
+        self.books.get_mut(topic)?.get_mut(&partition)
+    }
+
+    /// The book of a partition, opened (with a new epoch) if it has none.
+    fn open(&mut self, topic: &Arc<str>, partition: i32) -> &mut Book<J> {
+        let next_epoch = &mut self.next_epoch;
+        self.books
+            .entry(Arc::clone(topic))
+            .or_default()
+            .entry(partition)
+            .or_insert_with(|| {
+                *next_epoch += 1;
+                Book::new(*next_epoch)
+            })
+    }
+
+    fn update_fair_share(&mut self) {
+        let assigned: usize = self.books.values().map(HashMap::len).sum();
+        self.fair_share = (self.limits.max_in_flight / assigned.max(1)).max(1);
+    }
+
+    /// Partitions assigned, with the offsets their previous owner settled above the
+    /// committed one (from the commit metadata).
+    pub(crate) fn assign(&mut self, partitions: Vec<(Arc<str>, i32, SettledRanges)>) {
+        for (topic, partition, known_settled) in partitions {
+            self.open(&topic, partition)
+                .tracker
+                .set_known_settled(known_settled);
+        }
+        self.update_fair_share();
+    }
+
+    /// A record arrived. `job` makes its job from its place and its partition's
+    /// cancellation signal; the job is started (a [`Command::Start`] in `out`) at once
+    /// or later, when its lane and a handling slot are free.
+    pub(crate) fn receive(
+        &mut self,
+        topic: &Arc<str>,
+        partition: i32,
+        offset: i64,
+        lane: Option<u64>,
+        job: impl FnOnce(Place, Cancel) -> J,
+        out: &mut Vec<Command<J>>,
+    ) -> Intake {
+        if self.stopping.is_some() {
+            return Intake::Refused;
+        }
+        let (limits, fair_share) = (self.limits, self.fair_share);
+        let book = self.open(topic, partition);
+        if book.revoking {
+            return Intake::Refused;
+        }
+        match book.tracker.receive(offset) {
+            Received::Handle => {}
+            Received::AlreadySettled => return Intake::AlreadySettled,
+            Received::Redelivered => return Intake::Redelivered,
+        }
+        let place = Place {
+            topic: Arc::clone(topic),
+            partition,
+            epoch: book.epoch,
+            offset,
+            lane,
+        };
+        let job = job(place, book.cancel.clone());
+        book.queued += 1;
+        let runnable = match lane {
+            Some(lane) => book.lanes.submit(lane, job),
+            None => Some(job),
+        };
+        if let Some(job) = runnable {
+            book.offer(job, limits.per_partition, out);
+        }
+        if !book.paused && book.over(limits.pause_bound(), fair_share) {
+            book.paused = true;
+            out.push(Command::Pause(Arc::clone(topic), partition));
+        }
+        Intake::Accepted
+    }
+
+    /// A request is handled (its reply is with the producer): its lane may run the
+    /// next request, and it no longer counts against the partition's handling bound.
+    pub(crate) fn handled(&mut self, place: &Place, out: &mut Vec<Command<J>>) {
+        let limit = self.limits.per_partition;
+        let Some(book) = self
+            .book(&place.topic, place.partition)
+            .filter(|b| b.epoch == place.epoch)
+        else {
+            return;
+        };
+        book.handling -= 1;
+        if let Some(job) = place.lane.and_then(|lane| book.lanes.release(lane)) {
+            book.ready.push_back(job);
+        }
+        book.start_ready(limit, out);
+        self.maybe_resume(&place.topic, place.partition, out);
+    }
+
+    /// A request is over: settled (its offset may be committed) or abandoned. Returns
+    /// `false` when an abandoned request leaves a partition that is still assigned and
+    /// serving with an offset that can never settle (a bug: it should not happen).
+    pub(crate) fn finished(
+        &mut self,
+        place: &Place,
+        settled: bool,
+        out: &mut Vec<Command<J>>,
+    ) -> bool {
+        let stopping = self.stopping.is_some();
+        let Some(book) = self.book(&place.topic, place.partition) else {
+            return true;
+        };
+        // A reply from an earlier assignment of this partition that was acknowledged
+        // all the same: settling its offset is safe.
+        if settled {
+            book.tracker.settle(place.offset);
+        }
+        if book.epoch != place.epoch {
+            return true;
+        }
+        book.running -= 1;
+        let fine = settled || book.revoking || stopping;
+        self.maybe_resume(&place.topic, place.partition, out);
+        fine
+    }
+
+    fn maybe_resume(&mut self, topic: &Arc<str>, partition: i32, out: &mut Vec<Command<J>>) {
+        let (bound, fair_share) = (self.limits.pause_bound(), self.fair_share);
+        if let Some(book) = self.book(topic, partition)
+            && book.paused
+            && !book.revoking
+            && book.under(bound, fair_share)
+        {
+            book.paused = false;
+            out.push(Command::Resume(Arc::clone(topic), partition));
+        }
+    }
+
+    /// Partitions are being revoked: their queued requests are dropped at once, the
+    /// running ones get until `deadline`. [`Ledger::due_revokes`] answers it.
+    pub(crate) fn revoke(&mut self, id: u64, partitions: Vec<(Arc<str>, i32)>, deadline: Instant) {
+        for (topic, partition) in &partitions {
+            if let Some(book) = self.book(topic, *partition) {
+                book.drop_queued();
+                book.revoking = true;
+            }
+        }
+        self.revokes.push(PendingRevoke {
+            id,
+            partitions,
+            deadline,
+        });
+    }
+
+    /// The revocations that may be answered: drained, or past their deadline (their
+    /// running requests are then cancelled). Their partitions' books are closed.
+    pub(crate) fn due_revokes(&mut self, now: Instant) -> Vec<Revoked> {
+        let mut due = Vec::new();
+        let mut i = 0;
+        while i < self.revokes.len() {
+            let r = &self.revokes[i];
+            let drained = r.partitions.iter().all(|(t, p)| {
+                self.books
+                    .get(t)
+                    .and_then(|m| m.get(p))
+                    .is_none_or(|b| b.running == 0)
+            });
+            if !drained && now < r.deadline {
+                i += 1;
+                continue;
+            }
+            let r = self.revokes.swap_remove(i);
+            let mut revoked = Revoked {
+                id: r.id,
+                commits: Vec::new(),
+                abandoned: Vec::new(),
+            };
+            for (topic, partition) in r.partitions {
+                let Some(book) = self
+                    .books
+                    .get_mut(&topic)
+                    .and_then(|m| m.remove(&partition))
+                else {
+                    continue;
+                };
+                book.cancel.fire();
+                if book.running > 0 {
+                    revoked
+                        .abandoned
+                        .push((Arc::clone(&topic), partition, book.running));
+                }
+                if !self.closed
+                    && let Some((offset, metadata)) = book.tracker.commit()
+                {
+                    revoked.commits.push(Commit {
+                        topic,
+                        partition,
+                        offset,
+                        metadata,
+                    });
+                }
+            }
+            self.books.retain(|_, m| !m.is_empty());
+            due.push(revoked);
+        }
+        if !due.is_empty() {
+            self.update_fair_share();
+        }
+        due
+    }
+
+    /// The offsets to commit now: those whose watermark or metadata moved, or, with
+    /// `all`, every partition's (an asynchronous commit that failed is not reported
+    /// back, so a periodic full commit makes up for it). None once stopping: the final
+    /// snapshot covers them.
+    pub(crate) fn commits(&mut self, all: bool) -> Vec<Commit> {
+        if self.stopping.is_some() {
+            return Vec::new();
+        }
+        let mut commits = Vec::new();
+        for (topic, books) in &mut self.books {
+            for (partition, book) in books.iter_mut() {
+                let commit = match book.tracker.take_commit() {
+                    None if all => book.tracker.commit(),
+                    moved => moved,
+                };
+                if let Some((offset, metadata)) = commit {
+                    commits.push(Commit {
+                        topic: Arc::clone(topic),
+                        partition: *partition,
+                        offset,
+                        metadata,
+                    });
+                }
+            }
+        }
+        commits
+    }
+
+    /// Shutdown began: no new requests; queued ones are dropped; running ones get
+    /// until `deadline`.
+    pub(crate) fn begin_shutdown(&mut self, deadline: Instant) {
+        if self.stopping.is_some() {
+            return;
+        }
+        self.stopping = Some(deadline);
+        for book in self.books.values_mut().flat_map(HashMap::values_mut) {
+            book.drop_queued();
+        }
+    }
+
+    /// Whether shutdown began.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.is_some()
+    }
+
+    /// Once stopping and drained (or past the drain deadline): the last offsets to
+    /// commit, once. Every request still running is cancelled, and nothing is
+    /// committed after this.
+    pub(crate) fn final_snapshot(&mut self, now: Instant) -> Option<Final> {
+        let deadline = self.stopping?;
+        if self.closed {
+            return None;
+        }
+        let running = self.running();
+        if running > 0 && now < deadline {
+            return None;
+        }
+        self.closed = true;
+        let mut commits = Vec::new();
+        for (topic, books) in &self.books {
+            for (partition, book) in books {
+                book.cancel.fire();
+                if let Some((offset, metadata)) = book.tracker.commit() {
+                    commits.push(Commit {
+                        topic: Arc::clone(topic),
+                        partition: *partition,
+                        offset,
+                        metadata,
+                    });
+                }
+            }
+        }
+        Some(Final {
+            commits,
+            abandoned: running,
+        })
+    }
+
+    /// Requests started and not finished, across partitions.
+    pub(crate) fn running(&self) -> usize {
+        self.books
+            .values()
+            .flat_map(HashMap::values)
+            .map(|b| b.running)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests;

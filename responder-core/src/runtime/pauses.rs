@@ -1,0 +1,117 @@
+//! Fetch pauses: the one owner of librdkafka's pause flags, which two reasons set.
+//!
+//! - The dispatcher pauses a partition that holds too much (its ledger says so).
+//! - The consumer thread pauses the whole assignment while every in-flight slot has
+//!   been taken for a while, so that it can keep polling (rebalances, the poll
+//!   interval and shutdown are served) without receiving records it has no slot for.
+//!
+//! A partition is fetched when neither reason holds. Both go through here, so that
+//! lifting one reason never lifts the other.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
+
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+
+#[derive(Debug, Default)]
+struct State {
+    /// Partitions the dispatcher wants paused.
+    wanted: HashSet<(String, i32)>,
+    /// Every in-flight slot is taken: the whole assignment is paused.
+    slots_full: bool,
+}
+
+/// The pause flags of one consumer.
+#[derive(Debug, Default)]
+pub(crate) struct Pauses(Mutex<State>);
+
+fn apply<C: ConsumerContext>(consumer: &BaseConsumer<C>, tpl: &TopicPartitionList, pause: bool) {
+    if tpl.count() == 0 {
+        return;
+    }
+    let result = if pause {
+        consumer.pause(tpl)
+    } else {
+        consumer.resume(tpl)
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, pause, "pausing or resuming fetching failed");
+    }
+}
+
+impl Pauses {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The dispatcher's wish for one partition.
+    pub(crate) fn partition<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        topic: &str,
+        partition: i32,
+        pause: bool,
+    ) {
+        let mut s = self.state();
+        let key = (topic.to_owned(), partition);
+        let changed = if pause {
+            s.wanted.insert(key)
+        } else {
+            s.wanted.remove(&key)
+        };
+        if changed && !s.slots_full {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(topic, partition);
+            apply(consumer, &tpl, pause);
+            tracing::debug!(topic, partition, pause, "partition fetch paused/resumed");
+        }
+    }
+
+    /// Every in-flight slot taken (`full`), or one free again.
+    pub(crate) fn slots<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, full: bool) {
+        let mut s = self.state();
+        if s.slots_full == full {
+            return;
+        }
+        s.slots_full = full;
+        let assignment = match consumer.assignment() {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the assignment failed");
+                return;
+            }
+        };
+        if full {
+            apply(consumer, &assignment, true);
+            tracing::info!(
+                "every in-flight slot is taken: fetching paused while the handlers catch up \
+                 (the consumer keeps polling)"
+            );
+        } else {
+            let mut resume = TopicPartitionList::new();
+            for e in assignment.elements() {
+                if !s.wanted.contains(&(e.topic().to_owned(), e.partition())) {
+                    resume.add_partition(e.topic(), e.partition());
+                }
+            }
+            apply(consumer, &resume, false);
+            tracing::info!("in-flight slots free again: fetching resumed");
+        }
+    }
+
+    /// Partitions newly assigned: they start with no wish of the dispatcher's (a new
+    /// book), paused only if the slots are full. A partition that comes back keeps
+    /// librdkafka's pause flag otherwise, so each is set explicitly.
+    pub(crate) fn assigned<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        tpl: &TopicPartitionList,
+    ) {
+        let mut s = self.state();
+        for e in tpl.elements() {
+            s.wanted.remove(&(e.topic().to_owned(), e.partition()));
+        }
+        apply(consumer, tpl, s.slots_full);
+    }
+}

@@ -1,0 +1,156 @@
+//! A request's lifecycle, as the dispatcher's ledger sees it: queued, handling,
+//! delivering (its reply is with the producer, awaiting the broker's acknowledgement or
+//! a retry), then over. The ticket reports each step back once, and holds the
+//! request's in-flight slot until it is over.
+
+use tokio::sync::mpsc;
+
+use super::ledger::Place;
+use super::permits::Permit;
+
+/// What a request reports back to the dispatcher.
+#[derive(Debug)]
+pub(crate) enum Report {
+    /// Handled: its reply (if any) is with the producer. Its lane may run the next
+    /// request; it still holds its in-flight slot.
+    Handled(Place),
+    /// Over: settled (its offset may be committed) or abandoned (it may not).
+    Finished(Place, bool),
+}
+
+/// Where a request is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Received, waiting for its lane or a handling slot.
+    Queued,
+    /// In the handler (or being checked before it).
+    Handling,
+    /// Its reply is with the producer.
+    Delivering,
+    /// Reported finished.
+    Over,
+}
+
+/// A request's link back to the dispatcher. Dropped before it is over (a cancelled
+/// task), it reports the request abandoned: its offset stays uncommitted. Dropped
+/// while still queued (a revocation or shutdown cleared the queue), it reports
+/// nothing: the request never started.
+#[derive(Debug)]
+pub(crate) struct Ticket {
+    reports: mpsc::UnboundedSender<Report>,
+    place: Place,
+    stage: Stage,
+    /// The in-flight slot, held until the request is over: a reply awaiting the
+    /// broker's acknowledgement still holds it, so the bound covers every request the
+    /// responder holds.
+    permit: Option<Permit>,
+}
+
+impl Ticket {
+    pub(crate) fn new(
+        reports: mpsc::UnboundedSender<Report>,
+        place: Place,
+        permit: Permit,
+    ) -> Self {
+        Ticket {
+            reports,
+            place,
+            stage: Stage::Queued,
+            permit: Some(permit),
+        }
+    }
+
+    /// The request starts (the ledger said so).
+    pub(crate) fn start(&mut self) {
+        debug_assert_eq!(self.stage, Stage::Queued);
+        self.stage = Stage::Handling;
+    }
+
+    /// The request is handled: its reply is with the producer. Reported once.
+    pub(crate) fn handled(&mut self) {
+        if self.stage == Stage::Handling {
+            self.stage = Stage::Delivering;
+            let _ = self.reports.send(Report::Handled(self.place.clone()));
+        }
+    }
+
+    /// The request's outcome is final: its offset may be committed.
+    pub(crate) fn settle(mut self) {
+        self.finish(true);
+    }
+
+    fn finish(&mut self, settled: bool) {
+        if self.stage == Stage::Over {
+            return;
+        }
+        self.handled();
+        if self.stage == Stage::Delivering {
+            let _ = self
+                .reports
+                .send(Report::Finished(self.place.clone(), settled));
+        }
+        self.stage = Stage::Over;
+        // After the report: the dispatcher never sees more requests than slots.
+        drop(self.permit.take());
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::runtime::permits::Permits;
+
+    fn ticket(permits: &Permits) -> (Ticket, mpsc::UnboundedReceiver<Report>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let place = Place {
+            topic: Arc::from("t"),
+            partition: 0,
+            epoch: 1,
+            offset: 5,
+            lane: None,
+        };
+        let permit = permits.acquire_timeout(Duration::ZERO).expect("slot");
+        (Ticket::new(tx, place, permit), rx)
+    }
+
+    #[test]
+    fn each_step_is_reported_once_and_the_slot_is_freed_at_the_end() {
+        let permits = Permits::new(1);
+        let (mut t, mut rx) = ticket(&permits);
+        t.start();
+        t.handled();
+        t.handled();
+        assert!(matches!(rx.try_recv(), Ok(Report::Handled(_))));
+        assert!(rx.try_recv().is_err());
+        assert!(
+            permits.acquire_timeout(Duration::ZERO).is_none(),
+            "slot held while delivering"
+        );
+        t.settle();
+        assert!(matches!(rx.try_recv(), Ok(Report::Finished(_, true))));
+        assert!(permits.acquire_timeout(Duration::ZERO).is_some());
+    }
+
+    #[test]
+    fn dropped_running_it_is_abandoned_and_dropped_queued_it_reports_nothing() {
+        let permits = Permits::new(2);
+        let (mut running, mut rx) = ticket(&permits);
+        running.start();
+        drop(running);
+        assert!(matches!(rx.try_recv(), Ok(Report::Handled(_))));
+        assert!(matches!(rx.try_recv(), Ok(Report::Finished(_, false))));
+        let (queued, mut rx) = ticket(&permits);
+        drop(queued);
+        assert!(rx.try_recv().is_err());
+        assert!(permits.acquire_timeout(Duration::ZERO).is_some());
+    }
+}
