@@ -8,6 +8,7 @@
 //! end is bounded too: the final commit waits at most [`FINAL_COMMIT_TIMEOUT`] for the
 //! broker, leaving the group at most [`LEAVE_TIMEOUT`].
 
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -66,6 +67,10 @@ pub(crate) struct ConsumerCx {
     closing: AtomicBool,
     /// A panic caught in a callback: the thread stops with it.
     failure: Mutex<Option<String>>,
+    /// Records that arrived while no in-flight slot was free (fetched before the pause
+    /// took hold): handed over first once a slot frees, dropped (unregistered, so read
+    /// again by the next owner) if their partition is revoked meanwhile.
+    parked: Mutex<VecDeque<OwnedMessage>>,
 }
 
 impl ConsumerCx {
@@ -75,6 +80,7 @@ impl ConsumerCx {
             pauses,
             closing: AtomicBool::new(false),
             failure: Mutex::new(None),
+            parked: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -96,6 +102,10 @@ impl ConsumerCx {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .is_some()
+    }
+
+    fn parked(&self) -> std::sync::MutexGuard<'_, VecDeque<OwnedMessage>> {
+        self.parked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn take_failure(&self) -> Option<String> {
@@ -174,6 +184,11 @@ impl ConsumerContext for ConsumerCx {
         }
         self.guard("revocation", || {
             let revoked = partitions(tpl);
+            self.parked().retain(|m| {
+                !revoked
+                    .iter()
+                    .any(|(t, p)| t == m.topic() && *p == m.partition())
+            });
             let lost = consumer.assignment_lost();
             tracing::info!(partitions = ?revoked, lost, "partitions revoked: draining in-flight requests");
             let (tx, rx) = oneshot::channel();
@@ -274,8 +289,7 @@ impl ConsumerThread {
                 if permit.is_some() {
                     waiting_since = None;
                     if slots_paused {
-                        slots_paused = false;
-                        cx.pauses.slots(&self.consumer, false);
+                        slots_paused = cx.pauses.slots(&self.consumer, false);
                     }
                 } else {
                     let since = *waiting_since.get_or_insert_with(Instant::now);
@@ -283,44 +297,44 @@ impl ConsumerThread {
                         continue;
                     }
                     if !slots_paused {
-                        slots_paused = true;
-                        cx.pauses.slots(&self.consumer, true);
+                        slots_paused = cx.pauses.slots(&self.consumer, true);
                     }
                 }
             }
-            match self.consumer.poll(POLL) {
-                None => {}
-                Some(Ok(message)) => match permit.take() {
-                    Some(p) => {
-                        if self
-                            .events
-                            .send(Event::Message(message.detach(), p))
-                            .is_err()
-                        {
-                            break;
-                        }
+            let parked = if permit.is_some() {
+                cx.parked().pop_front()
+            } else {
+                None
+            };
+            let message = match parked {
+                Some(m) => m,
+                None => match self.consumer.poll(POLL) {
+                    None => continue,
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "consumer error");
+                        continue;
                     }
-                    None => {
-                        // Fetched before the pause took hold: read it again later.
-                        let (topic, partition, offset) =
-                            (message.topic(), message.partition(), message.offset());
-                        tracing::debug!(
-                            topic,
-                            partition,
-                            offset,
-                            "record without a slot: seeking back to it"
-                        );
-                        if let Err(e) = self.consumer.seek(
-                            topic,
-                            partition,
-                            Offset::Offset(offset),
-                            Duration::ZERO,
-                        ) {
-                            tracing::warn!(topic, partition, offset, error = %e, "seeking back failed; the record is read again after a restart or rebalance");
-                        }
-                    }
+                    Some(Ok(m)) => m.detach(),
                 },
-                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+            };
+            match permit.take() {
+                Some(p) => {
+                    if self.events.send(Event::Message(message, p)).is_err() {
+                        break;
+                    }
+                }
+                None => {
+                    // Fetched before the pause took hold: kept until a slot frees.
+                    tracing::debug!(
+                        topic = message.topic(),
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        "record without a slot: kept until one frees"
+                    );
+                    cx.pauses
+                        .pause_for_slots(&self.consumer, message.topic(), message.partition());
+                    cx.parked().push_back(message);
+                }
             }
         }
     }
@@ -333,6 +347,25 @@ impl ConsumerThread {
     /// the synchronous commit runs on a helper thread that is not waited for past the
     /// bound.
     fn commit_final(&self, offsets: TopicPartitionList) {
+        // Only partitions still assigned: one revoked meanwhile may be another
+        // member's now, with newer commits of its own.
+        let offsets = match self.consumer.assignment() {
+            Ok(assigned) => {
+                let mut kept = TopicPartitionList::new();
+                for e in offsets.elements() {
+                    if assigned.find_partition(e.topic(), e.partition()).is_some() {
+                        let mut k = kept.add_partition(e.topic(), e.partition());
+                        let _ = k.set_offset(e.offset());
+                        k.set_metadata(e.metadata());
+                    }
+                }
+                kept
+            }
+            Err(_) => offsets,
+        };
+        if offsets.count() == 0 {
+            return;
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         let consumer = Arc::clone(&self.consumer);
         let spawned = std::thread::Builder::new()

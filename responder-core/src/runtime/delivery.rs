@@ -6,6 +6,7 @@
 //! | record too large, invalid record or message, invalid topic | the record's | refused at once: dead-lettered (a reply) or logged (a dead letter), and committed |
 //! | topic authorization failed, unknown topic or partition | unsure: ACLs change and metadata propagates | retried [`UNSURE_ATTEMPTS`] times over a few seconds, then the record's |
 //! | anything else (timeouts, broker or leader gone, not enough replicas, queue full) | passing | retried with capped exponential backoff for as long as the request's partition is assigned and the responder runs |
+//! | the producer's fatal error (its idempotence guarantee broken) | the producer's, for good | the responder stops with an error; the request stays uncommitted |
 //!
 //! A retry sends the same encoded record: the handler is not called again, and the
 //! request keeps its in-flight slot. Only a revocation or shutdown abandons it (its
@@ -38,6 +39,8 @@ pub(crate) enum Fault {
     Unsure,
     /// Passing: the broker, the network or the producer.
     Passing,
+    /// The producer cannot produce anything any more.
+    Fatal,
 }
 
 /// Classifies a produce error.
@@ -57,6 +60,7 @@ pub(crate) fn fault(e: &KafkaError) -> Fault {
             | C::UnknownTopic
             | C::UnknownPartition,
         ) => Fault::Unsure,
+        KafkaError::MessageProduction(C::Fatal) => Fault::Fatal,
         _ => Fault::Passing,
     }
 }
@@ -87,7 +91,8 @@ impl Kind {
 /// Produces the record `record` builds until the broker acknowledges it, retrying
 /// (see the module docs). `ticket` is told the request is handled once the first
 /// attempt is with the producer. Returns the error that made the record refused;
-/// never returns for a passing error: the caller's cancellation ends it.
+/// never returns for a passing error: the caller's cancellation ends it. After a
+/// fatal producer error it tells the responder to stop, and waits for that.
 pub(crate) async fn deliver<'a>(
     shared: &Shared,
     ticket: &mut Ticket,
@@ -113,6 +118,12 @@ pub(crate) async fn deliver<'a>(
             return Ok(());
         };
         match fault(&e) {
+            Fault::Fatal => {
+                let why = format!("the reply producer failed for good: {e}");
+                shared.producer_failed.send_replace(Some(why));
+                // Uncommitted: cancelled by the shutdown this starts.
+                std::future::pending::<()>().await;
+            }
             Fault::Record => return Err(e),
             Fault::Unsure if unsure + 1 >= UNSURE_ATTEMPTS => return Err(e),
             Fault::Unsure => unsure += 1,
@@ -179,6 +190,7 @@ mod tests {
         assert_eq!(fault(&produce(C::NotEnoughReplicas)), Fault::Passing);
         assert_eq!(fault(&produce(C::NotLeaderForPartition)), Fault::Passing);
         assert_eq!(fault(&KafkaError::Canceled), Fault::Passing);
+        assert_eq!(fault(&produce(C::Fatal)), Fault::Fatal);
     }
 
     #[test]

@@ -118,6 +118,7 @@ impl Dispatcher {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_commit = Instant::now() + self.settings.commit_interval;
         let mut commits: u64 = 0;
+        let mut producer_failed = self.shared.producer_failed.subscribe();
         loop {
             let close_deadline = self.close_deadline;
             tokio::select! {
@@ -130,11 +131,22 @@ impl Dispatcher {
                     Some(Event::Failed(why)) => {
                         self.failure = Some(why);
                         self.begin_shutdown();
+                        // The thread leaves without the final offsets: it must hold
+                        // the last reference to the consumer.
+                        drop(self.release_consumer());
                     }
                     Some(Event::Closed { left }) => return Ended::Closed { left },
                     None => return Ended::Closed { left: false },
                 },
                 () = &mut shutdown, if !self.ledger.stopping() => self.begin_shutdown(),
+                Ok(()) = producer_failed.changed(), if self.failure.is_none() => {
+                    let why = producer_failed.borrow_and_update().clone();
+                    if let Some(why) = why {
+                        tracing::error!(error = %why, "the reply producer failed for good: stopping");
+                        self.failure = Some(why);
+                        self.begin_shutdown();
+                    }
+                }
                 () = &mut force, if self.ledger.stopping() => {
                     tracing::warn!(
                         "stop asked again: exiting at once; requests not committed are \
@@ -157,6 +169,12 @@ impl Dispatcher {
             self.finish_revocations();
             self.finish_shutdown();
         }
+    }
+
+    /// Gives up the dispatcher's reference to the consumer (the consumer thread must
+    /// hold the last one when it closes).
+    pub(crate) fn release_consumer(&mut self) -> Option<Arc<BaseConsumer<ConsumerCx>>> {
+        self.consumer.take()
     }
 
     /// Executes the ledger's commands.
@@ -320,7 +338,7 @@ impl Dispatcher {
             );
         }
         // The consumer thread must hold the last reference when it closes.
-        self.consumer = None;
+        drop(self.release_consumer());
         if let Some(tx) = self.final_offsets.take() {
             let _ = tx.send(offsets_list(&last.commits));
         }

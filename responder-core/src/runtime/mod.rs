@@ -55,6 +55,9 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     /// Where unanswerable requests are copied, if anywhere.
     pub(crate) dead_letter_topic: Option<String>,
+    /// Set when the reply producer failed for good (a fatal error): the responder
+    /// stops with it.
+    pub(crate) producer_failed: watch::Sender<Option<String>>,
 }
 
 /// A responder, built and ready to run. See [`Responder::builder`].
@@ -112,6 +115,7 @@ impl Responder {
                 producer,
                 metrics: Arc::new(Metrics::default()),
                 dead_letter_topic: settings.dead_letter_topic.clone(),
+                producer_failed: watch::channel(None).0,
             }),
             consumer: Arc::new(consumer),
             pauses,
@@ -211,6 +215,14 @@ impl Responder {
         );
         let ended = dispatcher.run(shutdown, force).await;
         let failure = dispatcher.failure.take();
+        // rust-rdkafka's consumer drop waits for the group leave without a bound: if
+        // the dispatcher still holds a reference (a failure, or a forced exit), it is
+        // released off the async runtime, in case it is the last one.
+        if let Some(consumer) = dispatcher.release_consumer() {
+            let _ = std::thread::Builder::new()
+                .name("responder-consumer-drop".into())
+                .spawn(move || drop(consumer));
+        }
         drop(dispatcher);
         match ended {
             // The thread sent `Closed` as its last act but one (dropping a consumer

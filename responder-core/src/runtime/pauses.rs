@@ -68,20 +68,23 @@ impl Pauses {
         }
     }
 
-    /// Every in-flight slot taken (`full`), or one free again.
-    pub(crate) fn slots<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, full: bool) {
+    /// Every in-flight slot taken (`full`), or one free again. Returns whether the
+    /// assignment is now paused for the slots.
+    pub(crate) fn slots<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, full: bool) -> bool {
         let mut s = self.state();
         if s.slots_full == full {
-            return;
+            return full;
         }
-        s.slots_full = full;
+        // Set only once the assignment is read: a failed read is tried again on the
+        // consumer thread's next call.
         let assignment = match consumer.assignment() {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the assignment failed");
-                return;
+                return s.slots_full;
             }
         };
+        s.slots_full = full;
         if full {
             apply(consumer, &assignment, true);
             tracing::info!(
@@ -98,6 +101,20 @@ impl Pauses {
             apply(consumer, &resume, false);
             tracing::info!("in-flight slots free again: fetching resumed");
         }
+        full
+    }
+
+    /// Pauses one partition for the slots (a record of it arrived with none free).
+    pub(crate) fn pause_for_slots<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        topic: &str,
+        partition: i32,
+    ) {
+        let _s = self.state();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, partition);
+        apply(consumer, &tpl, true);
     }
 
     /// Partitions newly assigned: they start with no wish of the dispatcher's (a new

@@ -217,9 +217,12 @@ async fn handle(
     timeout: Duration,
 ) -> Result<Vec<u8>, ErrorReply> {
     let limit = handler_limit(timeout, cx.deadline_millis());
-    match tokio::time::timeout(limit, AssertUnwindSafe(endpoint.serve(cx)).catch_unwind()).await {
+    // The handler's future is dropped inside the guarded block too (a timed-out one
+    // is dropped as the `.await` completes), so a panic in its drop is caught as well.
+    let run = async { tokio::time::timeout(limit, endpoint.serve(cx)).await };
+    match AssertUnwindSafe(run).catch_unwind().await {
         Ok(Ok(outcome)) => outcome,
-        Ok(Err(panic)) => {
+        Err(panic) => {
             shared.metrics.inc_panics();
             let msg = panic_message(&*panic);
             tracing::error!(
@@ -231,7 +234,7 @@ async fn handle(
             );
             Err(ErrorReply::internal(format!("handler panicked: {msg}")))
         }
-        Err(_elapsed) => {
+        Ok(Err(_elapsed)) => {
             shared.metrics.inc_handler_timeouts();
             tracing::warn!(
                 topic = cx.topic(),

@@ -137,6 +137,19 @@ impl EmbeddedBroker {
         };
         check(err, "setting a mock broker up or down")
     }
+
+    /// Delays every answer of broker `broker_id` by `rtt`: with a long one, a broker
+    /// that stopped answering without closing its connections (a network partition).
+    pub fn set_round_trip_time(
+        &self,
+        broker_id: i32,
+        rtt: std::time::Duration,
+    ) -> Result<(), Error> {
+        let ms = i32::try_from(rtt.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: live cluster.
+        let err = unsafe { sys::rd_kafka_mock_broker_set_rtt(self.cluster, broker_id, ms) };
+        check(err, "setting a mock broker's round-trip time")
+    }
 }
 
 impl Drop for EmbeddedBroker {
