@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Fixture, Probe, ProbeLog, ProbeReq, epoch_ms_from_now, eventually};
+use common::{Fixture, Probe, ProbeLog, ProbeReq, Process, epoch_ms_from_now, eventually};
 use kafka_responder::testkit::{ResponseError, RunningResponder, api_key, commit_with_metadata};
 use kafka_responder::{DEADLINE_HEADER, HeaderConvention, Json, Ordering, codes};
 
@@ -302,4 +302,126 @@ async fn foreign_binary_commit_metadata_is_ignored() {
     drop(first); // committed before the responder came: not answered
     assert_eq!(log.started(), vec![1]);
     running.shutdown().await.expect("shutdown");
+}
+
+/// The environment variable that makes `a_second_signal_exits_at_once` run the
+/// responder side (in a child process of the test binary).
+const SIGNAL_CHILD: &str = "RESPONDER_TEST_SIGNAL_CHILD";
+/// What the child prints once its handler holds the request.
+const HANDLER_STARTED: &str = "handler-started";
+
+/// SIGTERM starts a drain that a hung handler would hold for its whole timeout; a
+/// second SIGTERM exits at once. The responder runs `Responder::run()` in a child
+/// process (this test binary again), so real signals reach it.
+#[tokio::test]
+async fn a_second_signal_exits_at_once() {
+    if let Ok(spec) = std::env::var(SIGNAL_CHILD) {
+        return signal_child(&spec).await;
+    }
+    let fx = Fixture::new(1, 1).await;
+    let exe = std::env::current_exe().expect("test binary");
+    // Killed on drop, should the test fail with it still running.
+    let mut child = Process(
+        std::process::Command::new(exe)
+            .args(["--exact", "a_second_signal_exits_at_once", "--nocapture"])
+            .env(
+                SIGNAL_CHILD,
+                format!(
+                    "{}|{}|{}|{}",
+                    fx.bootstrap(),
+                    fx.requests,
+                    fx.replies,
+                    fx.group
+                ),
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("child"),
+    );
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let stdout = child.0.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line == HANDLER_STARTED {
+                let _ = started_tx.send(());
+            }
+        }
+    });
+    let pid = child.0.id().to_string();
+    let requester = fx.requester(HeaderConvention::spring(), 0).await;
+    let hung = ProbeReq {
+        gated: true,
+        ..ProbeReq::id(1)
+    };
+    requester
+        .send(&fx.requests, Some(0), None, &hung.bytes())
+        .await
+        .expect("sent");
+    // The child's handler holds the request.
+    tokio::task::spawn_blocking(move || started_rx.recv_timeout(Duration::from_secs(30)))
+        .await
+        .expect("reader")
+        .expect("the child's handler never started");
+    let signal = |pid: &str| {
+        let ok = std::process::Command::new("kill")
+            .args(["-TERM", pid])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "signalling the child failed");
+    };
+    signal(&pid);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        child.0.try_wait().expect("child").is_none(),
+        "the first signal should start a drain held by the hung handler"
+    );
+    let second = Instant::now();
+    signal(&pid);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("child") {
+            break status;
+        }
+        assert!(
+            second.elapsed() < Duration::from_secs(5),
+            "still running after the second signal"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!("exited {:?} after the second signal", second.elapsed());
+    assert!(status.success(), "{status}");
+}
+
+/// The child side: a responder whose handler never answers, drained for up to a
+/// minute, run until signalled.
+async fn signal_child(spec: &str) {
+    let [bootstrap, requests, replies, group]: [&str; 4] = spec
+        .split('|')
+        .collect::<Vec<_>>()
+        .try_into()
+        .expect("bootstrap|requests|replies|group");
+    let log = ProbeLog::new(); // its gate never opens
+    let watch = log.clone();
+    tokio::spawn(async move {
+        watch.wait_started(1).await;
+        println!("{HANDLER_STARTED}");
+    });
+    kafka_responder::Responder::builder()
+        .bootstrap_servers(bootstrap)
+        .group_id(group)
+        .reply_topics(replies.parse().expect("policy"))
+        .consumer_config("fetch.wait.max.ms", "10")
+        .drain_timeout(Duration::from_secs(60))
+        .handler_timeout(Duration::from_secs(120))
+        .route(requests, Json(Probe(log)))
+        .build()
+        .expect("responder")
+        .run()
+        .await
+        .expect("run");
 }
