@@ -57,10 +57,7 @@ async fn settle_one_then_hold(
         .await
         .expect("reply");
     fx.wait_committed(&fx.requests, 1).await;
-    let held = ProbeReq {
-        gated: true,
-        ..ProbeReq::id(1)
-    };
+    let held = ProbeReq::held(1);
     let (pending, _) = requester
         .send(&fx.requests, None, key, &held.bytes())
         .await

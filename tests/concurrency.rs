@@ -210,10 +210,7 @@ async fn unacknowledged_replies_hold_their_in_flight_slots() {
     // Five held requests; with a bound of 2, two are in the handler.
     let mut pending = Vec::new();
     for id in 1..=5u64 {
-        let held = ProbeReq {
-            gated: true,
-            ..ProbeReq::id(id)
-        };
+        let held = ProbeReq::held(id);
         let corr = requester.new_correlation_id();
         pending.push(requester.expect(corr.clone()));
         let headers = requester.request_headers(&corr);

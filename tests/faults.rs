@@ -41,10 +41,7 @@ async fn an_outage_longer_than_the_delivery_timeout_stalls_nothing() {
         .expect("first reply");
     let mut pending = Vec::new();
     for id in 1..=4u64 {
-        let held = ProbeReq {
-            gated: true,
-            ..ProbeReq::id(id)
-        };
+        let held = ProbeReq::held(id);
         let (p, _) = requester
             .send(&fx.requests, Some(0), None, &held.bytes())
             .await
@@ -99,10 +96,7 @@ async fn hung_handlers_get_timeout_replies() {
             .ordering(Ordering::Unordered)
     });
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
-    let hung = ProbeReq {
-        gated: true,
-        ..ProbeReq::id(1)
-    };
+    let hung = ProbeReq::held(1);
     let started = Instant::now();
     let reply = requester
         .request(&fx.requests, None, &hung.bytes())
@@ -148,10 +142,7 @@ async fn a_member_with_every_slot_hung_still_rebalances() {
             .drain_timeout(Duration::from_secs(1))
     });
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
-    let hung = ProbeReq {
-        gated: true,
-        ..ProbeReq::id(1)
-    };
+    let hung = ProbeReq::held(1);
     let (hung_reply, _) = requester
         .send(&fx.requests, Some(0), None, &hung.bytes())
         .await
@@ -242,10 +233,7 @@ async fn shutdown_ends_when_the_broker_is_gone() {
         .request(&fx.requests, None, &ProbeReq::id(0).bytes())
         .await
         .expect("first reply");
-    let hung = ProbeReq {
-        gated: true,
-        ..ProbeReq::id(1)
-    };
+    let hung = ProbeReq::held(1);
     requester
         .send(&fx.requests, Some(0), None, &hung.bytes())
         .await
@@ -354,10 +342,7 @@ async fn a_second_signal_exits_at_once() {
     });
     let pid = child.0.id().to_string();
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
-    let hung = ProbeReq {
-        gated: true,
-        ..ProbeReq::id(1)
-    };
+    let hung = ProbeReq::held(1);
     requester
         .send(&fx.requests, Some(0), None, &hung.bytes())
         .await

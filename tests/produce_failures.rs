@@ -152,10 +152,7 @@ async fn replies_the_broker_refuses_for_good_are_dead_lettered_and_committed() {
     let mut last = 0;
     for (i, (refusal, attempts)) in refusals.into_iter().enumerate() {
         let id = i as u64 * 2 + 1;
-        let held = ProbeReq {
-            gated: true,
-            ..ProbeReq::id(id)
-        };
+        let held = ProbeReq::held(id);
         let (pending, (_, offset)) = requester
             .send(&fx.requests, Some(0), None, &held.bytes())
             .await
@@ -181,10 +178,7 @@ async fn replies_the_broker_refuses_for_good_are_dead_lettered_and_committed() {
         last = offset + 1;
     }
     // An authorization failure that passes (an ACL added meanwhile): answered.
-    let held = ProbeReq {
-        gated: true,
-        ..ProbeReq::id(7)
-    };
+    let held = ProbeReq::held(7);
     let (pending, (_, offset)) = requester
         .send(&fx.requests, Some(0), None, &held.bytes())
         .await

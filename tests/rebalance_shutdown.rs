@@ -175,10 +175,7 @@ async fn a_paused_partition_that_comes_back_is_fetched_again() {
     // Six held requests: one runs, five wait, and A pauses the partition.
     let mut pending = Vec::new();
     for id in 0..6 {
-        let req = ProbeReq {
-            gated: true,
-            ..ProbeReq::id(id)
-        };
+        let req = ProbeReq::held(id);
         let (p, _) = requester
             .send(&fx.requests, Some(0), None, &req.bytes())
             .await

@@ -154,6 +154,14 @@ impl ProbeReq {
         }
     }
 
+    /// A request the probe holds at its gate until the test opens it.
+    pub fn held(id: u64) -> Self {
+        ProbeReq {
+            gated: true,
+            ..ProbeReq::id(id)
+        }
+    }
+
     pub fn bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("json")
     }
