@@ -90,18 +90,19 @@ pub enum Unanswerable {
 impl Unanswerable {
     /// A stable, machine-readable code for logs, metrics and dead letters.
     pub fn code(&self) -> &'static str {
+        use crate::codes as c;
         match self {
-            Unanswerable::NoReplyAddress => "no_reply_address",
-            Unanswerable::MissingReplyTopic { .. } => "missing_reply_topic",
-            Unanswerable::MissingCorrelationId { .. } => "missing_correlation_id",
-            Unanswerable::InvalidReplyTopic(_) => "invalid_reply_topic",
-            Unanswerable::InvalidReplyPartition { .. } => "invalid_reply_partition",
-            Unanswerable::ConflictingHeaders(_) => "conflicting_headers",
-            Unanswerable::TopicNotAllowed(_) => "reply_topic_not_allowed",
-            Unanswerable::InvalidCorrelationId(_) => "invalid_correlation_id",
-            Unanswerable::UnknownReplyTopic(_) => "unknown_reply_topic",
-            Unanswerable::ReplyPartitionOutOfRange { .. } => "reply_partition_out_of_range",
-            Unanswerable::ReplyTopicNotAuthorized(_) => "reply_topic_not_authorized",
+            Unanswerable::NoReplyAddress => c::NO_REPLY_ADDRESS,
+            Unanswerable::MissingReplyTopic { .. } => c::MISSING_REPLY_TOPIC,
+            Unanswerable::MissingCorrelationId { .. } => c::MISSING_CORRELATION_ID,
+            Unanswerable::InvalidReplyTopic(_) => c::INVALID_REPLY_TOPIC,
+            Unanswerable::InvalidReplyPartition { .. } => c::INVALID_REPLY_PARTITION,
+            Unanswerable::ConflictingHeaders(_) => c::CONFLICTING_HEADERS,
+            Unanswerable::TopicNotAllowed(_) => c::REPLY_TOPIC_NOT_ALLOWED,
+            Unanswerable::InvalidCorrelationId(_) => c::INVALID_CORRELATION_ID,
+            Unanswerable::UnknownReplyTopic(_) => c::UNKNOWN_REPLY_TOPIC,
+            Unanswerable::ReplyPartitionOutOfRange { .. } => c::REPLY_PARTITION_OUT_OF_RANGE,
+            Unanswerable::ReplyTopicNotAuthorized(_) => c::REPLY_TOPIC_NOT_AUTHORIZED,
         }
     }
 }

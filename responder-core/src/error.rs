@@ -6,6 +6,9 @@
 
 use std::fmt;
 
+use crate::codes;
+use crate::policy::PolicyError;
+use crate::policy_source::PolicyLoadError;
 use crate::topic::TopicNameError;
 
 /// An error that stops a responder from starting or from running.
@@ -18,6 +21,12 @@ pub enum Error {
     /// A topic name in the configuration breaks Kafka's naming rules.
     #[error("invalid topic name in the configuration: {0}")]
     TopicName(#[from] TopicNameError),
+    /// The reply-topic policy is malformed.
+    #[error("invalid reply-topic policy: {0}")]
+    Policy(#[from] PolicyError),
+    /// The reply-topic policy could not be loaded from its source.
+    #[error("the reply-topic policy could not be loaded: {0}")]
+    PolicySource(#[from] PolicyLoadError),
     /// The Kafka client reported an error.
     #[error("kafka client error while {context}: {source}")]
     Kafka {
@@ -26,12 +35,25 @@ pub enum Error {
         /// The client's error.
         source: ClientError,
     },
-    /// The responder's consumer thread died unexpectedly.
+    /// The consumer side failed (a panic in the consumer thread or its callbacks, or
+    /// the reply producer's fatal error); the responder left the group.
     #[error("the consumer thread stopped unexpectedly: {0}")]
     ConsumerThread(String),
 }
 
 impl Error {
+    /// A stable, machine-readable code (see [`codes`](crate::codes)).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Config(_) => codes::CONFIG,
+            Error::TopicName(_) => codes::TOPIC_NAME,
+            Error::Policy(_) => codes::POLICY,
+            Error::PolicySource(_) => codes::POLICY_SOURCE,
+            Error::Kafka { .. } => codes::KAFKA,
+            Error::ConsumerThread(_) => codes::CONSUMER_FAILED,
+        }
+    }
+
     pub(crate) fn kafka(context: &'static str, err: rdkafka::error::KafkaError) -> Self {
         Error::Kafka {
             context,

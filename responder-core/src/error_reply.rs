@@ -10,31 +10,12 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::fmt;
 
+use crate::codes;
+
 /// Header carrying an error reply's stable code (UTF-8), e.g. `bad_request`.
 pub const ERROR_CODE_HEADER: &str = "responder-error-code";
 /// Header carrying an error reply's message (UTF-8).
 pub const ERROR_MESSAGE_HEADER: &str = "responder-error-message";
-
-/// Stable error codes the responder itself emits. Handlers add their own.
-pub mod codes {
-    /// The payload could not be decoded into the handler's request type, or a header
-    /// the responder reads (such as the deadline) is malformed.
-    pub const BAD_REQUEST: &str = "bad_request";
-    /// The payload is larger than the responder accepts
-    /// ([`max_request_bytes`](crate::ResponderBuilder::max_request_bytes)).
-    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
-    /// The handler failed and its error chose no code of its own.
-    pub const HANDLER_ERROR: &str = "handler_error";
-    /// The handler panicked, or its reply could not be encoded.
-    pub const INTERNAL_ERROR: &str = "internal_error";
-    /// The handler did not answer within its timeout
-    /// ([`handler_timeout`](crate::ResponderBuilder::handler_timeout)) or the request's
-    /// deadline; its work was dropped.
-    pub const TIMEOUT: &str = "timeout";
-    /// Dead-letter reason: the broker refused the reply itself for good (too large,
-    /// invalid, or still not authorized or unknown after a few attempts).
-    pub const REPLY_REFUSED: &str = "reply_refused";
-}
 
 /// An error reply: a stable code and a message.
 ///

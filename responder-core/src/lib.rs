@@ -11,6 +11,7 @@
 pub mod acl;
 pub mod address;
 pub mod codec;
+pub mod codes;
 mod config;
 mod context;
 mod deadline;
@@ -41,7 +42,7 @@ pub use config::ResponderBuilder;
 pub use context::RequestContext;
 pub use deadline::DEADLINE_HEADER;
 pub use error::{ClientError, Error};
-pub use error_reply::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, ErrorReply, codes};
+pub use error_reply::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, ErrorReply};
 pub use handler::Handler;
 pub use headers::{HeaderConvention, PartitionEncoding};
 pub use metrics::{Metrics, MetricsSnapshot};
@@ -56,15 +57,3 @@ pub use runtime::{
 
 /// Re-exported so handlers can be written without adding the dependency.
 pub use async_trait::async_trait;
-
-impl From<PolicyError> for Error {
-    fn from(e: PolicyError) -> Self {
-        Error::Config(e.to_string())
-    }
-}
-
-impl From<PolicyLoadError> for Error {
-    fn from(e: PolicyLoadError) -> Self {
-        Error::Config(e.to_string())
-    }
-}

@@ -20,9 +20,10 @@ use super::delivery::{Kind, deliver};
 use super::ticket::Ticket;
 use super::{Shared, dead_letter};
 use crate::address::{ReplyAddress, Unanswerable};
+use crate::codes;
 use crate::context::RequestContext;
 use crate::deadline;
-use crate::error_reply::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, ErrorReply, codes};
+use crate::error_reply::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, ErrorReply};
 use crate::handler::Endpoint;
 
 /// A request ready to run.
