@@ -6,6 +6,7 @@ use rdkafka::Message;
 use rdkafka::message::{Headers, OwnedMessage};
 
 use crate::address::ReplyAddress;
+use crate::trace_context::{TraceContext, TraceParent};
 
 /// The request's coordinates, key, headers and reply address.
 #[derive(Debug)]
@@ -13,6 +14,7 @@ pub struct RequestContext {
     message: OwnedMessage,
     reply_to: ReplyAddress,
     deadline_millis: Option<i64>,
+    trace: Option<TraceContext>,
 }
 
 impl RequestContext {
@@ -20,12 +22,27 @@ impl RequestContext {
         message: OwnedMessage,
         reply_to: ReplyAddress,
         deadline_millis: Option<i64>,
+        trace: Option<TraceContext>,
     ) -> Self {
         RequestContext {
             message,
             reply_to,
             deadline_millis,
+            trace,
         }
+    }
+
+    /// The responder's span for this request, when the request carried a valid W3C
+    /// `traceparent`: a child of the requester's span, in its trace. The reply carries
+    /// it; a handler passes it on (as `traceparent`) to the calls it makes, so they
+    /// join the same trace.
+    pub fn traceparent(&self) -> Option<TraceParent> {
+        self.trace.as_ref().map(|t| t.span)
+    }
+
+    /// The request's trace context, if any.
+    pub(crate) fn trace(&self) -> Option<&TraceContext> {
+        self.trace.as_ref()
     }
 
     /// When the requester gives up (from the deadline header or the maximum request

@@ -29,6 +29,7 @@ mod raw_metadata;
 mod router;
 mod runtime;
 pub mod topic;
+mod trace_context;
 pub mod watermark;
 
 #[cfg(feature = "testkit")]
@@ -54,6 +55,7 @@ pub use runtime::{
     DLQ_HEADER_PREFIX, DLQ_MESSAGE_HEADER, DLQ_OFFSET_HEADER, DLQ_PARTITION_HEADER,
     DLQ_REASON_HEADER, DLQ_TIME_HEADER, DLQ_TOPIC_HEADER, Responder, Unreported, shutdown_signal,
 };
+pub use trace_context::{TRACEPARENT_HEADER, TRACESTATE_HEADER, TraceParent};
 
 /// Re-exported so handlers can be written without adding the dependency.
 pub use async_trait::async_trait;

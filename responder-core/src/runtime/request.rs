@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use rdkafka::Message;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::FutureRecord;
 use tracing::Instrument;
 
@@ -25,6 +25,7 @@ use crate::context::RequestContext;
 use crate::deadline;
 use crate::error_reply::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, ErrorReply};
 use crate::handler::Endpoint;
+use crate::trace_context::{TRACEPARENT_HEADER, TRACESTATE_HEADER, TraceContext};
 
 /// A request ready to run.
 pub(crate) struct Job {
@@ -83,6 +84,7 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
         partition = message.partition(),
         offset = message.offset(),
         correlation_id = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
     );
     let work = async move {
         let address = shared
@@ -151,7 +153,17 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
                 format!("payload of {size} bytes; at most {max} accepted"),
             ))
         });
-        let cx = RequestContext::new(message, address, deadline.at);
+        let trace = TraceContext::read(
+            message
+                .headers()
+                .into_iter()
+                .flat_map(|h| h.iter().map(|h| (h.key, h.value))),
+        );
+        if let Some(t) = &trace {
+            tracing::Span::current()
+                .record("trace_id", tracing::field::display(t.parent.trace_id_hex()));
+        }
+        let cx = RequestContext::new(message, address, deadline.at, trace);
         let outcome = match refusal {
             Some(e) => Err(e),
             None => handle(&shared, &cx, &*endpoint, handler_timeout).await,
@@ -170,7 +182,8 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
         let to = cx.reply_to();
         let payload = outcome.as_ref().ok().map(Vec::as_slice);
         let delivered = deliver(&shared, &mut done, cx.message(), Kind::Reply, || {
-            let mut record = FutureRecord::to(&to.topic).headers(reply_headers(to, &outcome));
+            let headers = reply_headers(to, &outcome, cx.trace());
+            let mut record = FutureRecord::to(&to.topic).headers(headers);
             if let Some(p) = to.partition {
                 record = record.partition(p);
             }
@@ -306,9 +319,15 @@ fn refused(shared: &Shared, cx: &RequestContext, e: &KafkaError) {
     );
 }
 
-/// The reply's headers: the echoed correlation id, and for an error reply its code
-/// and message (also under the convention's own error header, if it has one).
-fn reply_headers(to: &ReplyAddress, outcome: &Result<Vec<u8>, ErrorReply>) -> OwnedHeaders {
+/// The reply's headers: the echoed correlation id; the trace context (the
+/// responder's span as `traceparent`, the request's `tracestate` unchanged) when the
+/// request carried one; and for an error reply its code and message (also under the
+/// convention's own error header, if it has one).
+fn reply_headers(
+    to: &ReplyAddress,
+    outcome: &Result<Vec<u8>, ErrorReply>,
+    trace: Option<&TraceContext>,
+) -> OwnedHeaders {
     let convention = &to.convention;
     let mut headers = OwnedHeaders::new_with_capacity(4);
     if let Some(id) = &to.correlation_id {
@@ -316,6 +335,18 @@ fn reply_headers(to: &ReplyAddress, outcome: &Result<Vec<u8>, ErrorReply>) -> Ow
             key: convention.correlation_id_header(),
             value: Some(id),
         });
+    }
+    if let Some(t) = trace {
+        headers = headers.insert(Header {
+            key: TRACEPARENT_HEADER,
+            value: Some(&t.span.to_string()),
+        });
+        if let Some(state) = &t.state {
+            headers = headers.insert(Header {
+                key: TRACESTATE_HEADER,
+                value: Some(state),
+            });
+        }
     }
     if let Err(e) = outcome {
         headers = headers

@@ -1,0 +1,236 @@
+//! W3C trace context (`traceparent` / `tracestate`) carried from a request to its reply.
+//!
+//! A request that arrives with a valid `traceparent` is handled as a child of that
+//! span: the responder's own span gets a new span id in the same trace, the request's
+//! events carry the trace id, and the reply (or error reply) carries a `traceparent`
+//! naming the responder's span, with the request's `tracestate` passed on unchanged.
+//! The requester's tracing then shows one trace from request to reply. A malformed
+//! `traceparent` is ignored (logged at DEBUG), never an error: the request is answered
+//! as if it had none. A request without one gets a reply without one.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// The header carrying the trace id, parent span id and flags.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+/// The header carrying vendor-specific trace state, passed on unchanged.
+pub const TRACESTATE_HEADER: &str = "tracestate";
+
+/// A span's place in a trace: what a `traceparent` header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceParent {
+    trace_id: [u8; 16],
+    span_id: [u8; 8],
+    flags: u8,
+}
+
+impl TraceParent {
+    /// Reads a `traceparent` header value (version 00, or a later version read as
+    /// version 00 says). `None` when it is malformed: wrong length or separators,
+    /// hex that is not lowercase, an all-zero trace or span id, version `ff`.
+    pub fn parse(value: &[u8]) -> Option<Self> {
+        let s = std::str::from_utf8(value).ok()?;
+        if s.len() < 55 || !s.is_char_boundary(55) {
+            return None;
+        }
+        let (head, rest) = s.split_at(55);
+        let version = hex::<1>(&head[0..2])?[0];
+        // Version 00 is exactly 55 characters; a later one may add fields after a dash.
+        if version == 0xff
+            || (version == 0 && !rest.is_empty())
+            || (!rest.is_empty() && !rest.starts_with('-'))
+        {
+            return None;
+        }
+        let b = head.as_bytes();
+        if b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
+            return None;
+        }
+        let trace_id = hex::<16>(&head[3..35])?;
+        let span_id = hex::<8>(&head[36..52])?;
+        let flags = hex::<1>(&head[53..55])?[0];
+        if trace_id == [0; 16] || span_id == [0; 8] {
+            return None;
+        }
+        Some(TraceParent {
+            trace_id,
+            span_id,
+            flags,
+        })
+    }
+
+    /// A child of this span: the same trace and flags, a new span id.
+    pub fn child(&self) -> Self {
+        TraceParent {
+            span_id: new_span_id(),
+            ..*self
+        }
+    }
+
+    /// The trace id (16 bytes).
+    pub fn trace_id(&self) -> [u8; 16] {
+        self.trace_id
+    }
+
+    /// The span id (8 bytes).
+    pub fn span_id(&self) -> [u8; 8] {
+        self.span_id
+    }
+
+    /// The trace flags (bit 0: sampled).
+    pub fn flags(&self) -> u8 {
+        self.flags
+    }
+
+    /// The trace id as 32 lowercase hex digits.
+    pub fn trace_id_hex(&self) -> String {
+        to_hex(&self.trace_id)
+    }
+}
+
+/// `00-<trace id>-<span id>-<flags>`: the `traceparent` header value.
+impl fmt::Display for TraceParent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "00-{}-{}-{:02x}",
+            to_hex(&self.trace_id),
+            to_hex(&self.span_id),
+            self.flags
+        )
+    }
+}
+
+/// A request's trace context: the span it names, the responder's child span, and the
+/// trace state to pass on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TraceContext {
+    pub(crate) parent: TraceParent,
+    pub(crate) span: TraceParent,
+    pub(crate) state: Option<Vec<u8>>,
+}
+
+impl TraceContext {
+    /// Reads the first `traceparent` and `tracestate` of a request's headers.
+    pub(crate) fn read<'h>(
+        headers: impl Iterator<Item = (&'h str, Option<&'h [u8]>)>,
+    ) -> Option<Self> {
+        let (mut parent, mut state) = (None, None);
+        for (key, value) in headers {
+            match key {
+                TRACEPARENT_HEADER if parent.is_none() => parent = Some(value.unwrap_or_default()),
+                TRACESTATE_HEADER if state.is_none() => state = value.map(<[u8]>::to_vec),
+                _ => {}
+            }
+        }
+        let raw = parent?;
+        let Some(parent) = TraceParent::parse(raw) else {
+            tracing::debug!(
+                traceparent = %String::from_utf8_lossy(raw),
+                "malformed traceparent ignored"
+            );
+            return None;
+        };
+        Some(TraceContext {
+            span: parent.child(),
+            parent,
+            state,
+        })
+    }
+}
+
+fn hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let b = s.as_bytes();
+    if b.len() != 2 * N {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = digit(b[2 * i])? << 4 | digit(b[2 * i + 1])?;
+    }
+    Some(out)
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    use fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// A new, non-zero span id: a per-process random key hashed with a counter.
+fn new_span_id() -> [u8; 8] {
+    static KEYS: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(1);
+    let mut h = KEYS.get_or_init(std::hash::RandomState::new).build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Relaxed));
+    let id = h.finish().max(1);
+    id.to_be_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn parses_and_prints_the_w3c_example() {
+        let tp = TraceParent::parse(VALID.as_bytes()).expect("valid");
+        assert_eq!(tp.to_string(), VALID);
+        assert_eq!(tp.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(tp.flags(), 1);
+        let child = tp.child();
+        assert_eq!(child.trace_id(), tp.trace_id());
+        assert_ne!(child.span_id(), tp.span_id());
+        assert_ne!(child.span_id(), tp.child().span_id());
+        assert_eq!(child.flags(), 1);
+    }
+
+    #[test]
+    fn malformed_values_are_refused() {
+        for bad in [
+            "",
+            "00",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", // uppercase
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01", // zero trace id
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", // zero span id
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", // version ff
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra", // v00 + more
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
+            "zz-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(TraceParent::parse(bad.as_bytes()), None, "{bad}");
+        }
+        assert_eq!(TraceParent::parse(&[0xff; 55]), None);
+        // A later version may carry more fields after a dash.
+        let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future";
+        assert!(TraceParent::parse(later.as_bytes()).is_some());
+    }
+
+    #[test]
+    fn reads_the_first_headers_and_ignores_a_malformed_parent() {
+        let headers = [
+            ("tracestate", Some(&b"vendor=1"[..])),
+            ("traceparent", Some(VALID.as_bytes())),
+            ("traceparent", Some(&b"garbage"[..])),
+        ];
+        let cx = TraceContext::read(headers.iter().copied()).expect("context");
+        assert_eq!(cx.parent.to_string(), VALID);
+        assert_eq!(cx.state.as_deref(), Some(&b"vendor=1"[..]));
+        let bad = [("traceparent", Some(&b"garbage"[..]))];
+        assert_eq!(TraceContext::read(bad.iter().copied()), None);
+        assert_eq!(TraceContext::read(std::iter::empty()), None);
+    }
+}
