@@ -1,10 +1,31 @@
-//! Counters of what the responder did, readable while it runs.
+//! What the responder did, readable while it runs: a cheap in-process snapshot of
+//! counters ([`MetricsSnapshot`]) and Prometheus metrics ([`Metrics::encode_prometheus`]).
+//!
+//! The Prometheus metrics (through `prometheus-client`, the Prometheus project's own
+//! Rust client: no global registry, typed label sets, the text format built in) are
+//! named `kafka_responder_*`. Per request topic (`topic` label): requests received;
+//! requests by `outcome` (`replied`, `error_reply`, `unanswerable`, `expired`,
+//! `refused`) and stable `code`; dead letters by `reason`; reply retries; handler
+//! timeouts and panics; histograms of the handler's duration, of the request's age when
+//! its reply is acknowledged (what the requester waits: record timestamp to
+//! acknowledgement) and of the reply's produce latency (first attempt to
+//! acknowledgement). Gauges: requests in flight, partitions assigned and paused.
+//! Counters: rebalances by `kind` and commit failures.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// Live counters, shared with the running responder.
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+/// Live counters and Prometheus metrics, shared with the running responder.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    prometheus: Prometheus,
     received: AtomicU64,
     replied: AtomicU64,
     error_replies: AtomicU64,
@@ -61,6 +82,322 @@ impl MetricsSnapshot {
             + self.unanswerable
             + self.expired
             + self.delivery_failures
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabels {
+    topic: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    topic: String,
+    outcome: &'static str,
+    code: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    topic: String,
+    reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+type Histograms = Family<TopicLabels, Histogram, fn() -> Histogram>;
+
+fn seconds_histogram() -> Histogram {
+    // 0.5 ms to about 16 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// The Prometheus registry and the responder's metric families.
+#[derive(Debug)]
+struct Prometheus {
+    registry: Registry,
+    received: Family<TopicLabels, Counter>,
+    outcomes: Family<OutcomeLabels, Counter>,
+    dead_letters: Family<ReasonLabels, Counter>,
+    retries: Family<TopicLabels, Counter>,
+    timeouts: Family<TopicLabels, Counter>,
+    panics: Family<TopicLabels, Counter>,
+    handler_duration: Histograms,
+    request_age: Histograms,
+    produce_duration: Histograms,
+    in_flight: Gauge,
+    partitions_assigned: Gauge,
+    partitions_paused: Gauge,
+    rebalances: Family<KindLabels, Counter>,
+    commit_failures: Counter,
+}
+
+impl Default for Prometheus {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("kafka_responder");
+        let histograms =
+            || Histograms::new_with_constructor(seconds_histogram as fn() -> Histogram);
+        let p = Prometheus {
+            registry: Registry::default(),
+            received: Family::default(),
+            outcomes: Family::default(),
+            dead_letters: Family::default(),
+            retries: Family::default(),
+            timeouts: Family::default(),
+            panics: Family::default(),
+            handler_duration: histograms(),
+            request_age: histograms(),
+            produce_duration: histograms(),
+            in_flight: Gauge::default(),
+            partitions_assigned: Gauge::default(),
+            partitions_paused: Gauge::default(),
+            rebalances: Family::default(),
+            commit_failures: Counter::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "requests_received",
+            "Requests received from the broker",
+            p.received.clone(),
+        );
+        r.register(
+            "requests",
+            "Requests by outcome (replied, error_reply, unanswerable, expired, refused) and stable code",
+            p.outcomes.clone(),
+        );
+        r.register(
+            "dead_letters",
+            "Requests copied to the dead-letter topic, by reason",
+            p.dead_letters.clone(),
+        );
+        r.register(
+            "reply_retries",
+            "Replies and dead letters produced again after an error that may pass",
+            p.retries.clone(),
+        );
+        r.register(
+            "handler_timeouts",
+            "Handlers cut off by their timeout or the request's deadline",
+            p.timeouts.clone(),
+        );
+        r.register("handler_panics", "Handler panics", p.panics.clone());
+        r.register_with_unit(
+            "handler_duration",
+            "Time in the handler",
+            Unit::Seconds,
+            p.handler_duration.clone(),
+        );
+        r.register_with_unit(
+            "request_age_at_reply",
+            "From the request's record timestamp to its reply's acknowledgement: what the requester waited",
+            Unit::Seconds,
+            p.request_age.clone(),
+        );
+        r.register_with_unit(
+            "reply_produce_duration",
+            "From the reply's first produce attempt to the broker's acknowledgement",
+            Unit::Seconds,
+            p.produce_duration.clone(),
+        );
+        r.register("requests_in_flight", "Requests received and not settled (queued, handled, or with their reply awaiting the broker)", p.in_flight.clone());
+        r.register(
+            "partitions_assigned",
+            "Request partitions assigned to this member",
+            p.partitions_assigned.clone(),
+        );
+        r.register(
+            "partitions_paused",
+            "Assigned partitions whose fetching is paused",
+            p.partitions_paused.clone(),
+        );
+        r.register(
+            "rebalances",
+            "Partitions assigned to or revoked from this member, by kind",
+            p.rebalances.clone(),
+        );
+        r.register(
+            "commit_failures",
+            "Offset commits that failed (on revocation or at shutdown)",
+            p.commit_failures.clone(),
+        );
+        Prometheus { registry, ..p }
+    }
+}
+
+/// How a request ended, for the `outcome` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Replied,
+    ErrorReply,
+    Unanswerable,
+    Expired,
+    Refused,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Replied => "replied",
+            Outcome::ErrorReply => "error_reply",
+            Outcome::Unanswerable => "unanswerable",
+            Outcome::Expired => "expired",
+            Outcome::Refused => "refused",
+        }
+    }
+}
+
+/// The metric handles of one request topic, looked up once: recording on the hot path
+/// touches no map and allocates nothing.
+#[derive(Debug)]
+pub(crate) struct TopicMetrics {
+    topic: String,
+    metrics: Arc<Metrics>,
+    received: Counter,
+    replied: Counter,
+    retries: Counter,
+    handler_duration: Histogram,
+    request_age: Histogram,
+    produce_duration: Histogram,
+}
+
+impl TopicMetrics {
+    pub(crate) fn new(metrics: &Arc<Metrics>, topic: &str) -> Self {
+        let p = &metrics.prometheus;
+        let labels = TopicLabels {
+            topic: topic.to_owned(),
+        };
+        TopicMetrics {
+            topic: topic.to_owned(),
+            metrics: Arc::clone(metrics),
+            received: p.received.get_or_create_owned(&labels),
+            replied: p.outcomes.get_or_create_owned(&OutcomeLabels {
+                topic: topic.to_owned(),
+                outcome: Outcome::Replied.as_str(),
+                code: String::new(),
+            }),
+            retries: p.retries.get_or_create_owned(&labels),
+            handler_duration: p.handler_duration.get_or_create_owned(&labels),
+            request_age: p.request_age.get_or_create_owned(&labels),
+            produce_duration: p.produce_duration.get_or_create_owned(&labels),
+        }
+    }
+
+    fn labels(&self) -> TopicLabels {
+        TopicLabels {
+            topic: self.topic.clone(),
+        }
+    }
+
+    pub(crate) fn received(&self) {
+        self.metrics.inc_received();
+        self.received.inc();
+    }
+
+    /// A request's outcome, with its stable code (none for a reply or an expiry).
+    pub(crate) fn outcome(&self, outcome: Outcome, code: &str) {
+        let m = &self.metrics;
+        match outcome {
+            Outcome::Replied => {
+                m.inc_replied();
+                self.replied.inc();
+                return;
+            }
+            Outcome::ErrorReply => m.inc_error_replies(),
+            Outcome::Unanswerable => m.inc_unanswerable(),
+            Outcome::Expired => m.inc_expired(),
+            Outcome::Refused => m.inc_delivery_failures(),
+        }
+        m.prometheus
+            .outcomes
+            .get_or_create(&OutcomeLabels {
+                topic: self.topic.clone(),
+                outcome: outcome.as_str(),
+                code: code.to_owned(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn dead_lettered(&self, reason: &str) {
+        self.metrics.inc_dead_lettered();
+        self.metrics
+            .prometheus
+            .dead_letters
+            .get_or_create(&ReasonLabels {
+                topic: self.topic.clone(),
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn retried(&self) {
+        self.metrics.inc_reply_retries();
+        self.retries.inc();
+    }
+
+    pub(crate) fn timed_out(&self) {
+        self.metrics.inc_handler_timeouts();
+        self.metrics
+            .prometheus
+            .timeouts
+            .get_or_create(&self.labels())
+            .inc();
+    }
+
+    pub(crate) fn panicked(&self) {
+        self.metrics.inc_panics();
+        self.metrics
+            .prometheus
+            .panics
+            .get_or_create(&self.labels())
+            .inc();
+    }
+
+    pub(crate) fn handler_duration(&self, d: std::time::Duration) {
+        self.handler_duration.observe(d.as_secs_f64());
+    }
+
+    pub(crate) fn produce_duration(&self, d: std::time::Duration) {
+        self.produce_duration.observe(d.as_secs_f64());
+    }
+
+    /// The request's age in milliseconds when its reply was acknowledged.
+    pub(crate) fn request_age(&self, millis: i64) {
+        self.request_age.observe(millis.max(0) as f64 / 1000.0);
+    }
+}
+
+impl Metrics {
+    /// The Prometheus metrics in the text exposition format (what `/metrics` serves).
+    pub fn encode_prometheus(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.prometheus.registry);
+        out
+    }
+
+    /// The gauges the dispatcher keeps up to date.
+    pub(crate) fn set_gauges(&self, in_flight: usize, assigned: usize, paused: usize) {
+        let p = &self.prometheus;
+        p.in_flight
+            .set(i64::try_from(in_flight).unwrap_or(i64::MAX));
+        p.partitions_assigned
+            .set(i64::try_from(assigned).unwrap_or(i64::MAX));
+        p.partitions_paused
+            .set(i64::try_from(paused).unwrap_or(i64::MAX));
+    }
+
+    pub(crate) fn rebalance(&self, kind: &'static str) {
+        self.prometheus
+            .rebalances
+            .get_or_create(&KindLabels { kind })
+            .inc();
+    }
+
+    pub(crate) fn commit_failed(&self) {
+        self.prometheus.commit_failures.inc();
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::codec::Codec;
 use crate::handler::Endpoint;
+use crate::metrics::{Metrics, TopicMetrics};
 use crate::ordering::Ordering;
 
 /// A request topic bound to a handler (with its codec), and optionally its own ordering.
@@ -93,6 +94,7 @@ pub(crate) struct Bound {
     pub(crate) endpoint: Arc<dyn Endpoint>,
     pub(crate) ordering: Ordering,
     pub(crate) handler_timeout: Duration,
+    pub(crate) metrics: Arc<TopicMetrics>,
 }
 
 /// The routing table: request topic → handler.
@@ -105,6 +107,7 @@ impl Router {
         routes: Vec<Route>,
         default_ordering: Ordering,
         default_handler_timeout: Duration,
+        metrics: &Arc<Metrics>,
     ) -> Self {
         Router {
             routes: routes
@@ -113,10 +116,11 @@ impl Router {
                     (
                         r.topic.clone(),
                         Bound {
-                            topic: Arc::from(r.topic),
+                            topic: Arc::from(r.topic.as_str()),
                             endpoint: r.endpoint,
                             ordering: r.ordering.unwrap_or(default_ordering),
                             handler_timeout: r.handler_timeout.unwrap_or(default_handler_timeout),
+                            metrics: Arc::new(TopicMetrics::new(metrics, &r.topic)),
                         },
                     )
                 })

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::pauses::Pauses;
 use super::permits::{Permit, Permits};
 use super::request::panic_message;
+use crate::metrics::Metrics;
 
 /// How long one poll (or one wait for a free slot) lasts.
 const POLL: Duration = Duration::from_millis(100);
@@ -64,6 +65,7 @@ pub(crate) struct Assigned {
 pub(crate) struct ConsumerCx {
     events: mpsc::UnboundedSender<Event>,
     pauses: Arc<Pauses>,
+    metrics: Arc<Metrics>,
     closing: AtomicBool,
     /// A panic caught in a callback: the thread stops with it.
     failure: Mutex<Option<String>>,
@@ -74,10 +76,15 @@ pub(crate) struct ConsumerCx {
 }
 
 impl ConsumerCx {
-    pub(crate) fn new(events: mpsc::UnboundedSender<Event>, pauses: Arc<Pauses>) -> Self {
+    pub(crate) fn new(
+        events: mpsc::UnboundedSender<Event>,
+        pauses: Arc<Pauses>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         ConsumerCx {
             events,
             pauses,
+            metrics,
             closing: AtomicBool::new(false),
             failure: Mutex::new(None),
             parked: Mutex::new(VecDeque::new()),
@@ -204,6 +211,7 @@ impl ConsumerContext for ConsumerCx {
                 && !lost
             {
                 if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+                    self.metrics.commit_failed();
                     tracing::warn!(error = %e, "commit on revocation failed; the next owner answers those requests again");
                 } else {
                     tracing::debug!(offsets = ?offsets, "committed on revocation");
@@ -379,10 +387,13 @@ impl ConsumerThread {
         }
         match rx.recv_timeout(FINAL_COMMIT_TIMEOUT) {
             Ok(Ok(())) => tracing::info!("final offsets committed"),
-            Ok(Err(e)) => tracing::warn!(
-                error = %e,
-                "final commit failed; the next owner answers the requests after the last committed offsets again"
-            ),
+            Ok(Err(e)) => {
+                self.consumer.context().metrics.commit_failed();
+                tracing::warn!(
+                    error = %e,
+                    "final commit failed; the next owner answers the requests after the last committed offsets again"
+                );
+            }
             Err(_) => tracing::warn!(
                 timeout_ms = FINAL_COMMIT_TIMEOUT.as_millis() as u64,
                 "the final commit was not confirmed in time (is the broker reachable?); \

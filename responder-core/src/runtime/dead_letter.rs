@@ -9,6 +9,7 @@ use rdkafka::producer::FutureRecord;
 use super::Shared;
 use super::delivery::{Kind, deliver};
 use super::ticket::Ticket;
+use crate::metrics::TopicMetrics;
 
 /// The prefix of every header the responder writes on a dead letter. A request's own
 /// headers with this prefix are not copied: a requester cannot forge the reasons.
@@ -33,6 +34,7 @@ pub const DLQ_TIME_HEADER: &str = "responder-dlq-time";
 /// [`deliver`]). `Ok(false)` when no dead-letter topic is configured.
 pub(crate) async fn dead_letter(
     shared: &Shared,
+    metrics: &TopicMetrics,
     ticket: &mut Ticket,
     message: &OwnedMessage,
     code: &str,
@@ -70,7 +72,7 @@ pub(crate) async fn dead_letter(
         }
         headers
     };
-    deliver(shared, ticket, message, Kind::DeadLetter, || {
+    deliver(shared, metrics, ticket, message, Kind::DeadLetter, || {
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers());
         if let Some(k) = message.key() {
             record = record.key(k);

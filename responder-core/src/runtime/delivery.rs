@@ -21,6 +21,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use super::Shared;
 use super::ticket::Ticket;
+use crate::metrics::TopicMetrics;
 
 /// Attempts for an error that may pass (authorization, unknown topic or partition)
 /// before it is taken as the record's own fault: with the backoff below, about 4 s.
@@ -95,6 +96,7 @@ impl Kind {
 /// fatal producer error it tells the responder to stop, and waits for that.
 pub(crate) async fn deliver<'a>(
     shared: &Shared,
+    metrics: &TopicMetrics,
     ticket: &mut Ticket,
     request: &OwnedMessage,
     kind: Kind,
@@ -130,7 +132,7 @@ pub(crate) async fn deliver<'a>(
             Fault::Passing => {}
         }
         let wait = backoff(retry);
-        shared.metrics.inc_reply_retries();
+        metrics.retried();
         tracing::warn!(
             topic = request.topic(),
             partition = request.partition(),

@@ -159,6 +159,8 @@ impl Dispatcher {
                     return Ended::CloseTimedOut;
                 }
                 _ = tick.tick() => {
+                    let (held, assigned, paused) = self.ledger.counts();
+                    self.shared.metrics.set_gauges(held, assigned, paused);
                     if Instant::now() >= next_commit {
                         commits += 1;
                         self.commit(commits.is_multiple_of(FULL_COMMIT_EVERY));
@@ -207,7 +209,9 @@ impl Dispatcher {
         let topic = Arc::clone(&route.topic);
         let endpoint = Arc::clone(&route.endpoint);
         let handler_timeout = route.handler_timeout;
+        let metrics = Arc::clone(&route.metrics);
         let lane = lane_of(route.ordering, message.key());
+        let route_metrics = Arc::clone(&route.metrics);
         let (partition, offset) = (message.partition(), message.offset());
         let reports = &self.reports_tx;
         let intake = self.ledger.receive(
@@ -219,13 +223,14 @@ impl Dispatcher {
                 message,
                 endpoint,
                 handler_timeout,
+                metrics,
                 ticket: Ticket::new(reports.clone(), place, permit),
                 cancel,
             },
             &mut self.commands,
         );
         match intake {
-            Intake::Accepted => self.shared.metrics.inc_received(),
+            Intake::Accepted => route_metrics.received(),
             Intake::AlreadySettled => {
                 self.shared.metrics.inc_already_settled();
                 tracing::debug!(%topic, partition, offset, "settled by the previous owner; skipped");
@@ -259,6 +264,7 @@ impl Dispatcher {
     }
 
     fn on_assigned(&mut self, tps: Vec<Assigned>) {
+        self.shared.metrics.rebalance("assigned");
         let mut assigned = Vec::with_capacity(tps.len());
         for a in tps {
             let Some(route) = self.shared.router.get(&a.topic) else {
@@ -273,6 +279,7 @@ impl Dispatcher {
     }
 
     fn on_revoked(&mut self, tps: Vec<(String, i32)>, reply: oneshot::Sender<TopicPartitionList>) {
+        self.shared.metrics.rebalance("revoked");
         self.next_revocation += 1;
         let id = self.next_revocation;
         self.revocations.insert(id, reply);

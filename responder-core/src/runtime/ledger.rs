@@ -519,6 +519,19 @@ impl<J> Ledger<J> {
         })
     }
 
+    /// Requests held (received and not finished: queued, or started), partitions
+    /// assigned (with a book), and how many of those are paused.
+    pub(crate) fn counts(&self) -> (usize, usize, usize) {
+        let books = self.books.values().flat_map(HashMap::values);
+        books.fold((0, 0, 0), |(held, all, paused), b| {
+            (
+                held + b.queued + b.running,
+                all + 1,
+                paused + usize::from(b.paused),
+            )
+        })
+    }
+
     /// Requests started and not finished, across partitions.
     pub(crate) fn running(&self) -> usize {
         self.books

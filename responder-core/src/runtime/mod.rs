@@ -98,22 +98,24 @@ impl Responder {
     ) -> Result<Self, Error> {
         let (events_tx, events) = mpsc::unbounded_channel();
         let pauses = Arc::new(Pauses::default());
+        let metrics = Arc::new(Metrics::default());
+        let cx = ConsumerCx::new(events_tx.clone(), Arc::clone(&pauses), Arc::clone(&metrics));
         let consumer: BaseConsumer<ConsumerCx> = consumer_config
-            .create_with_context(ConsumerCx::new(events_tx.clone(), Arc::clone(&pauses)))
+            .create_with_context(cx)
             .map_err(|e| Error::kafka("creating the consumer", e))?;
         let producer: FutureProducer = producer_config
             .create()
             .map_err(|e| Error::kafka("creating the producer", e))?;
         Ok(Responder {
             shared: Arc::new(Shared {
-                router: Router::new(routes, ordering, settings.handler_timeout),
+                router: Router::new(routes, ordering, settings.handler_timeout, &metrics),
                 addresses,
                 deadlines: settings.deadlines.clone(),
                 max_request_bytes: settings.max_request_bytes,
                 policy,
                 reply_topics: ReplyTopics::new(settings.reply_topic_ttl, settings.write_access),
                 producer,
-                metrics: Arc::new(Metrics::default()),
+                metrics,
                 dead_letter_topic: settings.dead_letter_topic.clone(),
                 producer_failed: watch::channel(None).0,
             }),

@@ -25,6 +25,7 @@ use crate::context::RequestContext;
 use crate::deadline;
 use crate::error_reply::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, ErrorReply};
 use crate::handler::Endpoint;
+use crate::metrics::{Outcome, TopicMetrics};
 use crate::trace_context::{TRACEPARENT_HEADER, TRACESTATE_HEADER, TraceContext};
 
 /// A request ready to run.
@@ -33,6 +34,8 @@ pub(crate) struct Job {
     pub(crate) endpoint: Arc<dyn Endpoint>,
     /// The longest the handler may take (a deadline may shorten it).
     pub(crate) handler_timeout: Duration,
+    /// The request topic's metrics.
+    pub(crate) metrics: Arc<TopicMetrics>,
     pub(crate) ticket: Ticket,
     /// Fired when the request's partition is revoked or the responder stops.
     pub(crate) cancel: Cancel,
@@ -75,6 +78,7 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
         message,
         endpoint,
         handler_timeout,
+        metrics,
         ticket: mut done,
         cancel,
     } = job;
@@ -95,7 +99,7 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
         let deadline = shared.deadlines.deadline(&message);
         let address = match address {
             Ok(_) if is_expired(deadline.at) => {
-                shared.metrics.inc_expired();
+                metrics.outcome(Outcome::Expired, "");
                 tracing::info!(
                     topic = message.topic(),
                     partition = message.partition(),
@@ -116,7 +120,7 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
         let address = match address {
             Ok(a) => a,
             Err(reason) => {
-                shared.metrics.inc_unanswerable();
+                metrics.outcome(Outcome::Unanswerable, reason.code());
                 tracing::warn!(
                     topic = message.topic(),
                     partition = message.partition(),
@@ -128,6 +132,7 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
                 // Boxed: rare paths, kept out of the per-request future's size.
                 Box::pin(dead_lettered(
                     &shared,
+                    &metrics,
                     &mut done,
                     &message,
                     reason.code(),
@@ -166,7 +171,7 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
         let cx = RequestContext::new(message, address, deadline.at, trace);
         let outcome = match refusal {
             Some(e) => Err(e),
-            None => handle(&shared, &cx, &*endpoint, handler_timeout).await,
+            None => handle(&metrics, &cx, &*endpoint, handler_timeout).await,
         };
         if let Err(e) = &outcome {
             tracing::info!(
@@ -181,29 +186,46 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
         }
         let to = cx.reply_to();
         let payload = outcome.as_ref().ok().map(Vec::as_slice);
-        let delivered = deliver(&shared, &mut done, cx.message(), Kind::Reply, || {
-            let headers = reply_headers(to, &outcome, cx.trace());
-            let mut record = FutureRecord::to(&to.topic).headers(headers);
-            if let Some(p) = to.partition {
-                record = record.partition(p);
-            }
-            if let Some(k) = cx.key() {
-                record = record.key(k);
-            }
-            if let Some(p) = payload {
-                record = record.payload(p);
-            }
-            record
-        })
+        let produced = std::time::Instant::now();
+        let delivered = deliver(
+            &shared,
+            &metrics,
+            &mut done,
+            cx.message(),
+            Kind::Reply,
+            || {
+                let headers = reply_headers(to, &outcome, cx.trace());
+                let mut record = FutureRecord::to(&to.topic).headers(headers);
+                if let Some(p) = to.partition {
+                    record = record.partition(p);
+                }
+                if let Some(k) = cx.key() {
+                    record = record.key(k);
+                }
+                if let Some(p) = payload {
+                    record = record.payload(p);
+                }
+                record
+            },
+        )
         .await;
+        if delivered.is_ok() {
+            metrics.produce_duration(produced.elapsed());
+            if let Some(ts) = cx.timestamp_millis() {
+                metrics.request_age(deadline::now_millis() - ts);
+            }
+        }
         match delivered {
-            Ok(()) if outcome.is_err() => shared.metrics.inc_error_replies(),
-            Ok(()) => shared.metrics.inc_replied(),
+            Ok(()) => match &outcome {
+                Ok(_) => metrics.outcome(Outcome::Replied, ""),
+                Err(e) => metrics.outcome(Outcome::ErrorReply, e.code()),
+            },
             Err(e) => {
-                refused(&shared, &cx, &e);
+                refused(&metrics, &cx, &e);
                 let reason = e.to_string();
                 Box::pin(dead_lettered(
                     &shared,
+                    &metrics,
                     &mut done,
                     cx.message(),
                     codes::REPLY_REFUSED,
@@ -225,19 +247,22 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
 /// Runs the handler, bounded by its timeout and the request's deadline; a panic or a
 /// timeout becomes an error reply.
 async fn handle(
-    shared: &Shared,
+    metrics: &TopicMetrics,
     cx: &RequestContext,
     endpoint: &dyn Endpoint,
     timeout: Duration,
 ) -> Result<Vec<u8>, ErrorReply> {
     let limit = handler_limit(timeout, cx.deadline_millis());
+    let started = std::time::Instant::now();
     // The handler's future is dropped inside the guarded block too (a timed-out one
     // is dropped as the `.await` completes), so a panic in its drop is caught as well.
     let run = async { tokio::time::timeout(limit, endpoint.serve(cx)).await };
-    match AssertUnwindSafe(run).catch_unwind().await {
+    let result = AssertUnwindSafe(run).catch_unwind().await;
+    metrics.handler_duration(started.elapsed());
+    match result {
         Ok(Ok(outcome)) => outcome,
         Err(panic) => {
-            shared.metrics.inc_panics();
+            metrics.panicked();
             let msg = panic_message(&*panic);
             tracing::error!(
                 topic = cx.topic(),
@@ -249,7 +274,7 @@ async fn handle(
             Err(ErrorReply::internal(format!("handler panicked: {msg}")))
         }
         Ok(Err(_elapsed)) => {
-            shared.metrics.inc_handler_timeouts();
+            metrics.timed_out();
             tracing::warn!(
                 topic = cx.topic(),
                 partition = cx.partition(),
@@ -283,13 +308,14 @@ fn handler_limit(timeout: Duration, deadline_millis: Option<i64>) -> Duration {
 /// the request is committed all the same.
 async fn dead_lettered(
     shared: &Shared,
+    metrics: &TopicMetrics,
     ticket: &mut Ticket,
     message: &OwnedMessage,
     code: &str,
     reason: &str,
 ) {
-    match dead_letter::dead_letter(shared, ticket, message, code, reason).await {
-        Ok(true) => shared.metrics.inc_dead_lettered(),
+    match dead_letter::dead_letter(shared, metrics, ticket, message, code, reason).await {
+        Ok(true) => metrics.dead_lettered(code),
         Ok(false) => {}
         Err(e) => tracing::error!(
             topic = message.topic(),
@@ -305,8 +331,8 @@ fn is_expired(deadline: Option<i64>) -> bool {
     deadline.is_some_and(|d| deadline::now_millis() >= d)
 }
 
-fn refused(shared: &Shared, cx: &RequestContext, e: &KafkaError) {
-    shared.metrics.inc_delivery_failures();
+fn refused(metrics: &TopicMetrics, cx: &RequestContext, e: &KafkaError) {
+    metrics.outcome(Outcome::Refused, codes::REPLY_REFUSED);
     tracing::error!(
         topic = cx.topic(),
         partition = cx.partition(),

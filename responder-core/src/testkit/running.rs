@@ -41,6 +41,11 @@ impl RunningResponder {
         self.metrics.snapshot()
     }
 
+    /// The responder's Prometheus metrics, in the text exposition format.
+    pub fn encode_prometheus(&self) -> String {
+        self.metrics.encode_prometheus()
+    }
+
     /// Graceful shutdown: drain, commit, leave the group. Returns the final counters.
     pub async fn shutdown(mut self) -> Result<MetricsSnapshot, Error> {
         if let Some(tx) = self.stop.take() {

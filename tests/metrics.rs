@@ -1,0 +1,106 @@
+//! The Prometheus metrics count what happened, by topic, outcome and stable code, and
+//! time the handler, the reply's produce and the request's age at its reply.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Fixture, ProbeLog, ProbeReq, eventually};
+use kafka_responder::HeaderConvention;
+
+/// The value of the sample line that starts with `prefix` (name and labels).
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn outcomes_durations_and_gauges_are_exported() {
+    let fx = Fixture::new(1, 1).await;
+    let log = ProbeLog::new();
+    let running = fx.serve(log, |b| b);
+    let requester = fx.requester(HeaderConvention::spring(), 0).await;
+    for req in [
+        ProbeReq::id(1),
+        ProbeReq::id(2),
+        ProbeReq {
+            fail: Some("no".into()),
+            ..ProbeReq::id(3)
+        },
+    ] {
+        requester
+            .request(&fx.requests, None, &req.bytes())
+            .await
+            .expect("reply");
+    }
+    // And one that names no reply address.
+    requester
+        .send_raw(&fx.requests, Some(0), None, Some(b"{}"), &[])
+        .await
+        .expect("sent");
+    eventually(Duration::from_secs(10), || {
+        running.metrics().unanswerable == 1
+    })
+    .await;
+    // The gauges are sampled every tick (at most 100 ms).
+    eventually(Duration::from_secs(5), || {
+        sample(
+            &running.encode_prometheus(),
+            "kafka_responder_requests_in_flight ",
+        ) == Some(0.0)
+    })
+    .await;
+
+    let text = running.encode_prometheus();
+    eprintln!("{text}");
+    let t = &fx.requests;
+    let expect = [
+        (
+            format!("kafka_responder_requests_received_total{{topic=\"{t}\"}}"),
+            4.0,
+        ),
+        (
+            format!(
+                "kafka_responder_requests_total{{topic=\"{t}\",outcome=\"replied\",code=\"\"}}"
+            ),
+            2.0,
+        ),
+        (
+            format!(
+                "kafka_responder_requests_total{{topic=\"{t}\",outcome=\"error_reply\",code=\"probe_failed\"}}"
+            ),
+            1.0,
+        ),
+        (
+            format!(
+                "kafka_responder_requests_total{{topic=\"{t}\",outcome=\"unanswerable\",code=\"no_reply_address\"}}"
+            ),
+            1.0,
+        ),
+        (
+            format!("kafka_responder_handler_duration_seconds_count{{topic=\"{t}\"}}"),
+            3.0,
+        ),
+        (
+            format!("kafka_responder_reply_produce_duration_seconds_count{{topic=\"{t}\"}}"),
+            3.0,
+        ),
+        (
+            format!("kafka_responder_request_age_at_reply_seconds_count{{topic=\"{t}\"}}"),
+            3.0,
+        ),
+        (
+            "kafka_responder_rebalances_total{kind=\"assigned\"}".to_owned(),
+            1.0,
+        ),
+        ("kafka_responder_partitions_assigned ".to_owned(), 1.0),
+        ("kafka_responder_partitions_paused ".to_owned(), 0.0),
+        ("kafka_responder_requests_in_flight ".to_owned(), 0.0),
+    ];
+    for (prefix, want) in expect {
+        assert_eq!(sample(&text, &prefix), Some(want), "{prefix}");
+    }
+    running.shutdown().await.expect("shutdown");
+}
