@@ -56,5 +56,28 @@ pub(crate) fn responder(
     if let Ok(ms) = std::env::var("RESPONDER_SESSION_TIMEOUT_MS") {
         builder = builder.consumer_config("session.timeout.ms", ms);
     }
+    if let Ok(addr) = std::env::var("RESPONDER_HTTP_ADDR")
+        && !addr.trim().is_empty()
+    {
+        builder = http(builder, &addr)?;
+    }
     Ok(builder.build()?)
+}
+
+/// `/metrics`, `/livez` and `/readyz` on `addr` (feature `http`).
+#[cfg(feature = "http")]
+fn http(
+    builder: kafka_responder::ResponderBuilder,
+    addr: &str,
+) -> anyhow::Result<kafka_responder::ResponderBuilder> {
+    let addr = addr.parse().context("RESPONDER_HTTP_ADDR")?;
+    Ok(builder.http_addr(addr))
+}
+
+#[cfg(not(feature = "http"))]
+fn http(
+    _builder: kafka_responder::ResponderBuilder,
+    _addr: &str,
+) -> anyhow::Result<kafka_responder::ResponderBuilder> {
+    anyhow::bail!("RESPONDER_HTTP_ADDR needs the `http` feature (--features http)")
 }

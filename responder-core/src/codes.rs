@@ -65,6 +65,8 @@ pub const POLICY_SOURCE: &str = "policy_source";
 pub const KAFKA: &str = "kafka";
 /// The consumer side failed (a panic, or the reply producer's fatal error).
 pub const CONSUMER_FAILED: &str = "consumer_failed";
+/// The HTTP server's address could not be bound.
+pub const HTTP: &str = "http";
 
 #[cfg(test)]
 mod tests {
@@ -94,6 +96,7 @@ mod tests {
         POLICY_SOURCE,
         KAFKA,
         CONSUMER_FAILED,
+        HTTP,
     ];
 
     #[test]

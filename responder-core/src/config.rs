@@ -32,6 +32,9 @@ pub(crate) struct Settings {
     pub(crate) drain_timeout: Duration,
     pub(crate) handler_timeout: Duration,
     pub(crate) commit_interval: Duration,
+    /// Where `/metrics`, `/livez` and `/readyz` are served (feature `http`).
+    #[cfg(feature = "http")]
+    pub(crate) http_addr: Option<std::net::SocketAddr>,
 }
 
 impl Default for Settings {
@@ -48,6 +51,8 @@ impl Default for Settings {
             max_in_flight_per_partition: 1024,
             drain_timeout: Duration::from_secs(30),
             handler_timeout: Duration::from_secs(30),
+            #[cfg(feature = "http")]
+            http_addr: None,
             commit_interval: Duration::from_millis(500),
         }
     }
@@ -269,6 +274,15 @@ impl ResponderBuilder {
     /// created or grown meanwhile is picked up quickly. Default 30 s.
     pub fn reply_topic_cache_ttl(mut self, ttl: Duration) -> Self {
         self.settings.reply_topic_ttl = ttl;
+        self
+    }
+
+    /// Serves `/metrics` (Prometheus), `/livez` and `/readyz` on `addr` (port 0: any
+    /// free port, see [`Responder::http_local_addr`]) while the responder runs. The
+    /// address is bound by [`build`](Self::build). See the README's health rules.
+    #[cfg(feature = "http")]
+    pub fn http_addr(mut self, addr: std::net::SocketAddr) -> Self {
+        self.settings.http_addr = Some(addr);
         self
     }
 

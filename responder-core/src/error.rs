@@ -35,6 +35,14 @@ pub enum Error {
         /// The client's error.
         source: ClientError,
     },
+    /// The HTTP server (feature `http`) could not listen on its address.
+    #[error("the HTTP server cannot listen on {addr}: {source}")]
+    Http {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The consumer side failed (a panic in the consumer thread or its callbacks, or
     /// the reply producer's fatal error); the responder left the group.
     #[error("the consumer thread stopped unexpectedly: {0}")]
@@ -51,6 +59,7 @@ impl Error {
             Error::PolicySource(_) => codes::POLICY_SOURCE,
             Error::Kafka { .. } => codes::KAFKA,
             Error::ConsumerThread(_) => codes::CONSUMER_FAILED,
+            Error::Http { .. } => codes::HTTP,
         }
     }
 

@@ -20,6 +20,9 @@ mod error;
 mod error_reply;
 mod handler;
 pub mod headers;
+pub mod health;
+#[cfg(feature = "http")]
+mod http;
 mod metrics;
 pub mod offset_metadata;
 mod ordering;
@@ -46,6 +49,7 @@ pub use error::{ClientError, Error};
 pub use error_reply::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, ErrorReply};
 pub use handler::Handler;
 pub use headers::{HeaderConvention, PartitionEncoding};
+pub use health::Health;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use ordering::Ordering;
 pub use policy::{PolicyError, ReplyTopicPolicy};

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::OwnedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot};
@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::pauses::Pauses;
 use super::permits::{Permit, Permits};
 use super::request::panic_message;
+use crate::health::Health;
 use crate::metrics::Metrics;
 
 /// How long one poll (or one wait for a free slot) lasts.
@@ -66,6 +67,7 @@ pub(crate) struct ConsumerCx {
     events: mpsc::UnboundedSender<Event>,
     pauses: Arc<Pauses>,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
     closing: AtomicBool,
     /// A panic caught in a callback: the thread stops with it.
     failure: Mutex<Option<String>>,
@@ -80,11 +82,13 @@ impl ConsumerCx {
         events: mpsc::UnboundedSender<Event>,
         pauses: Arc<Pauses>,
         metrics: Arc<Metrics>,
+        health: Arc<Health>,
     ) -> Self {
         ConsumerCx {
             events,
             pauses,
             metrics,
+            health,
             closing: AtomicBool::new(false),
             failure: Mutex::new(None),
             parked: Mutex::new(VecDeque::new()),
@@ -256,6 +260,7 @@ impl ConsumerThread {
     /// group, each within its bound.
     pub(crate) fn run(self) {
         let cx = self.consumer.context();
+        cx.health.running(true);
         let panicked = std::panic::catch_unwind(AssertUnwindSafe(|| self.poll_loop()))
             .err()
             .map(|p| format!("the consumer thread panicked: {}", panic_message(&*p)));
@@ -263,7 +268,7 @@ impl ConsumerThread {
         if let Some(failure) = panicked.or_else(|| cx.take_failure()) {
             tracing::error!(error = %failure, "the consumer failed: leaving the group");
             let _ = self.events.send(Event::Failed(failure));
-        } else if let Ok(offsets) = self.final_offsets.recv()
+        } else if let Some(offsets) = self.await_final_offsets()
             && offsets.count() > 0
         {
             // A dispatcher that stops cleanly sends the final offsets; one that was
@@ -272,6 +277,7 @@ impl ConsumerThread {
             self.commit_final(offsets);
         }
         let left = self.leave();
+        cx.health.running(false);
         let (events, closed) = (self.events.clone(), self.closed.clone());
         if left {
             drop(self); // the last reference to the consumer: it is closed already
@@ -286,12 +292,27 @@ impl ConsumerThread {
         }
     }
 
+    /// Waits for the dispatcher's final offsets (it drains first), still reporting
+    /// itself alive. `None` when the dispatcher is gone without sending any.
+    fn await_final_offsets(&self) -> Option<TopicPartitionList> {
+        use std::sync::mpsc::RecvTimeoutError;
+        loop {
+            self.consumer.context().health.looped();
+            match self.final_offsets.recv_timeout(POLL) {
+                Ok(offsets) => return Some(offsets),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
     fn poll_loop(&self) {
         let cx = self.consumer.context();
         let mut permit: Option<Permit> = None;
         let mut waiting_since: Option<Instant> = None;
         let mut slots_paused = false;
         while !self.stop.load(SeqCst) && !self.events.is_closed() && !cx.failed() {
+            cx.health.looped();
             if permit.is_none() {
                 permit = self.permits.acquire_timeout(POLL);
                 if permit.is_some() {
@@ -319,6 +340,15 @@ impl ConsumerThread {
                 None => match self.consumer.poll(POLL) {
                     None => continue,
                     Some(Err(e)) => {
+                        if matches!(
+                            e.rdkafka_error_code(),
+                            Some(
+                                RDKafkaErrorCode::AllBrokersDown
+                                    | RDKafkaErrorCode::BrokerTransportFailure
+                            )
+                        ) {
+                            cx.health.broker_error();
+                        }
                         tracing::warn!(error = %e, "consumer error");
                         continue;
                     }

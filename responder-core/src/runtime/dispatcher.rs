@@ -161,6 +161,7 @@ impl Dispatcher {
                 _ = tick.tick() => {
                     let (held, assigned, paused) = self.ledger.counts();
                     self.shared.metrics.set_gauges(held, assigned, paused);
+                    self.shared.health.partitions(assigned);
                     if Instant::now() >= next_commit {
                         commits += 1;
                         self.commit(commits.is_multiple_of(FULL_COMMIT_EVERY));
@@ -265,6 +266,7 @@ impl Dispatcher {
 
     fn on_assigned(&mut self, tps: Vec<Assigned>) {
         self.shared.metrics.rebalance("assigned");
+        self.shared.health.joined();
         let mut assigned = Vec::with_capacity(tps.len());
         for a in tps {
             let Some(route) = self.shared.router.get(&a.topic) else {

@@ -33,6 +33,7 @@ use crate::address::AddressReader;
 use crate::config::{ResponderBuilder, Settings};
 use crate::deadline::DeadlineRules;
 use crate::error::Error;
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::ordering::Ordering;
 use crate::policy::ReplyTopicPolicy;
@@ -53,6 +54,7 @@ pub(crate) struct Shared {
     pub(crate) reply_topics: ReplyTopics,
     pub(crate) producer: FutureProducer,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) health: Arc<Health>,
     /// Where unanswerable requests are copied, if anywhere.
     pub(crate) dead_letter_topic: Option<String>,
     /// Set when the reply producer failed for good (a fatal error): the responder
@@ -70,6 +72,8 @@ pub struct Responder {
     settings: Settings,
     /// Turns true once the consumer has left the group (however the run ended).
     closed: (watch::Sender<bool>, watch::Receiver<bool>),
+    #[cfg(feature = "http")]
+    http: Option<crate::http::HttpServer>,
 }
 
 impl std::fmt::Debug for Responder {
@@ -99,7 +103,18 @@ impl Responder {
         let (events_tx, events) = mpsc::unbounded_channel();
         let pauses = Arc::new(Pauses::default());
         let metrics = Arc::new(Metrics::default());
-        let cx = ConsumerCx::new(events_tx.clone(), Arc::clone(&pauses), Arc::clone(&metrics));
+        let health = Arc::new(Health::default());
+        #[cfg(feature = "http")]
+        let http = settings
+            .http_addr
+            .map(crate::http::HttpServer::bind)
+            .transpose()?;
+        let cx = ConsumerCx::new(
+            events_tx.clone(),
+            Arc::clone(&pauses),
+            Arc::clone(&metrics),
+            Arc::clone(&health),
+        );
         let consumer: BaseConsumer<ConsumerCx> = consumer_config
             .create_with_context(cx)
             .map_err(|e| Error::kafka("creating the consumer", e))?;
@@ -116,6 +131,7 @@ impl Responder {
                 reply_topics: ReplyTopics::new(settings.reply_topic_ttl, settings.write_access),
                 producer,
                 metrics,
+                health,
                 dead_letter_topic: settings.dead_letter_topic.clone(),
                 producer_failed: watch::channel(None).0,
             }),
@@ -125,6 +141,8 @@ impl Responder {
             events,
             settings,
             closed: watch::channel(false),
+            #[cfg(feature = "http")]
+            http,
         })
     }
 
@@ -133,6 +151,21 @@ impl Responder {
     #[cfg(feature = "testkit")]
     pub(crate) fn closed(&self) -> watch::Receiver<bool> {
         self.closed.1.clone()
+    }
+
+    /// Where `/metrics`, `/livez` and `/readyz` are served, when
+    /// [`http_addr`](crate::ResponderBuilder::http_addr) was set.
+    #[cfg(feature = "http")]
+    pub fn http_local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.http
+            .as_ref()
+            .and_then(crate::http::HttpServer::local_addr)
+    }
+
+    /// Liveness and readiness, for a service that serves its own probes (the `http`
+    /// feature serves them as `/livez` and `/readyz`).
+    pub fn health(&self) -> Arc<Health> {
+        Arc::clone(&self.shared.health)
     }
 
     /// The responder's counters, readable while it runs.
@@ -192,6 +225,14 @@ impl Responder {
             );
         }
 
+        #[cfg(feature = "http")]
+        let http = match self.http {
+            Some(server) => Some(server.spawn(
+                Arc::clone(&self.shared.metrics),
+                Arc::clone(&self.shared.health),
+            )?),
+            None => None,
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let (final_tx, final_rx) = std::sync::mpsc::channel();
         let thread = ConsumerThread {
@@ -237,6 +278,10 @@ impl Responder {
             // Still trying to leave (or forced): not waited for; it ends with the
             // process.
             Ended::Closed { left: false } | Ended::CloseTimedOut | Ended::Forced => {}
+        }
+        #[cfg(feature = "http")]
+        if let Some(task) = http {
+            task.abort();
         }
         tracing::info!(metrics = ?self.shared.metrics.snapshot(), "responder stopped");
         match failure {
