@@ -102,5 +102,26 @@ async fn outcomes_durations_and_gauges_are_exported() {
     for (prefix, want) in expect {
         assert_eq!(sample(&text, &prefix), Some(want), "{prefix}");
     }
+    // Every metric the shipped Grafana dashboard queries exists (dead letters are
+    // exported from the first one on: their reasons are not known before).
+    let dashboard = include_str!("../examples/grafana-dashboard.json");
+    let names = dashboard
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| {
+            w.starts_with("kafka_responder_") && *w != "kafka_responder_dead_letters_total"
+        });
+    let mut checked = 0;
+    for name in names {
+        let base = name
+            .strip_suffix("_bucket")
+            .or_else(|| name.strip_suffix("_total"))
+            .unwrap_or(name);
+        assert!(
+            text.contains(&format!("# TYPE {base} ")),
+            "the dashboard queries {name}, which is not exported"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 10, "{checked} metric names in the dashboard");
     running.shutdown().await.expect("shutdown");
 }

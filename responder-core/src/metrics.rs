@@ -258,6 +258,8 @@ pub(crate) struct TopicMetrics {
     received: Counter,
     replied: Counter,
     retries: Counter,
+    timeouts: Counter,
+    panics: Counter,
     handler_duration: Histogram,
     request_age: Histogram,
     produce_duration: Histogram,
@@ -279,15 +281,11 @@ impl TopicMetrics {
                 code: String::new(),
             }),
             retries: p.retries.get_or_create_owned(&labels),
+            timeouts: p.timeouts.get_or_create_owned(&labels),
+            panics: p.panics.get_or_create_owned(&labels),
             handler_duration: p.handler_duration.get_or_create_owned(&labels),
             request_age: p.request_age.get_or_create_owned(&labels),
             produce_duration: p.produce_duration.get_or_create_owned(&labels),
-        }
-    }
-
-    fn labels(&self) -> TopicLabels {
-        TopicLabels {
-            topic: self.topic.clone(),
         }
     }
 
@@ -339,20 +337,12 @@ impl TopicMetrics {
 
     pub(crate) fn timed_out(&self) {
         self.metrics.inc_handler_timeouts();
-        self.metrics
-            .prometheus
-            .timeouts
-            .get_or_create(&self.labels())
-            .inc();
+        self.timeouts.inc();
     }
 
     pub(crate) fn panicked(&self) {
         self.metrics.inc_panics();
-        self.metrics
-            .prometheus
-            .panics
-            .get_or_create(&self.labels())
-            .inc();
+        self.panics.inc();
     }
 
     pub(crate) fn handler_duration(&self, d: std::time::Duration) {
