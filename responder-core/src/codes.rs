@@ -67,6 +67,8 @@ pub const KAFKA: &str = "kafka";
 pub const CONSUMER_FAILED: &str = "consumer_failed";
 /// The HTTP server's address could not be bound.
 pub const HTTP: &str = "http";
+/// An environment variable holds a value that cannot be read.
+pub const ENV: &str = "env";
 
 #[cfg(test)]
 mod tests {
@@ -97,6 +99,7 @@ mod tests {
         KAFKA,
         CONSUMER_FAILED,
         HTTP,
+        ENV,
     ];
 
     #[test]

@@ -35,6 +35,14 @@ pub enum Error {
         /// The client's error.
         source: ClientError,
     },
+    /// An environment variable (see [`crate::env`]) holds a value that cannot be read.
+    #[error("environment variable {variable}: {reason}")]
+    Env {
+        /// The variable.
+        variable: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
     /// The HTTP server (feature `http`) could not listen on its address.
     #[error("the HTTP server cannot listen on {addr}: {source}")]
     Http {
@@ -60,6 +68,7 @@ impl Error {
             Error::Kafka { .. } => codes::KAFKA,
             Error::ConsumerThread(_) => codes::CONSUMER_FAILED,
             Error::Http { .. } => codes::HTTP,
+            Error::Env { .. } => codes::ENV,
         }
     }
 

@@ -1,0 +1,283 @@
+//! Configuration from the environment, as a twelve-factor service on Kubernetes takes
+//! it: [`ResponderBuilder::from_env`](crate::ResponderBuilder::from_env) applies the
+//! variables below, and [`request_topic`] names a route's topic. Every invalid value
+//! is an [`Error::Env`](crate::Error::Env) naming its variable.
+//!
+//! | variable | builder setting | value |
+//! |---|---|---|
+//! | `KAFKA_BOOTSTRAP_SERVERS` | `bootstrap_servers` | `host:port,...` |
+//! | `RESPONDER_GROUP_ID` | `group_id` | the consumer group |
+//! | `RESPONDER_HEADERS` | `header_conventions` | `spring`, `smallrye`, `nestjs`, `plain`, comma-separated, in order |
+//! | `RESPONDER_REPLY_ALLOW` | `reply_topics` | a [`PolicySource`](crate::PolicySource): entries (`NAME`, `PREFIX*`, `!` for deny), `file:PATH`, `kafka-acls:PATH#User:NAME`, `strimzi:PATH[#USER]` |
+//! | `RESPONDER_MAX_IN_FLIGHT` | `max_in_flight` | a count, at least 1 |
+//! | `RESPONDER_MAX_IN_FLIGHT_PER_PARTITION` | `max_in_flight_per_partition` | a count, at least 1 |
+//! | `RESPONDER_HANDLER_TIMEOUT_MS` | `handler_timeout` | milliseconds |
+//! | `RESPONDER_DRAIN_TIMEOUT_MS` | `drain_timeout` | milliseconds |
+//! | `RESPONDER_COMMIT_INTERVAL_MS` | `commit_interval` | milliseconds |
+//! | `RESPONDER_MAX_REQUEST_AGE_MS` | `max_request_age` | milliseconds |
+//! | `RESPONDER_MAX_REQUEST_BYTES` | `max_request_bytes` | bytes |
+//! | `RESPONDER_DEAD_LETTER_TOPIC` | `dead_letter_topic` | a topic |
+//! | `RESPONDER_FETCH_WAIT_MS` | consumer `fetch.wait.max.ms` | milliseconds |
+//! | `RESPONDER_SESSION_TIMEOUT_MS` | consumer `session.timeout.ms` | milliseconds |
+//! | `RESPONDER_HTTP_ADDR` | `http_addr` (feature `http`) | `host:port` |
+//! | `KAFKA_<PROPERTY>` | `client_config` | any librdkafka property: `KAFKA_SECURITY_PROTOCOL=SASL_SSL` sets `security.protocol` (lowercased, `_` becomes `.`), as Spring Boot maps `spring.kafka.*` |
+//! | `KAFKA_CONSUMER_<PROPERTY>`, `KAFKA_PRODUCER_<PROPERTY>` | `consumer_config`, `producer_config` | the same, for one client |
+//!
+//! Unset or blank variables leave the builder's setting as it was. The responder's own
+//! guarantees still apply: a passthrough property that would break them is refused by
+//! `build()`, as it is through the builder.
+
+use std::time::Duration;
+
+use crate::config::ResponderBuilder;
+use crate::error::Error;
+use crate::headers::HeaderConvention;
+use crate::policy_source::PolicySource;
+
+/// The variable naming the request topic (see [`request_topic`]).
+pub const REQUEST_TOPIC_VAR: &str = "RESPONDER_REQUEST_TOPIC";
+
+/// The request topic named by `RESPONDER_REQUEST_TOPIC`, or `default` when it is unset
+/// or blank.
+pub fn request_topic(default: &str) -> String {
+    std::env::var(REQUEST_TOPIC_VAR)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+fn invalid(variable: &str, reason: impl std::fmt::Display) -> Error {
+    Error::Env {
+        variable: variable.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+fn millis(variable: &str, value: &str) -> Result<Duration, Error> {
+    value
+        .trim()
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|e| {
+            invalid(
+                variable,
+                format!("{value:?} is not a number of milliseconds: {e}"),
+            )
+        })
+}
+
+fn count(variable: &str, value: &str) -> Result<usize, Error> {
+    value
+        .trim()
+        .parse::<usize>()
+        .map_err(|e| invalid(variable, format!("{value:?} is not a count: {e}")))
+}
+
+/// `KAFKA_SASL_MECHANISM` → `sasl.mechanism`.
+fn property(suffix: &str) -> String {
+    suffix.to_ascii_lowercase().replace('_', ".")
+}
+
+impl ResponderBuilder {
+    /// Applies the `RESPONDER_*` and `KAFKA_*` environment variables (see
+    /// [`crate::env`] for each one). Fails, naming the variable, on a value it cannot
+    /// read.
+    ///
+    /// ```no_run
+    /// # async fn run(handler: impl responder_core::Codec) -> Result<(), responder_core::Error> {
+    /// use responder_core::{Responder, env};
+    ///
+    /// Responder::builder()
+    ///     .from_env()?
+    ///     .route(env::request_topic("WALLET-KYC-REQUEST"), handler)
+    ///     .build()?
+    ///     .run()
+    ///     .await
+    /// # }
+    /// ```
+    pub fn from_env(self) -> Result<Self, Error> {
+        self.from_vars(std::env::vars())
+    }
+
+    /// As [`from_env`](Self::from_env), from the given variables instead of the
+    /// process environment.
+    pub fn from_vars(
+        mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, Error> {
+        let mut vars: Vec<(String, String)> = vars
+            .into_iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .collect();
+        // Deterministic order: client-wide passthrough before per-client properties.
+        vars.sort();
+        for (name, value) in vars {
+            let v = value.as_str();
+            self = match name.as_str() {
+                "KAFKA_BOOTSTRAP_SERVERS" => self.bootstrap_servers(v.trim()),
+                "RESPONDER_GROUP_ID" => self.group_id(v.trim()),
+                "RESPONDER_HEADERS" => {
+                    let conventions = v
+                        .split(',')
+                        .map(|c| c.trim().parse::<HeaderConvention>())
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| invalid(&name, e))?;
+                    self.header_conventions(conventions)
+                }
+                "RESPONDER_REPLY_ALLOW" => {
+                    let policy = v
+                        .parse::<PolicySource>()
+                        .and_then(|s| s.load())
+                        .map_err(|e| invalid(&name, e))?;
+                    self.reply_topics(policy)
+                }
+                "RESPONDER_MAX_IN_FLIGHT" => self.max_in_flight(count(&name, v)?),
+                "RESPONDER_MAX_IN_FLIGHT_PER_PARTITION" => {
+                    self.max_in_flight_per_partition(count(&name, v)?)
+                }
+                "RESPONDER_HANDLER_TIMEOUT_MS" => self.handler_timeout(millis(&name, v)?),
+                "RESPONDER_DRAIN_TIMEOUT_MS" => self.drain_timeout(millis(&name, v)?),
+                "RESPONDER_COMMIT_INTERVAL_MS" => self.commit_interval(millis(&name, v)?),
+                "RESPONDER_MAX_REQUEST_AGE_MS" => self.max_request_age(millis(&name, v)?),
+                "RESPONDER_MAX_REQUEST_BYTES" => self.max_request_bytes(count(&name, v)?),
+                "RESPONDER_DEAD_LETTER_TOPIC" => self.dead_letter_topic(v.trim()),
+                "RESPONDER_FETCH_WAIT_MS" => {
+                    let ms = millis(&name, v)?;
+                    self.consumer_config("fetch.wait.max.ms", ms.as_millis().to_string())
+                }
+                "RESPONDER_SESSION_TIMEOUT_MS" => {
+                    let ms = millis(&name, v)?;
+                    self.consumer_config("session.timeout.ms", ms.as_millis().to_string())
+                }
+                "RESPONDER_HTTP_ADDR" => http_addr(self, &name, v)?,
+                _ => match name.strip_prefix("KAFKA_") {
+                    Some("") => self,
+                    Some(rest) => match (
+                        rest.strip_prefix("CONSUMER_"),
+                        rest.strip_prefix("PRODUCER_"),
+                    ) {
+                        (Some(p), _) => self.consumer_config(property(p), v),
+                        (_, Some(p)) => self.producer_config(property(p), v),
+                        _ => self.client_config(property(rest), v),
+                    },
+                    None => self,
+                },
+            };
+        }
+        Ok(self)
+    }
+}
+
+#[cfg(feature = "http")]
+fn http_addr(b: ResponderBuilder, name: &str, v: &str) -> Result<ResponderBuilder, Error> {
+    let addr = v
+        .trim()
+        .parse()
+        .map_err(|e| invalid(name, format!("{v:?} is not a host:port address: {e}")))?;
+    Ok(b.http_addr(addr))
+}
+
+#[cfg(not(feature = "http"))]
+fn http_addr(_: ResponderBuilder, name: &str, _: &str) -> Result<ResponderBuilder, Error> {
+    Err(invalid(name, "serving HTTP needs the `http` feature"))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Responder;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn every_invalid_value_names_its_variable() {
+        for (name, value) in [
+            ("RESPONDER_MAX_IN_FLIGHT", "many"),
+            ("RESPONDER_HANDLER_TIMEOUT_MS", "30s"),
+            ("RESPONDER_DRAIN_TIMEOUT_MS", "-1"),
+            ("RESPONDER_COMMIT_INTERVAL_MS", "1.5"),
+            ("RESPONDER_MAX_REQUEST_AGE_MS", "soon"),
+            ("RESPONDER_MAX_REQUEST_BYTES", "1MB"),
+            ("RESPONDER_MAX_IN_FLIGHT_PER_PARTITION", "x"),
+            ("RESPONDER_FETCH_WAIT_MS", "x"),
+            ("RESPONDER_SESSION_TIMEOUT_MS", "x"),
+            ("RESPONDER_HEADERS", "spring,soap"),
+            ("RESPONDER_REPLY_ALLOW", "a*b"),
+            ("RESPONDER_HTTP_ADDR", "localhost"),
+        ] {
+            let err = Responder::builder()
+                .from_vars(vars(&[(name, value)]))
+                .expect_err(name);
+            assert_eq!(err.code(), crate::codes::ENV, "{name}");
+            assert!(err.to_string().contains(name), "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn values_reach_the_builder_and_kafka_properties_pass_through() {
+        let b = Responder::builder()
+            .from_vars(vars(&[
+                ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+                ("RESPONDER_GROUP_ID", "kyc"),
+                ("RESPONDER_REPLY_ALLOW", "WALLET-KYC-RESPONSE*"),
+                ("RESPONDER_MAX_IN_FLIGHT", "64"),
+                ("RESPONDER_HANDLER_TIMEOUT_MS", "2500"),
+                ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+                ("KAFKA_CONSUMER_FETCH_MIN_BYTES", "10"),
+                ("KAFKA_PRODUCER_LINGER_MS", "5"),
+                ("RESPONDER_DEAD_LETTER_TOPIC", " "), // blank: unset
+                ("PATH", "/usr/bin"),
+            ]))
+            .expect("valid");
+        let s = format!("{b:?}");
+        for want in [
+            "127.0.0.1:9092",
+            "\"kyc\"",
+            "max_in_flight: 64",
+            "handler_timeout: 2.5s",
+            "(\"security.protocol\", \"SASL_SSL\")",
+            "(\"fetch.min.bytes\", \"10\")",
+            "(\"linger.ms\", \"5\")",
+            "dead_letter_topic: None",
+        ] {
+            assert!(s.contains(want), "{want} not in {s}");
+        }
+    }
+
+    #[test]
+    fn a_passthrough_that_breaks_a_guarantee_is_refused_at_build() {
+        let built = Responder::builder()
+            .from_vars(vars(&[
+                ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+                ("RESPONDER_GROUP_ID", "kyc"),
+                ("RESPONDER_REPLY_ALLOW", "replies"),
+                ("KAFKA_ENABLE_AUTO_COMMIT", "true"),
+            ]))
+            .expect("read")
+            .route("requests", crate::Raw(Echo))
+            .build();
+        let err = built.expect_err("auto commit refused");
+        assert!(err.to_string().contains("enable.auto.commit"), "{err}");
+    }
+
+    struct Echo;
+
+    #[async_trait::async_trait]
+    impl crate::Handler for Echo {
+        type Request = Vec<u8>;
+        type Reply = Vec<u8>;
+        type Error = crate::ErrorReply;
+
+        async fn handle(
+            &self,
+            request: Vec<u8>,
+            _cx: &crate::RequestContext,
+        ) -> Result<Vec<u8>, crate::ErrorReply> {
+            Ok(request)
+        }
+    }
+}
