@@ -125,3 +125,45 @@ async fn outcomes_durations_and_gauges_are_exported() {
     assert!(checked >= 10, "{checked} metric names in the dashboard");
     running.shutdown().await.expect("shutdown");
 }
+
+/// The consumer lag of a partition: the high watermark minus the committed offset, which
+/// a held request holds back.
+#[tokio::test]
+async fn consumer_lag_follows_the_committed_watermark() {
+    let fx = Fixture::new(1, 1).await;
+    let log = ProbeLog::new();
+    let running = fx.serve(log.clone(), |b| {
+        b.consumer_config("statistics.interval.ms", "200")
+    });
+    let requester = fx.requester(HeaderConvention::spring(), 0).await;
+    requester
+        .request(&fx.requests, None, &ProbeReq::id(0).bytes())
+        .await
+        .expect("reply");
+    let (held, _) = requester
+        .send(&fx.requests, Some(0), None, &ProbeReq::held(1).bytes())
+        .await
+        .expect("sent");
+    for id in 2..=3 {
+        requester
+            .request(&fx.requests, None, &ProbeReq::id(id).bytes())
+            .await
+            .expect("reply");
+    }
+    let lag = format!(
+        "kafka_responder_consumer_lag{{topic=\"{}\",partition=\"0\"}}",
+        fx.requests
+    );
+    // Offsets 0 to 3 written, 1 held: committed 1, high watermark 4.
+    eventually(Duration::from_secs(10), || {
+        sample(&running.encode_prometheus(), &lag) == Some(3.0)
+    })
+    .await;
+    log.open_gate(1);
+    requester.wait(held).await.expect("reply");
+    eventually(Duration::from_secs(10), || {
+        sample(&running.encode_prometheus(), &lag) == Some(0.0)
+    })
+    .await;
+    running.shutdown().await.expect("shutdown");
+}

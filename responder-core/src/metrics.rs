@@ -9,7 +9,8 @@
 //! timeouts and panics; histograms of the handler's duration, of the request's age when
 //! its reply is acknowledged (what the requester waits: record timestamp to
 //! acknowledgement) and of the reply's produce latency (first attempt to
-//! acknowledgement). Gauges: requests in flight, partitions assigned and paused.
+//! acknowledgement). Gauges: requests in flight, partitions assigned and paused, and
+//! consumer lag per partition.
 //! Counters: rebalances by `kind` and commit failures.
 
 use std::sync::Arc;
@@ -104,6 +105,12 @@ struct ReasonLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabels {
+    topic: String,
+    partition: i32,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: &'static str,
 }
@@ -131,6 +138,7 @@ struct Prometheus {
     in_flight: Gauge,
     partitions_assigned: Gauge,
     partitions_paused: Gauge,
+    consumer_lag: Family<PartitionLabels, Gauge>,
     rebalances: Family<KindLabels, Counter>,
     commit_failures: Counter,
 }
@@ -154,6 +162,7 @@ impl Default for Prometheus {
             in_flight: Gauge::default(),
             partitions_assigned: Gauge::default(),
             partitions_paused: Gauge::default(),
+            consumer_lag: Family::default(),
             rebalances: Family::default(),
             commit_failures: Counter::default(),
         };
@@ -212,6 +221,11 @@ impl Default for Prometheus {
             "partitions_paused",
             "Assigned partitions whose fetching is paused",
             p.partitions_paused.clone(),
+        );
+        r.register(
+            "consumer_lag",
+            "Records between the committed offset and the high watermark, per assigned partition (from librdkafka's statistics, every statistics.interval.ms)",
+            p.consumer_lag.clone(),
         );
         r.register(
             "rebalances",
@@ -377,6 +391,18 @@ impl Metrics {
             .set(i64::try_from(assigned).unwrap_or(i64::MAX));
         p.partitions_paused
             .set(i64::try_from(paused).unwrap_or(i64::MAX));
+    }
+
+    /// The lag of every assigned partition, replacing what was there (partitions no
+    /// longer assigned disappear).
+    pub(crate) fn set_lags(&self, lags: impl IntoIterator<Item = (String, i32, i64)>) {
+        let family = &self.prometheus.consumer_lag;
+        family.clear();
+        for (topic, partition, lag) in lags {
+            family
+                .get_or_create(&PartitionLabels { topic, partition })
+                .set(lag);
+        }
     }
 
     pub(crate) fn rebalance(&self, kind: &'static str) {
