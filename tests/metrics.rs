@@ -20,7 +20,7 @@ fn sample(text: &str, prefix: &str) -> Option<f64> {
 async fn outcomes_durations_and_gauges_are_exported() {
     let fx = Fixture::new(1, 1).await;
     let log = ProbeLog::new();
-    let running = fx.serve(log, |b| b);
+    let running = fx.serve(log, |b| b.consumer_config("statistics.interval.ms", "200"));
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
     for req in [
         ProbeReq::id(1),
@@ -44,12 +44,12 @@ async fn outcomes_durations_and_gauges_are_exported() {
         running.metrics().unanswerable == 1
     })
     .await;
-    // The gauges are sampled every tick (at most 100 ms).
+    // The gauges are sampled every tick (at most 100 ms), the lag every statistics
+    // interval.
     eventually(Duration::from_secs(5), || {
-        sample(
-            &running.encode_prometheus(),
-            "kafka_responder_requests_in_flight ",
-        ) == Some(0.0)
+        let text = running.encode_prometheus();
+        sample(&text, "kafka_responder_requests_in_flight ") == Some(0.0)
+            && text.contains("kafka_responder_consumer_lag{")
     })
     .await;
 
