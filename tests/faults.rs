@@ -92,7 +92,7 @@ async fn hung_handlers_get_timeout_replies() {
     let fx = Fixture::new(1, 1).await;
     let log = ProbeLog::new();
     let running = fx.serve(log.clone(), |b| {
-        b.handler_timeout(Duration::from_millis(700))
+        b.handler_timeout(Duration::from_secs(3))
             .ordering(Ordering::Unordered)
     });
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
@@ -103,9 +103,9 @@ async fn hung_handlers_get_timeout_replies() {
         .await
         .expect("a timeout reply, not silence");
     assert_eq!(reply.error_code(), Some(codes::TIMEOUT));
-    assert!(started.elapsed() >= Duration::from_millis(700));
+    assert!(started.elapsed() >= Duration::from_secs(3));
 
-    // A deadline 300 ms away bounds a handler whose own timeout is 700 ms.
+    // A deadline 300 ms away bounds a handler whose own timeout is 3 s.
     let corr = requester.new_correlation_id();
     let pending = requester.expect(corr.clone());
     let mut headers = requester.request_headers(&corr);
@@ -118,7 +118,7 @@ async fn hung_handlers_get_timeout_replies() {
     let reply = requester.wait(pending).await.expect("a timeout reply");
     assert_eq!(reply.error_code(), Some(codes::TIMEOUT));
     assert!(
-        started.elapsed() < Duration::from_millis(650),
+        started.elapsed() < Duration::from_millis(2500),
         "the deadline did not bound the handler: {:?}",
         started.elapsed()
     );
@@ -178,7 +178,9 @@ async fn a_member_with_every_slot_hung_still_rebalances() {
             .await
             .expect("sent");
     }
-    eventually(Duration::from_secs(20), || {
+    // (The embedded broker's coordinator may need a few rounds of about the session
+    // timeout each: the rejoining hung member drains for a second every round.)
+    eventually(Duration::from_secs(45), || {
         second_log.started().iter().any(|id| *id >= 10)
     })
     .await;
@@ -191,7 +193,7 @@ async fn a_member_with_every_slot_hung_still_rebalances() {
     // being dropped from the group for not answering the rebalance. (A coordinator
     // gives up on a member that does not rejoin; Apache Kafka after
     // max.poll.interval.ms, the embedded broker after about the session timeout.)
-    eventually(Duration::from_secs(20), || hung_log.started().len() >= 2).await;
+    eventually(Duration::from_secs(45), || hung_log.started().len() >= 2).await;
     // Whatever partition 0's new owner is, the request on partition 1 is answered
     // (by the first member only if it was answered before the hung one blocked it).
     let other = requester.wait(other_reply).await.expect("answered");

@@ -20,7 +20,7 @@ fn sample(text: &str, prefix: &str) -> Option<f64> {
 async fn outcomes_durations_and_gauges_are_exported() {
     let fx = Fixture::new(1, 1).await;
     let log = ProbeLog::new();
-    let running = fx.serve(log, |b| b.consumer_config("statistics.interval.ms", "200"));
+    let running = fx.serve(log, |b| b);
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
     for req in [
         ProbeReq::id(1),
@@ -44,7 +44,7 @@ async fn outcomes_durations_and_gauges_are_exported() {
         running.metrics().unanswerable == 1
     })
     .await;
-    // The gauges are sampled every tick (at most 100 ms), the lag every statistics
+    // The gauges are sampled every tick (at most 100 ms), the lag every commit
     // interval.
     eventually(Duration::from_secs(5), || {
         let text = running.encode_prometheus();
@@ -132,9 +132,7 @@ async fn outcomes_durations_and_gauges_are_exported() {
 async fn consumer_lag_follows_the_committed_watermark() {
     let fx = Fixture::new(1, 1).await;
     let log = ProbeLog::new();
-    let running = fx.serve(log.clone(), |b| {
-        b.consumer_config("statistics.interval.ms", "200")
-    });
+    let running = fx.serve(log.clone(), |b| b);
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
     requester
         .request(&fx.requests, None, &ProbeReq::id(0).bytes())

@@ -443,9 +443,7 @@ fn consumer_config(
         // ...and a full prefetch queue is checked again after 10 ms, not 1 s
         // (librdkafka's default, which with a small queue caps a partition at ~2000
         // records a second).
-        .set("fetch.queue.backoff.ms", PREFETCH_BACKOFF_MS)
-        // The consumer-lag gauge comes from librdkafka's statistics.
-        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
+        .set("fetch.queue.backoff.ms", PREFETCH_BACKOFF_MS);
     apply(&mut consumer, user)?;
     consumer
         .set("enable.auto.commit", "false")
@@ -481,9 +479,6 @@ const PREFETCH_KIB: &str = "16384";
 /// How long a partition's fetching waits when its prefetch is full
 /// (`fetch.queue.backoff.ms`).
 const PREFETCH_BACKOFF_MS: &str = "10";
-/// How often librdkafka reports statistics (`statistics.interval.ms`), which the
-/// consumer-lag gauge reads.
-const STATISTICS_INTERVAL_MS: &str = "5000";
 /// Most bytes one fetch returns per partition (`max.partition.fetch.bytes`).
 const PARTITION_FETCH_BYTES: &str = "262144";
 

@@ -22,6 +22,7 @@ mod error_reply;
 mod handler;
 pub mod headers;
 pub mod health;
+mod high_watermark;
 #[cfg(feature = "http")]
 mod http;
 mod metrics;

@@ -224,7 +224,7 @@ impl Default for Prometheus {
         );
         r.register(
             "consumer_lag",
-            "Records between the committed offset and the high watermark, per assigned partition (from librdkafka's statistics, every statistics.interval.ms)",
+            "Records between the committed watermark and the high watermark (as last fetched), per assigned partition",
             p.consumer_lag.clone(),
         );
         r.register(

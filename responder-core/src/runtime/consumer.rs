@@ -183,19 +183,7 @@ fn assigned(consumer: &BaseConsumer<ConsumerCx>, tpl: &TopicPartitionList) -> Ve
         .collect()
 }
 
-impl ClientContext for ConsumerCx {
-    /// librdkafka's statistics (every `statistics.interval.ms`): the consumer lag of
-    /// each assigned partition, the high watermark minus the committed offset.
-    fn stats(&self, statistics: rdkafka::Statistics) {
-        let lags = statistics.topics.into_iter().flat_map(|(topic, t)| {
-            t.partitions.into_iter().filter_map(move |(partition, p)| {
-                (partition >= 0 && p.desired && p.consumer_lag >= 0)
-                    .then(|| (topic.clone(), partition, p.consumer_lag))
-            })
-        });
-        self.metrics.set_lags(lags);
-    }
-}
+impl ClientContext for ConsumerCx {}
 
 impl ConsumerContext for ConsumerCx {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

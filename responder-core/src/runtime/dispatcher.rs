@@ -165,6 +165,7 @@ impl Dispatcher {
                     if Instant::now() >= next_commit {
                         commits += 1;
                         self.commit(commits.is_multiple_of(FULL_COMMIT_EVERY));
+                        self.measure_lag();
                         next_commit = Instant::now() + self.settings.commit_interval;
                     }
                 }
@@ -310,6 +311,22 @@ impl Dispatcher {
                 let _ = reply.send(offsets_list(&done.commits));
             }
         }
+    }
+
+    /// The consumer lag of each partition: its high watermark (as the consumer last
+    /// fetched it) minus its committed watermark.
+    fn measure_lag(&self) {
+        let Some(consumer) = &self.consumer else {
+            return;
+        };
+        let lags = self
+            .ledger
+            .watermarks()
+            .filter_map(|(topic, partition, watermark)| {
+                let high = crate::high_watermark::cached(consumer, topic, partition)?;
+                Some((topic.to_string(), partition, (high - watermark?).max(0)))
+            });
+        self.shared.metrics.set_lags(lags);
     }
 
     /// Commits the offsets that moved (with `all`, every partition's) asynchronously.

@@ -532,6 +532,16 @@ impl<J> Ledger<J> {
         })
     }
 
+    /// Each partition's watermark: what is committed, or about to be (`None` before
+    /// anything was received).
+    pub(crate) fn watermarks(&self) -> impl Iterator<Item = (&Arc<str>, i32, Option<i64>)> {
+        self.books.iter().flat_map(|(topic, books)| {
+            books
+                .iter()
+                .map(move |(partition, b)| (topic, *partition, b.tracker.watermark()))
+        })
+    }
+
     /// Requests started and not finished, across partitions.
     pub(crate) fn running(&self) -> usize {
         self.books
