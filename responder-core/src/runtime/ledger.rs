@@ -186,6 +186,20 @@ impl<J> Book<J> {
         self.tracker.unsettled() <= bound / 2 && self.queued <= fair_share / 2
     }
 
+    /// Resumes the partition (of `place`) if it is paused and now well below its limits.
+    fn maybe_resume(
+        &mut self,
+        place: &Place,
+        bound: usize,
+        fair_share: usize,
+        out: &mut Vec<Command<J>>,
+    ) {
+        if self.paused && !self.revoking && self.under(bound, fair_share) {
+            self.paused = false;
+            out.push(Command::Resume(Arc::clone(&place.topic), place.partition));
+        }
+    }
+
     /// Drops the requests not started: their offsets stay unsettled, uncommitted.
     fn drop_queued(&mut self) {
         self.lanes.clear();
@@ -314,7 +328,11 @@ impl<J> Ledger<J> {
     /// A request is handled (its reply is with the producer): its lane may run the
     /// next request, and it no longer counts against the partition's handling bound.
     pub(crate) fn handled(&mut self, place: &Place, out: &mut Vec<Command<J>>) {
-        let limit = self.limits.per_partition;
+        let (limit, bound, fair_share) = (
+            self.limits.per_partition,
+            self.limits.pause_bound(),
+            self.fair_share,
+        );
         let Some(book) = self
             .book(&place.topic, place.partition)
             .filter(|b| b.epoch == place.epoch)
@@ -326,7 +344,7 @@ impl<J> Ledger<J> {
             book.ready.push_back(job);
         }
         book.start_ready(limit, out);
-        self.maybe_resume(&place.topic, place.partition, out);
+        book.maybe_resume(place, bound, fair_share, out);
     }
 
     /// A request is over: settled (its offset may be committed) or abandoned. Returns
@@ -339,6 +357,7 @@ impl<J> Ledger<J> {
         out: &mut Vec<Command<J>>,
     ) -> bool {
         let stopping = self.stopping.is_some();
+        let (bound, fair_share) = (self.limits.pause_bound(), self.fair_share);
         let Some(book) = self.book(&place.topic, place.partition) else {
             return true;
         };
@@ -351,21 +370,8 @@ impl<J> Ledger<J> {
             return true;
         }
         book.running -= 1;
-        let fine = settled || book.revoking || stopping;
-        self.maybe_resume(&place.topic, place.partition, out);
-        fine
-    }
-
-    fn maybe_resume(&mut self, topic: &Arc<str>, partition: i32, out: &mut Vec<Command<J>>) {
-        let (bound, fair_share) = (self.limits.pause_bound(), self.fair_share);
-        if let Some(book) = self.book(topic, partition)
-            && book.paused
-            && !book.revoking
-            && book.under(bound, fair_share)
-        {
-            book.paused = false;
-            out.push(Command::Resume(Arc::clone(topic), partition));
-        }
+        book.maybe_resume(place, bound, fair_share, out);
+        settled || book.revoking || stopping
     }
 
     /// Partitions are being revoked: their queued requests are dropped at once, the
