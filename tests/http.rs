@@ -65,15 +65,22 @@ async fn metrics_and_health_are_served_while_the_responder_runs() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(ready.0, 200, "{}", ready.1);
-    let (status, metrics) = probe("/metrics").await.expect("task");
-    assert_eq!(status, 200);
-    assert!(
-        metrics.contains(&format!(
-            "kafka_responder_requests_total{{topic=\"{}\",outcome=\"replied\",code=\"\"}} 1",
-            fx.requests
-        )),
-        "{metrics}"
+    // The reply can reach the requester a moment before the responder counts it.
+    let replied = format!(
+        "kafka_responder_requests_total{{topic=\"{}\",outcome=\"replied\",code=\"\"}} 1",
+        fx.requests
     );
+    let mut scraped = (0, String::new());
+    for _ in 0..50 {
+        scraped = probe("/metrics").await.expect("task");
+        if scraped.1.contains(&replied) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, metrics) = scraped;
+    assert_eq!(status, 200);
+    assert!(metrics.contains(&replied), "{metrics}");
     assert!(
         metrics.contains("kafka_responder_partitions_assigned 1"),
         "{metrics}"

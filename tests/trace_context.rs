@@ -65,7 +65,11 @@ async fn the_reply_continues_the_requests_trace() {
 async fn a_malformed_or_missing_traceparent_changes_nothing_else() {
     let fx = Fixture::new(1, 1).await;
     let running = fx.serve(ProbeLog::new(), |b| b);
+    // 55 bytes, as a valid one, but starting with a multi-byte character.
+    let mut euro = "€".as_bytes().to_vec();
+    euro.resize(55, b'0');
     for extra in [
+        &[(TRACEPARENT_HEADER, &euro[..])][..],
         &[(TRACEPARENT_HEADER, &b"00-not-a-trace-01"[..])][..],
         &[(TRACEPARENT_HEADER, &[0xff, 0xfe][..])][..],
         &[][..],

@@ -73,6 +73,18 @@ fn count(variable: &str, value: &str) -> Result<usize, Error> {
         .map_err(|e| invalid(variable, format!("{value:?} is not a count: {e}")))
 }
 
+/// Whether `rest` (after `KAFKA_`, `KAFKA_CONSUMER_` or `KAFKA_PRODUCER_`) is a
+/// variable Kubernetes injects for a Service named `kafka`, `kafka-consumer` or
+/// `kafka-producer` (`KAFKA_SERVICE_HOST`, `KAFKA_PORT`, `KAFKA_PORT_9092_TCP_ADDR`, ...),
+/// not a librdkafka property.
+fn is_service_link(rest: &str) -> bool {
+    let rest = rest
+        .strip_prefix("CONSUMER_")
+        .or_else(|| rest.strip_prefix("PRODUCER_"))
+        .unwrap_or(rest);
+    rest == "PORT" || rest.starts_with("PORT_") || rest.starts_with("SERVICE_")
+}
+
 /// `KAFKA_SASL_MECHANISM` → `sasl.mechanism`.
 fn property(suffix: &str) -> String {
     suffix.to_ascii_lowercase().replace('_', ".")
@@ -96,7 +108,22 @@ impl ResponderBuilder {
     /// # }
     /// ```
     pub fn from_env(self) -> Result<Self, Error> {
-        self.from_vars(std::env::vars())
+        // Variables that are not Unicode are not ours to read (and would panic
+        // `std::env::vars`); one of ours that is not gets an error naming it.
+        let mut vars = Vec::new();
+        for (name, value) in std::env::vars_os() {
+            let Ok(name) = name.into_string() else {
+                continue;
+            };
+            match value.into_string() {
+                Ok(value) => vars.push((name, value)),
+                Err(_) if name.starts_with("RESPONDER_") || name.starts_with("KAFKA_") => {
+                    return Err(invalid(&name, "the value is not valid Unicode"));
+                }
+                Err(_) => {}
+            }
+        }
+        self.from_vars(vars)
     }
 
     /// As [`from_env`](Self::from_env), from the given variables instead of the
@@ -152,6 +179,13 @@ impl ResponderBuilder {
                 "RESPONDER_HTTP_ADDR" => http_addr(self, &name, v)?,
                 _ => match name.strip_prefix("KAFKA_") {
                     Some("") => self,
+                    Some(rest) if is_service_link(rest) => {
+                        tracing::debug!(
+                            variable = name,
+                            "Kubernetes service-link variable, not a client property: ignored"
+                        );
+                        self
+                    }
                     Some(rest) => match (
                         rest.strip_prefix("CONSUMER_"),
                         rest.strip_prefix("PRODUCER_"),
@@ -170,10 +204,13 @@ impl ResponderBuilder {
 
 #[cfg(feature = "http")]
 fn http_addr(b: ResponderBuilder, name: &str, v: &str) -> Result<ResponderBuilder, Error> {
+    use std::net::ToSocketAddrs;
     let addr = v
         .trim()
-        .parse()
-        .map_err(|e| invalid(name, format!("{v:?} is not a host:port address: {e}")))?;
+        .to_socket_addrs()
+        .map_err(|e| invalid(name, format!("{v:?} is not a host:port address: {e}")))?
+        .next()
+        .ok_or_else(|| invalid(name, format!("{v:?} names no address")))?;
     Ok(b.http_addr(addr))
 }
 
@@ -231,6 +268,12 @@ mod tests {
                 ("KAFKA_PRODUCER_LINGER_MS", "5"),
                 ("RESPONDER_DEAD_LETTER_TOPIC", " "), // blank: unset
                 ("PATH", "/usr/bin"),
+                // What Kubernetes injects for Services named kafka and kafka-consumer.
+                ("KAFKA_SERVICE_HOST", "10.0.0.1"),
+                ("KAFKA_SERVICE_PORT", "9092"),
+                ("KAFKA_PORT", "tcp://10.0.0.1:9092"),
+                ("KAFKA_PORT_9092_TCP_ADDR", "10.0.0.1"),
+                ("KAFKA_CONSUMER_SERVICE_HOST", "10.0.0.2"),
             ]))
             .expect("valid");
         let s = format!("{b:?}");
@@ -245,6 +288,9 @@ mod tests {
             "dead_letter_topic: None",
         ] {
             assert!(s.contains(want), "{want} not in {s}");
+        }
+        for unwanted in ["service.host", "\"port\"", "port.9092"] {
+            assert!(!s.contains(unwanted), "{unwanted} in {s}");
         }
     }
 

@@ -44,12 +44,13 @@ impl HttpServer {
         self.listener.local_addr().ok()
     }
 
-    /// Serves until the returned task is aborted.
+    /// Serves until the returned guard is dropped (with the run, however it ends): the
+    /// listener closes and every open connection is dropped.
     pub(crate) fn spawn(
         self,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
-    ) -> Result<tokio::task::JoinHandle<()>, Error> {
+    ) -> Result<Serving, Error> {
         let addr = self.local_addr();
         let listener =
             tokio::net::TcpListener::from_std(self.listener).map_err(|e| Error::Http {
@@ -57,8 +58,11 @@ impl HttpServer {
                 source: e,
             })?;
         tracing::info!(?addr, "serving /metrics, /livez and /readyz");
-        Ok(tokio::spawn(async move {
+        Ok(Serving(tokio::spawn(async move {
+            // Dropped with this task: aborts every connection's task.
+            let mut connections = tokio::task::JoinSet::new();
             loop {
+                while connections.try_join_next().is_some() {}
                 let (stream, _) = match listener.accept().await {
                     Ok(s) => s,
                     Err(e) => {
@@ -68,7 +72,7 @@ impl HttpServer {
                     }
                 };
                 let (metrics, health) = (Arc::clone(&metrics), Arc::clone(&health));
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let response = respond(&req, &metrics, &health);
                         async move { Ok::<_, Infallible>(response) }
@@ -81,7 +85,17 @@ impl HttpServer {
                     }
                 });
             }
-        }))
+        })))
+    }
+}
+
+/// The running server; dropping it stops it.
+#[derive(Debug)]
+pub(crate) struct Serving(tokio::task::JoinHandle<()>);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

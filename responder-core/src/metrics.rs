@@ -139,6 +139,8 @@ struct Prometheus {
     partitions_assigned: Gauge,
     partitions_paused: Gauge,
     consumer_lag: Family<PartitionLabels, Gauge>,
+    /// The partitions `consumer_lag` has a series for.
+    lagging: std::sync::Mutex<Vec<PartitionLabels>>,
     rebalances: Family<KindLabels, Counter>,
     commit_failures: Counter,
 }
@@ -163,6 +165,7 @@ impl Default for Prometheus {
             partitions_assigned: Gauge::default(),
             partitions_paused: Gauge::default(),
             consumer_lag: Family::default(),
+            lagging: std::sync::Mutex::default(),
             rebalances: Family::default(),
             commit_failures: Counter::default(),
         };
@@ -397,12 +400,23 @@ impl Metrics {
     /// longer assigned disappear).
     pub(crate) fn set_lags(&self, lags: impl IntoIterator<Item = (String, i32, i64)>) {
         let family = &self.prometheus.consumer_lag;
-        family.clear();
+        let mut now = Vec::new();
         for (topic, partition, lag) in lags {
-            family
-                .get_or_create(&PartitionLabels { topic, partition })
-                .set(lag);
+            let labels = PartitionLabels { topic, partition };
+            family.get_or_create(&labels).set(lag);
+            now.push(labels);
         }
+        // Series of partitions no longer assigned go; the others are never missing
+        // from a scrape in between.
+        let mut lagging = self
+            .prometheus
+            .lagging
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for gone in lagging.iter().filter(|l| !now.contains(l)) {
+            family.remove(gone);
+        }
+        *lagging = now;
     }
 
     pub(crate) fn rebalance(&self, kind: &'static str) {

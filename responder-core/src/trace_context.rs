@@ -30,21 +30,20 @@ impl TraceParent {
     /// version 00 says). `None` when it is malformed: wrong length or separators,
     /// hex that is not lowercase, an all-zero trace or span id, version `ff`.
     pub fn parse(value: &[u8]) -> Option<Self> {
-        let s = std::str::from_utf8(value).ok()?;
-        if s.len() < 55 || !s.is_char_boundary(55) {
+        // Bytes, not text: a value of the right length may hold multi-byte characters.
+        if value.len() < 55 {
             return None;
         }
-        let (head, rest) = s.split_at(55);
+        let (head, rest) = value.split_at(55);
         let version = hex::<1>(&head[0..2])?[0];
-        // Version 00 is exactly 55 characters; a later one may add fields after a dash.
+        // Version 00 is exactly 55 bytes; a later one may add fields after a dash.
         if version == 0xff
             || (version == 0 && !rest.is_empty())
-            || (!rest.is_empty() && !rest.starts_with('-'))
+            || (!rest.is_empty() && rest[0] != b'-')
         {
             return None;
         }
-        let b = head.as_bytes();
-        if b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
+        if head[2] != b'-' || head[35] != b'-' || head[52] != b'-' {
             return None;
         }
         let trace_id = hex::<16>(&head[3..35])?;
@@ -56,7 +55,8 @@ impl TraceParent {
         Some(TraceParent {
             trace_id,
             span_id,
-            flags,
+            // Only the flags version 00 defines are passed on (sampled, random).
+            flags: flags & KNOWN_FLAGS,
         })
     }
 
@@ -112,18 +112,20 @@ pub(crate) struct TraceContext {
 }
 
 impl TraceContext {
-    /// Reads the first `traceparent` and `tracestate` of a request's headers.
+    /// Reads the `traceparent` and `tracestate` of a request's headers (the last of
+    /// each when repeated, as Kafka's `Headers::lastHeader` does).
     pub(crate) fn read<'h>(
         headers: impl Iterator<Item = (&'h str, Option<&'h [u8]>)>,
     ) -> Option<Self> {
         let (mut parent, mut state) = (None, None);
         for (key, value) in headers {
             match key {
-                TRACEPARENT_HEADER if parent.is_none() => parent = Some(value.unwrap_or_default()),
-                TRACESTATE_HEADER if state.is_none() => state = value.map(<[u8]>::to_vec),
+                TRACEPARENT_HEADER => parent = Some(value.unwrap_or_default()),
+                TRACESTATE_HEADER => state = value,
                 _ => {}
             }
         }
+        let state = state.map(<[u8]>::to_vec);
         let raw = parent?;
         let Some(parent) = TraceParent::parse(raw) else {
             tracing::debug!(
@@ -140,8 +142,10 @@ impl TraceContext {
     }
 }
 
-fn hex<const N: usize>(s: &str) -> Option<[u8; N]> {
-    let b = s.as_bytes();
+/// The trace flags version 00 defines: sampled (bit 0) and random (bit 1).
+const KNOWN_FLAGS: u8 = 0b11;
+
+fn hex<const N: usize>(b: &[u8]) -> Option<[u8; N]> {
     if b.len() != 2 * N {
         return None;
     }
@@ -214,17 +218,30 @@ mod tests {
             assert_eq!(TraceParent::parse(bad.as_bytes()), None, "{bad}");
         }
         assert_eq!(TraceParent::parse(&[0xff; 55]), None);
+        // 55 bytes that start with a multi-byte character: refused, never a panic.
+        let mut euro = "€".as_bytes().to_vec();
+        euro.resize(55, b'0');
+        assert_eq!(TraceParent::parse(&euro), None);
+        let mut at_dash = VALID.as_bytes().to_vec();
+        at_dash[54] = 0xc3;
+        assert_eq!(TraceParent::parse(&at_dash), None);
+        // Flags version 00 does not define are not passed on.
+        let odd = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff";
+        assert_eq!(
+            TraceParent::parse(odd.as_bytes()).map(|t| t.flags()),
+            Some(0b11)
+        );
         // A later version may carry more fields after a dash.
         let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future";
         assert!(TraceParent::parse(later.as_bytes()).is_some());
     }
 
     #[test]
-    fn reads_the_first_headers_and_ignores_a_malformed_parent() {
+    fn reads_the_last_headers_and_ignores_a_malformed_parent() {
         let headers = [
             ("tracestate", Some(&b"vendor=1"[..])),
-            ("traceparent", Some(VALID.as_bytes())),
             ("traceparent", Some(&b"garbage"[..])),
+            ("traceparent", Some(VALID.as_bytes())),
         ];
         let cx = TraceContext::read(headers.iter().copied()).expect("context");
         assert_eq!(cx.parent.to_string(), VALID);

@@ -119,6 +119,23 @@ impl ConsumerCx {
         self.parked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Waits for the dispatcher's answer to a revocation (it drains first), still
+    /// reporting the consumer thread alive. `None` when the dispatcher is gone.
+    fn await_revocation(
+        &self,
+        mut rx: oneshot::Receiver<TopicPartitionList>,
+    ) -> Option<TopicPartitionList> {
+        use tokio::sync::oneshot::error::TryRecvError;
+        loop {
+            self.health.looped();
+            match rx.try_recv() {
+                Ok(offsets) => return Some(offsets),
+                Err(TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(10)),
+                Err(TryRecvError::Closed) => return None,
+            }
+        }
+    }
+
     fn take_failure(&self) -> Option<String> {
         self.failure
             .lock()
@@ -210,7 +227,7 @@ impl ConsumerContext for ConsumerCx {
             // drain deadline passed). If it is gone (the responder was dropped), commit
             // nothing; nor when the partitions were lost (the group moved on: a commit
             // would be refused).
-            if let Ok(offsets) = rx.blocking_recv()
+            if let Some(offsets) = self.await_revocation(rx)
                 && offsets.count() > 0
                 && !lost
             {

@@ -280,9 +280,7 @@ impl Responder {
             Ended::Closed { left: false } | Ended::CloseTimedOut | Ended::Forced => {}
         }
         #[cfg(feature = "http")]
-        if let Some(task) = http {
-            task.abort();
-        }
+        drop(http);
         tracing::info!(metrics = ?self.shared.metrics.snapshot(), "responder stopped");
         match failure {
             Some(why) => Err(Error::ConsumerThread(why)),

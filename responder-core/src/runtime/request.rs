@@ -120,7 +120,6 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
         let address = match address {
             Ok(a) => a,
             Err(reason) => {
-                metrics.outcome(Outcome::Unanswerable, reason.code());
                 tracing::warn!(
                     topic = message.topic(),
                     partition = message.partition(),
@@ -139,6 +138,9 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
                     &reason.to_string(),
                 ))
                 .await;
+                // Counted once its outcome is final (a revocation during the dead
+                // letter's retries abandons it: the next owner counts it).
+                metrics.outcome(Outcome::Unanswerable, reason.code());
                 done.settle();
                 return;
             }
@@ -221,7 +223,7 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
                 Err(e) => metrics.outcome(Outcome::ErrorReply, e.code()),
             },
             Err(e) => {
-                refused(&metrics, &cx, &e);
+                refused(&cx, &e);
                 let reason = e.to_string();
                 Box::pin(dead_lettered(
                     &shared,
@@ -232,6 +234,7 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
                     &reason,
                 ))
                 .await;
+                metrics.outcome(Outcome::Refused, codes::REPLY_REFUSED);
             }
         }
         done.settle();
@@ -336,8 +339,7 @@ fn is_expired(deadline: Option<i64>) -> bool {
     deadline.is_some_and(|d| deadline::now_millis() >= d)
 }
 
-fn refused(metrics: &TopicMetrics, cx: &RequestContext, e: &KafkaError) {
-    metrics.outcome(Outcome::Refused, codes::REPLY_REFUSED);
+fn refused(cx: &RequestContext, e: &KafkaError) {
     tracing::error!(
         topic = cx.topic(),
         partition = cx.partition(),
