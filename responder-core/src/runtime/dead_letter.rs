@@ -28,11 +28,35 @@ pub const DLQ_OFFSET_HEADER: &str = "responder-dlq-offset";
 /// Header with the time of dead-lettering (epoch milliseconds, ASCII decimal).
 pub const DLQ_TIME_HEADER: &str = "responder-dlq-time";
 
+/// Copies the request to the dead-letter topic, if one is configured (see [`write`]),
+/// and counts it. A dead letter the broker refuses for good is logged: the request is
+/// committed all the same.
+pub(crate) async fn dead_letter(
+    shared: &Shared,
+    metrics: &TopicMetrics,
+    ticket: &mut Ticket,
+    message: &OwnedMessage,
+    code: &str,
+    reason: &str,
+) {
+    match write(shared, metrics, ticket, message, code, reason).await {
+        Ok(true) => metrics.dead_lettered(code),
+        Ok(false) => {}
+        Err(e) => tracing::error!(
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            error = %e,
+            "dead letter refused by the broker; committing anyway"
+        ),
+    }
+}
+
 /// Copies `message` (key, payload and headers, less any `responder-dlq-*` header it
 /// carried) to the dead-letter topic with the reason headers, and waits for the
 /// broker's acknowledgement, retrying what fails for a passing reason (see
 /// [`deliver`]). `Ok(false)` when no dead-letter topic is configured.
-pub(crate) async fn dead_letter(
+async fn write(
     shared: &Shared,
     metrics: &TopicMetrics,
     ticket: &mut Ticket,

@@ -129,7 +129,7 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
                     "request cannot be answered; committing it without a reply"
                 );
                 // Boxed: rare paths, kept out of the per-request future's size.
-                Box::pin(dead_lettered(
+                Box::pin(dead_letter::dead_letter(
                     &shared,
                     &metrics,
                     &mut done,
@@ -225,7 +225,7 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
             Err(e) => {
                 refused(&cx, &e);
                 let reason = e.to_string();
-                Box::pin(dead_lettered(
+                Box::pin(dead_letter::dead_letter(
                     &shared,
                     &metrics,
                     &mut done,
@@ -308,30 +308,6 @@ fn handler_limit(timeout: Duration, deadline_millis: Option<i64>) -> Duration {
             timeout.min(Duration::from_millis(left))
         }
         None => timeout,
-    }
-}
-
-/// Copies the request to the dead-letter topic, if one is configured, retrying what
-/// fails for a passing reason. A dead letter the broker refuses for good is logged:
-/// the request is committed all the same.
-async fn dead_lettered(
-    shared: &Shared,
-    metrics: &TopicMetrics,
-    ticket: &mut Ticket,
-    message: &OwnedMessage,
-    code: &str,
-    reason: &str,
-) {
-    match dead_letter::dead_letter(shared, metrics, ticket, message, code, reason).await {
-        Ok(true) => metrics.dead_lettered(code),
-        Ok(false) => {}
-        Err(e) => tracing::error!(
-            topic = message.topic(),
-            partition = message.partition(),
-            offset = message.offset(),
-            error = %e,
-            "dead letter refused by the broker; committing anyway"
-        ),
     }
 }
 
