@@ -10,6 +10,7 @@
 mod embedded;
 mod requester;
 mod running;
+mod synthetic;
 mod tansu;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -22,6 +23,7 @@ use rdkafka::client::DefaultClientContext;
 pub use self::embedded::{EmbeddedBroker, ResponseError, api_key};
 pub use self::requester::{PendingReply, Reply, RequestError, Requester};
 pub use self::running::RunningResponder;
+pub use self::synthetic::{TestRequest, serve};
 pub use self::tansu::{TANSU_VERSION, TansuBroker};
 use crate::error::Error;
 
