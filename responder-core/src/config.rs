@@ -531,7 +531,7 @@ mod tests {
     }
 
     #[test]
-    fn a_reply_times_out_before_the_consumer_would_be_evicted() {
+    fn the_reply_producer_has_a_delivery_timeout_per_attempt_the_user_may_change() {
         let p = producer_config(ClientConfig::new(), &[]).expect("valid");
         let timeout: u64 = p
             .get("message.timeout.ms")
