@@ -165,3 +165,46 @@ async fn consumer_lag_follows_the_committed_watermark() {
     .await;
     running.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn per_request_series_can_be_switched_off() {
+    let fx = Fixture::new(1, 1).await;
+    let running = fx.serve(ProbeLog::new(), |b| b.prometheus_metrics(false));
+    let requester = fx.requester(HeaderConvention::spring(), 0).await;
+    for req in [
+        ProbeReq::id(1),
+        ProbeReq {
+            fail: Some("no".into()),
+            ..ProbeReq::id(2)
+        },
+    ] {
+        requester
+            .request(&fx.requests, None, &req.bytes())
+            .await
+            .expect("reply");
+    }
+    eventually(Duration::from_secs(5), || {
+        sample(
+            &running.encode_prometheus(),
+            "kafka_responder_partitions_assigned ",
+        ) == Some(1.0)
+    })
+    .await;
+    // The in-process counters still count (a reply is counted once its
+    // acknowledgement is back, which may be after the requester saw it).
+    eventually(Duration::from_secs(5), || {
+        let m = running.metrics();
+        (m.received, m.replied, m.error_replies) == (2, 1, 1)
+    })
+    .await;
+    let text = running.encode_prometheus();
+    for series in [
+        "kafka_responder_requests_received_total{",
+        "kafka_responder_requests_total{",
+        "kafka_responder_handler_duration_seconds_count{",
+        "kafka_responder_request_age_at_reply_seconds_count{",
+    ] {
+        assert!(!text.contains(series), "{series} recorded:\n{text}");
+    }
+    running.shutdown().await.expect("shutdown");
+}

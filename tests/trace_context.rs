@@ -80,3 +80,22 @@ async fn a_malformed_or_missing_traceparent_changes_nothing_else() {
     }
     running.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn trace_context_can_be_switched_off() {
+    let fx = Fixture::new(1, 1).await;
+    let running = fx.serve(ProbeLog::new(), |b| b.trace_context(false));
+    let reply = request_with(
+        &fx,
+        &[
+            (TRACEPARENT_HEADER, PARENT.as_bytes()),
+            (TRACESTATE_HEADER, b"vendor=abc"),
+        ],
+        &ProbeReq::id(1),
+    )
+    .await;
+    assert_eq!(reply.error_code(), None);
+    assert_eq!(reply.header(TRACEPARENT_HEADER), None);
+    assert_eq!(reply.header(TRACESTATE_HEADER), None);
+    running.shutdown().await.expect("shutdown");
+}

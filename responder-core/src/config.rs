@@ -32,6 +32,10 @@ pub(crate) struct Settings {
     pub(crate) drain_timeout: Duration,
     pub(crate) handler_timeout: Duration,
     pub(crate) commit_interval: Duration,
+    /// Whether requests are counted and timed in the Prometheus metrics.
+    pub(crate) prometheus_metrics: bool,
+    /// Whether W3C trace context goes from request to reply.
+    pub(crate) trace_context: bool,
     /// Where `/metrics`, `/livez` and `/readyz` are served (feature `http`).
     #[cfg(feature = "http")]
     pub(crate) http_addr: Option<std::net::SocketAddr>,
@@ -54,6 +58,8 @@ impl Default for Settings {
             #[cfg(feature = "http")]
             http_addr: None,
             commit_interval: Duration::from_millis(500),
+            prometheus_metrics: true,
+            trace_context: true,
         }
     }
 }
@@ -283,6 +289,24 @@ impl ResponderBuilder {
     #[cfg(feature = "http")]
     pub fn http_addr(mut self, addr: std::net::SocketAddr) -> Self {
         self.settings.http_addr = Some(addr);
+        self
+    }
+
+    /// Whether each request is counted and timed in the Prometheus metrics (requests by
+    /// outcome, dead letters, retries, timeouts, panics and the three histograms).
+    /// Default on. Off, those series stay empty; the gauges, rebalance and commit
+    /// counters and the in-process [`MetricsSnapshot`](crate::MetricsSnapshot) are
+    /// still kept.
+    pub fn prometheus_metrics(mut self, on: bool) -> Self {
+        self.settings.prometheus_metrics = on;
+        self
+    }
+
+    /// Whether W3C trace context (`traceparent`, `tracestate`) goes from each request
+    /// to its reply (see the README's trace-context rules). Default on. Off, the
+    /// headers are not read and replies carry none.
+    pub fn trace_context(mut self, on: bool) -> Self {
+        self.settings.trace_context = on;
         self
     }
 

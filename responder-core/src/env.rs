@@ -20,6 +20,8 @@
 //! | `RESPONDER_FETCH_WAIT_MS` | consumer `fetch.wait.max.ms` | milliseconds |
 //! | `RESPONDER_SESSION_TIMEOUT_MS` | consumer `session.timeout.ms` | milliseconds |
 //! | `RESPONDER_HTTP_ADDR` | `http_addr` (feature `http`) | `host:port` |
+//! | `RESPONDER_TRACE_CONTEXT` | `trace_context` | `true` or `false` |
+//! | `RESPONDER_PROMETHEUS_METRICS` | `prometheus_metrics` | `true` or `false` |
 //! | `KAFKA_<PROPERTY>` | `client_config` | any librdkafka property: `KAFKA_SECURITY_PROTOCOL=SASL_SSL` sets `security.protocol` (lowercased, `_` becomes `.`), as Spring Boot maps `spring.kafka.*` |
 //! | `KAFKA_CONSUMER_<PROPERTY>`, `KAFKA_PRODUCER_<PROPERTY>` | `consumer_config`, `producer_config` | the same, for one client |
 //!
@@ -64,6 +66,14 @@ fn millis(variable: &str, value: &str) -> Result<Duration, Error> {
                 format!("{value:?} is not a number of milliseconds: {e}"),
             )
         })
+}
+
+fn flag(variable: &str, value: &str) -> Result<bool, Error> {
+    match value.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(variable, format!("{value:?} is not true or false"))),
+    }
 }
 
 fn count(variable: &str, value: &str) -> Result<usize, Error> {
@@ -177,6 +187,8 @@ impl ResponderBuilder {
                     self.consumer_config("session.timeout.ms", ms.as_millis().to_string())
                 }
                 "RESPONDER_HTTP_ADDR" => http_addr(self, &name, v)?,
+                "RESPONDER_TRACE_CONTEXT" => self.trace_context(flag(&name, v)?),
+                "RESPONDER_PROMETHEUS_METRICS" => self.prometheus_metrics(flag(&name, v)?),
                 _ => match name.strip_prefix("KAFKA_") {
                     Some("") => self,
                     Some(rest) if is_service_link(rest) => {
@@ -245,6 +257,8 @@ mod tests {
             ("RESPONDER_HEADERS", "spring,soap"),
             ("RESPONDER_REPLY_ALLOW", "a*b"),
             ("RESPONDER_HTTP_ADDR", "localhost"),
+            ("RESPONDER_TRACE_CONTEXT", "yes"),
+            ("RESPONDER_PROMETHEUS_METRICS", "0"),
         ] {
             let err = Responder::builder()
                 .from_vars(vars(&[(name, value)]))

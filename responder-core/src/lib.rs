@@ -28,6 +28,8 @@ mod http;
 mod metrics;
 pub mod offset_metadata;
 mod ordering;
+#[cfg(feature = "otel")]
+mod otel;
 pub mod policy;
 mod policy_source;
 mod raw_metadata;

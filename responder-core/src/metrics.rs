@@ -267,11 +267,18 @@ impl Outcome {
 }
 
 /// The metric handles of one request topic, looked up once: recording on the hot path
-/// touches no map and allocates nothing.
+/// touches no map and allocates nothing. Without per-request Prometheus metrics (see
+/// `ResponderBuilder::prometheus_metrics`) only the snapshot's counters are kept.
 #[derive(Debug)]
 pub(crate) struct TopicMetrics {
     topic: String,
     metrics: Arc<Metrics>,
+    handles: Option<Handles>,
+}
+
+/// One topic's Prometheus counters and histograms.
+#[derive(Debug)]
+struct Handles {
     received: Counter,
     replied: Counter,
     retries: Counter,
@@ -283,32 +290,25 @@ pub(crate) struct TopicMetrics {
 }
 
 impl TopicMetrics {
-    pub(crate) fn new(metrics: &Arc<Metrics>, topic: &str) -> Self {
-        let p = &metrics.prometheus;
-        let labels = TopicLabels {
-            topic: topic.to_owned(),
-        };
+    /// `prometheus`: whether requests are counted and timed in the Prometheus metrics.
+    pub(crate) fn new(metrics: &Arc<Metrics>, topic: &str, prometheus: bool) -> Self {
         TopicMetrics {
             topic: topic.to_owned(),
             metrics: Arc::clone(metrics),
-            received: p.received.get_or_create_owned(&labels),
-            replied: p.outcomes.get_or_create_owned(&OutcomeLabels {
-                topic: topic.to_owned(),
-                outcome: Outcome::Replied.as_str(),
-                code: String::new(),
-            }),
-            retries: p.retries.get_or_create_owned(&labels),
-            timeouts: p.timeouts.get_or_create_owned(&labels),
-            panics: p.panics.get_or_create_owned(&labels),
-            handler_duration: p.handler_duration.get_or_create_owned(&labels),
-            request_age: p.request_age.get_or_create_owned(&labels),
-            produce_duration: p.produce_duration.get_or_create_owned(&labels),
+            handles: prometheus.then(|| Handles::new(&metrics.prometheus, topic)),
         }
+    }
+
+    /// Whether the Prometheus histograms are recorded (so durations are worth timing).
+    pub(crate) fn timed(&self) -> bool {
+        self.handles.is_some()
     }
 
     pub(crate) fn received(&self) {
         self.metrics.inc_received();
-        self.received.inc();
+        if let Some(h) = &self.handles {
+            h.received.inc();
+        }
     }
 
     /// A request's outcome, with its stable code (none for a reply or an expiry).
@@ -317,13 +317,18 @@ impl TopicMetrics {
         match outcome {
             Outcome::Replied => {
                 m.inc_replied();
-                self.replied.inc();
+                if let Some(h) = &self.handles {
+                    h.replied.inc();
+                }
                 return;
             }
             Outcome::ErrorReply => m.inc_error_replies(),
             Outcome::Unanswerable => m.inc_unanswerable(),
             Outcome::Expired => m.inc_expired(),
             Outcome::Refused => m.inc_delivery_failures(),
+        }
+        if self.handles.is_none() {
+            return;
         }
         m.prometheus
             .outcomes
@@ -337,6 +342,9 @@ impl TopicMetrics {
 
     pub(crate) fn dead_lettered(&self, reason: &str) {
         self.metrics.inc_dead_lettered();
+        if self.handles.is_none() {
+            return;
+        }
         self.metrics
             .prometheus
             .dead_letters
@@ -349,30 +357,64 @@ impl TopicMetrics {
 
     pub(crate) fn retried(&self) {
         self.metrics.inc_reply_retries();
-        self.retries.inc();
+        if let Some(h) = &self.handles {
+            h.retries.inc();
+        }
     }
 
     pub(crate) fn timed_out(&self) {
         self.metrics.inc_handler_timeouts();
-        self.timeouts.inc();
+        if let Some(h) = &self.handles {
+            h.timeouts.inc();
+        }
     }
 
     pub(crate) fn panicked(&self) {
         self.metrics.inc_panics();
-        self.panics.inc();
+        if let Some(h) = &self.handles {
+            h.panics.inc();
+        }
     }
 
     pub(crate) fn handler_duration(&self, d: std::time::Duration) {
-        self.handler_duration.observe(d.as_secs_f64());
+        if let Some(h) = &self.handles {
+            h.handler_duration.observe(d.as_secs_f64());
+        }
     }
 
     pub(crate) fn produce_duration(&self, d: std::time::Duration) {
-        self.produce_duration.observe(d.as_secs_f64());
+        if let Some(h) = &self.handles {
+            h.produce_duration.observe(d.as_secs_f64());
+        }
     }
 
     /// The request's age in milliseconds when its reply was acknowledged.
     pub(crate) fn request_age(&self, millis: i64) {
-        self.request_age.observe(millis.max(0) as f64 / 1000.0);
+        if let Some(h) = &self.handles {
+            h.request_age.observe(millis.max(0) as f64 / 1000.0);
+        }
+    }
+}
+
+impl Handles {
+    fn new(p: &Prometheus, topic: &str) -> Self {
+        let labels = TopicLabels {
+            topic: topic.to_owned(),
+        };
+        Handles {
+            received: p.received.get_or_create_owned(&labels),
+            replied: p.outcomes.get_or_create_owned(&OutcomeLabels {
+                topic: topic.to_owned(),
+                outcome: Outcome::Replied.as_str(),
+                code: String::new(),
+            }),
+            retries: p.retries.get_or_create_owned(&labels),
+            timeouts: p.timeouts.get_or_create_owned(&labels),
+            panics: p.panics.get_or_create_owned(&labels),
+            handler_duration: p.handler_duration.get_or_create_owned(&labels),
+            request_age: p.request_age.get_or_create_owned(&labels),
+            produce_duration: p.produce_duration.get_or_create_owned(&labels),
+        }
     }
 }
 

@@ -108,6 +108,7 @@ impl Router {
         default_ordering: Ordering,
         default_handler_timeout: Duration,
         metrics: &Arc<Metrics>,
+        prometheus: bool,
     ) -> Self {
         Router {
             routes: routes
@@ -120,7 +121,7 @@ impl Router {
                             endpoint: r.endpoint,
                             ordering: r.ordering.unwrap_or(default_ordering),
                             handler_timeout: r.handler_timeout.unwrap_or(default_handler_timeout),
-                            metrics: Arc::new(TopicMetrics::new(metrics, &r.topic)),
+                            metrics: Arc::new(TopicMetrics::new(metrics, &r.topic, prometheus)),
                         },
                     )
                 })

@@ -68,6 +68,12 @@ impl TraceParent {
         }
     }
 
+    /// The same trace and flags under another span id.
+    #[cfg(feature = "otel")]
+    pub(crate) fn with_span_id(&self, span_id: [u8; 8]) -> Self {
+        TraceParent { span_id, ..*self }
+    }
+
     /// The trace id (16 bytes).
     pub fn trace_id(&self) -> [u8; 16] {
         self.trace_id
@@ -139,6 +145,24 @@ impl TraceContext {
             parent,
             state,
         })
+    }
+}
+
+impl TraceContext {
+    /// Makes `span` (the request's span) this context's: records the trace id on it
+    /// and, with the `otel` feature and an OpenTelemetry layer that enables the span,
+    /// makes the exported span the requester's span's child and names it in the reply.
+    /// Call before the span is first entered.
+    pub(crate) fn adopted_by(mut self, span: &tracing::Span) -> Self {
+        span.record(
+            "trace_id",
+            tracing::field::display(self.parent.trace_id_hex()),
+        );
+        #[cfg(feature = "otel")]
+        if let Some(exported) = crate::otel::adopt(span, &self) {
+            self.span = exported;
+        }
+        self
     }
 }
 

@@ -17,6 +17,10 @@ pub(crate) enum Contestant {
     Framework,
     /// confluent-kafka (`python/responder.py`).
     Python,
+    /// The framework with its per-request Prometheus metrics and trace context off
+    /// (`RESPONDER_PROMETHEUS_METRICS=false`, `RESPONDER_TRACE_CONTEXT=false`): what
+    /// they cost. Runs only when named in `BENCH_CONTESTANTS`.
+    FrameworkBare,
 }
 
 impl Contestant {
@@ -24,12 +28,15 @@ impl Contestant {
     pub(crate) const ALL: [Contestant; 3] =
         [Contestant::Raw, Contestant::Framework, Contestant::Python];
 
-    /// Those named in `BENCH_CONTESTANTS` (comma-separated), or all.
+    /// Those named in `BENCH_CONTESTANTS` (comma-separated), or all three.
     pub(crate) fn selected() -> impl Iterator<Item = Contestant> {
         let only = std::env::var("BENCH_CONTESTANTS").ok();
-        Contestant::ALL.into_iter().filter(move |c| {
-            only.as_deref()
-                .is_none_or(|o| o.split(',').any(|n| n.trim() == c.name()))
+        let every = Contestant::ALL
+            .into_iter()
+            .chain([Contestant::FrameworkBare]);
+        every.filter(move |c| match only.as_deref() {
+            Some(o) => o.split(',').any(|n| n.trim() == c.name()),
+            None => *c != Contestant::FrameworkBare,
         })
     }
 
@@ -39,13 +46,16 @@ impl Contestant {
             Contestant::Raw => "raw",
             Contestant::Framework => "framework",
             Contestant::Python => "python",
+            Contestant::FrameworkBare => "framework-bare",
         }
     }
 
     fn program(self) -> (String, Vec<String>) {
         match self {
             Contestant::Raw => (env!("CARGO_BIN_EXE_raw_responder").into(), vec![]),
-            Contestant::Framework => (env!("CARGO_BIN_EXE_framework_responder").into(), vec![]),
+            Contestant::Framework | Contestant::FrameworkBare => {
+                (env!("CARGO_BIN_EXE_framework_responder").into(), vec![])
+            }
             Contestant::Python => (
                 std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into()),
                 vec![concat!(env!("CARGO_MANIFEST_DIR"), "/python/responder.py").into()],
@@ -104,6 +114,15 @@ impl Contestant {
             .env("RESPONDER_GROUP_ID", "kyc-bench")
             .env("RESPONDER_FETCH_WAIT_MS", launch.fetch_wait_ms)
             .env("PYTHONUNBUFFERED", "1")
+            .envs(
+                (self == Contestant::FrameworkBare)
+                    .then_some([
+                        ("RESPONDER_PROMETHEUS_METRICS", "false"),
+                        ("RESPONDER_TRACE_CONTEXT", "false"),
+                    ])
+                    .into_iter()
+                    .flatten(),
+            )
             .envs(launch.env)
             .stdin(Stdio::piped())
             .stdout(log.try_clone()?)

@@ -15,7 +15,9 @@
 //!   a 10 ms handler.
 //!
 //! `BENCH_QUICK=1` runs every cell small (a smoke run); `BENCH_CONTESTANTS=raw,framework`
-//! picks contestants; `BENCH_IR_PAIRS` sets the number of callgrind pairs. Prints a table and writes
+//! picks contestants (`framework-bare`, the framework with its per-request metrics and
+//! trace context off, runs only when named); `BENCH_TRACEPARENT=1` puts a W3C
+//! `traceparent` on every request; `BENCH_IR_PAIRS` sets the number of callgrind pairs. Prints a table and writes
 //! `compare.json` to `BENCH_OUT` (default `$TMPDIR/responder-bench`).
 
 mod contestant;

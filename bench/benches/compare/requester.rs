@@ -20,6 +20,15 @@ use responder_bench::contract::{
     REPLY_TOPIC_HEADER, REQUEST_TOPIC, check_reply,
 };
 
+/// The parent span `BENCH_TRACEPARENT=1` puts on every request, as a traced requester
+/// (Micrometer, OpenTelemetry) would.
+const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+fn with_traceparent() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("BENCH_TRACEPARENT").is_ok_and(|v| v == "1"))
+}
+
 /// What the replies so far add up to.
 #[derive(Default)]
 pub(crate) struct Progress {
@@ -116,7 +125,14 @@ impl Requester {
         let body = serde_json::to_vec(&query)?;
         let correlation = u128::from(id).to_be_bytes();
         let reply_partition = Payload::reply_partition(id).to_be_bytes();
-        let headers = OwnedHeaders::new_with_capacity(3)
+        let mut headers = OwnedHeaders::new_with_capacity(4);
+        if with_traceparent() {
+            headers = headers.insert(Header {
+                key: "traceparent",
+                value: Some(TRACEPARENT),
+            });
+        }
+        let headers = headers
             .insert(Header {
                 key: REPLY_TOPIC_HEADER,
                 value: Some(REPLY_TOPIC),

@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     pub(crate) producer: FutureProducer,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) health: Arc<Health>,
+    /// Whether trace context goes from request to reply.
+    pub(crate) trace_context: bool,
     /// Where unanswerable requests are copied, if anywhere.
     pub(crate) dead_letter_topic: Option<String>,
     /// Set when the reply producer failed for good (a fatal error): the responder
@@ -123,7 +125,13 @@ impl Responder {
             .map_err(|e| Error::kafka("creating the producer", e))?;
         Ok(Responder {
             shared: Arc::new(Shared {
-                router: Router::new(routes, ordering, settings.handler_timeout, &metrics),
+                router: Router::new(
+                    routes,
+                    ordering,
+                    settings.handler_timeout,
+                    &metrics,
+                    settings.prometheus_metrics,
+                ),
                 addresses,
                 deadlines: settings.deadlines.clone(),
                 max_request_bytes: settings.max_request_bytes,
@@ -132,6 +140,7 @@ impl Responder {
                 producer,
                 metrics,
                 health,
+                trace_context: settings.trace_context,
                 dead_letter_topic: settings.dead_letter_topic.clone(),
                 producer_failed: watch::channel(None).0,
             }),

@@ -90,6 +90,20 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
         correlation_id = tracing::field::Empty,
         trace_id = tracing::field::Empty,
     );
+    // Read before the span is first entered: an OpenTelemetry layer starts its span
+    // then, and its parent (the requester's span) must be set before.
+    let trace = shared
+        .trace_context
+        .then(|| {
+            TraceContext::read(
+                message
+                    .headers()
+                    .into_iter()
+                    .flat_map(|h| h.iter().map(|h| (h.key, h.value))),
+            )
+        })
+        .flatten()
+        .map(|t| t.adopted_by(&span));
     let work = async move {
         let address = shared
             .addresses
@@ -160,16 +174,6 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
                 format!("payload of {size} bytes; at most {max} accepted"),
             ))
         });
-        let trace = TraceContext::read(
-            message
-                .headers()
-                .into_iter()
-                .flat_map(|h| h.iter().map(|h| (h.key, h.value))),
-        );
-        if let Some(t) = &trace {
-            tracing::Span::current()
-                .record("trace_id", tracing::field::display(t.parent.trace_id_hex()));
-        }
         let cx = RequestContext::new(message, address, deadline.at, trace);
         let outcome = match refusal {
             Some(e) => Err(e),
@@ -188,7 +192,7 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
         }
         let to = cx.reply_to();
         let payload = outcome.as_ref().ok().map(Vec::as_slice);
-        let produced = std::time::Instant::now();
+        let produced = metrics.timed().then(std::time::Instant::now);
         let delivered = deliver(
             &shared,
             &metrics,
@@ -211,7 +215,7 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
             },
         )
         .await;
-        if delivered.is_ok() {
+        if let (Ok(()), Some(produced)) = (&delivered, produced) {
             metrics.produce_duration(produced.elapsed());
             if let Some(ts) = cx.timestamp_millis() {
                 metrics.request_age(deadline::now_millis() - ts);
@@ -261,12 +265,14 @@ async fn handle(
     timeout: Duration,
 ) -> Result<Vec<u8>, ErrorReply> {
     let limit = handler_limit(timeout, cx.deadline_millis());
-    let started = std::time::Instant::now();
+    let started = metrics.timed().then(std::time::Instant::now);
     // The handler's future is dropped inside the guarded block too (a timed-out one
     // is dropped as the `.await` completes), so a panic in its drop is caught as well.
     let run = async { tokio::time::timeout(limit, endpoint.serve(cx)).await };
     let result = AssertUnwindSafe(run).catch_unwind().await;
-    metrics.handler_duration(started.elapsed());
+    if let Some(started) = started {
+        metrics.handler_duration(started.elapsed());
+    }
     match result {
         Ok(Ok(outcome)) => outcome,
         Err(panic) => {
