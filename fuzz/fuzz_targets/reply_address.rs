@@ -7,8 +7,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rdkafka::message::{Header, OwnedHeaders};
-use responder_core::address::{AddressReader, MissingCorrelationId};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use responder_core::address::{AddressReader, MissingCorrelationId, RequestHeaders};
 use responder_core::topic::validate_topic_name;
 use responder_core::{HeaderConvention, ReplyTopicPolicy};
 
@@ -53,7 +53,8 @@ fuzz_target!(|data: &[u8]| {
     let max = if flags & 4 != 0 { 16 } else { 1024 };
     reader = reader.max_correlation_id_len(max);
 
-    let address = reader.read(Some(&headers));
+    let read: RequestHeaders<'_> = headers.iter().map(|h| (h.key, h.value)).collect();
+    let address = reader.read(&read);
     match &address {
         Ok(a) => {
             assert!(validate_topic_name(a.topic.as_bytes()).is_ok(), "{a:?}");

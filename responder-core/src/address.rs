@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use rdkafka::message::Headers;
-
 use crate::headers::{HeaderConvention, PartitionEncoding};
+pub use crate::request_headers::RequestHeaders;
 use crate::topic::{TopicNameError, validate_topic_name};
 
 /// Where the reply to one request goes.
@@ -124,15 +123,15 @@ impl Lookup<'_> {
 /// Finds `name` among the headers. A header that repeats with the same value is read
 /// once; with different values it is a conflict (never "first wins" or "last wins":
 /// a requester that sends two reply topics has a bug or is hostile).
-pub(crate) fn lookup<'h, H: Headers>(headers: &'h H, name: &str) -> Lookup<'h> {
+pub(crate) fn lookup<'h>(headers: &RequestHeaders<'h>, name: &str) -> Lookup<'h> {
     let mut found = Lookup::Absent;
-    for header in headers.iter() {
-        if header.key != name {
+    for (key, value) in headers.iter() {
+        if key != name {
             continue;
         }
         found = match found {
-            Lookup::Absent => Lookup::Present(header.value),
-            Lookup::Present(v) if v == header.value => Lookup::Present(v),
+            Lookup::Absent => Lookup::Present(value),
+            Lookup::Present(v) if v == value => Lookup::Present(v),
             _ => return Lookup::Conflicting,
         };
     }
@@ -156,16 +155,18 @@ pub enum MissingCorrelationId {
 /// order, and the rules on correlation ids.
 ///
 /// ```
-/// use rdkafka::message::{Header, OwnedHeaders};
-/// use responder_core::address::AddressReader;
+/// use responder_core::address::{AddressReader, RequestHeaders};
 /// use responder_core::HeaderConvention;
 ///
 /// let reader = AddressReader::new([HeaderConvention::spring()]);
-/// let headers = OwnedHeaders::new()
-///     .insert(Header { key: "kafka_replyTopic", value: Some("replies") })
-///     .insert(Header { key: "kafka_replyPartition", value: Some(&[0u8, 0, 0, 3][..]) })
-///     .insert(Header { key: "kafka_correlationId", value: Some("c-1") });
-/// let address = reader.read(Some(&headers))?;
+/// let headers: RequestHeaders<'_> = [
+///     ("kafka_replyTopic", Some(&b"replies"[..])),
+///     ("kafka_replyPartition", Some(&[0u8, 0, 0, 3][..])),
+///     ("kafka_correlationId", Some(&b"c-1"[..])),
+/// ]
+/// .into_iter()
+/// .collect();
+/// let address = reader.read(&headers)?;
 /// assert_eq!((address.topic.as_str(), address.partition), ("replies", Some(3)));
 /// # Ok::<_, responder_core::Unanswerable>(())
 /// ```
@@ -218,10 +219,7 @@ impl AddressReader {
     /// Reads the reply address from `headers` with the first convention (in order)
     /// whose reply-topic and correlation headers are both present (or, when requests
     /// without a correlation id are answered, whose reply-topic header is).
-    pub fn read<H: Headers>(&self, headers: Option<&H>) -> Result<ReplyAddress, Unanswerable> {
-        let Some(headers) = headers else {
-            return Err(Unanswerable::NoReplyAddress);
-        };
+    pub fn read(&self, headers: &RequestHeaders<'_>) -> Result<ReplyAddress, Unanswerable> {
         let mut partial: Option<Unanswerable> = None;
         let mut topic_only = None;
         for convention in &self.conventions {
@@ -259,10 +257,10 @@ impl AddressReader {
         Err(partial.unwrap_or(Unanswerable::NoReplyAddress))
     }
 
-    fn read_address<H: Headers>(
+    fn read_address(
         &self,
         convention: &Arc<HeaderConvention>,
-        headers: &H,
+        headers: &RequestHeaders<'_>,
         topic: Lookup<'_>,
         correlation: Lookup<'_>,
     ) -> Result<ReplyAddress, Unanswerable> {
@@ -381,7 +379,7 @@ mod tests {
         reader: &AddressReader,
         h: Option<&OwnedHeaders>,
     ) -> Result<ReplyAddress, Unanswerable> {
-        reader.read(h)
+        reader.read(&RequestHeaders::of(h))
     }
 
     #[test]
@@ -534,14 +532,21 @@ mod tests {
         }
         let h = headers(&[("kafka_replyTopic", b"r")]);
         let lenient = all().missing_correlation_id(MissingCorrelationId::ReplyWithout);
-        let a = lenient.read(Some(&h)).expect("address");
+        let a = lenient
+            .read(&RequestHeaders::of(Some(&h)))
+            .expect("address");
         assert_eq!((a.topic.as_str(), a.correlation_id), ("r", None));
         // A correlation header of one convention does not hide another's reply topic.
         let h = headers(&[("kafka_correlationId", b"c"), ("REPLY_TOPIC", b"r")]);
-        assert_eq!(lenient.read(Some(&h)).map(|a| a.topic), Ok("r".to_owned()));
+        assert_eq!(
+            lenient.read(&RequestHeaders::of(Some(&h))).map(|a| a.topic),
+            Ok("r".to_owned())
+        );
         // A full match of a later convention beats a topic-only match of an earlier.
         let h = headers(&[("REPLY_TOPIC", b"r"), ("CORRELATION_ID", b"c")]);
-        let a = lenient.read(Some(&h)).expect("address");
+        let a = lenient
+            .read(&RequestHeaders::of(Some(&h)))
+            .expect("address");
         assert_eq!(a.convention.name(), "plain");
         assert_eq!(a.correlation_id.as_deref(), Some(&b"c"[..]));
         let strict = all().max_correlation_id_len(4);
@@ -549,6 +554,6 @@ mod tests {
             ("kafka_replyTopic", b"r"),
             ("kafka_correlationId", b"12345"),
         ]);
-        assert!(strict.read(Some(&h)).is_err());
+        assert!(strict.read(&RequestHeaders::of(Some(&h))).is_err());
     }
 }

@@ -7,10 +7,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rdkafka::Message;
-use rdkafka::message::OwnedMessage;
-
-use crate::address::{Lookup, lookup};
+use crate::address::{Lookup, RequestHeaders, lookup};
 
 /// The default deadline header: absolute epoch milliseconds as ASCII decimal digits.
 pub const DEADLINE_HEADER: &str = "responder-deadline";
@@ -46,10 +43,14 @@ impl DeadlineRules {
     /// The request's deadline: the earlier of the header's and the maximum age's.
     /// An unreadable header is reported beside the age-derived deadline, which still
     /// applies.
-    pub(crate) fn deadline(&self, message: &OwnedMessage) -> Deadline {
+    pub(crate) fn deadline(
+        &self,
+        headers: &RequestHeaders<'_>,
+        timestamp_millis: Option<i64>,
+    ) -> Deadline {
         let mut unreadable = None;
-        let from_header = match (&self.header, message.headers()) {
-            (Some(name), Some(headers)) => match lookup(headers, name) {
+        let from_header = match &self.header {
+            Some(name) => match lookup(headers, name) {
                 Lookup::Absent => None,
                 Lookup::Conflicting => {
                     unreadable = Some(format!("header {name} appears with different values"));
@@ -59,10 +60,10 @@ impl DeadlineRules {
                     .map_err(|why| unreadable = Some(format!("header {name}: {why}")))
                     .ok(),
             },
-            _ => None,
+            None => None,
         };
         let from_age = self.max_age.and_then(|age| {
-            let ts = message.timestamp().to_millis()?;
+            let ts = timestamp_millis?;
             Some(ts.saturating_add(i64::try_from(age.as_millis()).unwrap_or(i64::MAX)))
         });
         let at = match (from_header, from_age) {
@@ -96,8 +97,8 @@ pub(crate) fn now_millis() -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use rdkafka::Timestamp;
-    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+    use rdkafka::{Message, Timestamp};
 
     use super::*;
 
@@ -119,6 +120,10 @@ mod tests {
         )
     }
 
+    fn deadline_of(rules: &DeadlineRules, m: &OwnedMessage) -> Deadline {
+        rules.deadline(&RequestHeaders::of(m.headers()), m.timestamp().to_millis())
+    }
+
     #[test]
     fn the_earlier_of_header_and_age_wins() {
         let rules = DeadlineRules {
@@ -126,14 +131,14 @@ mod tests {
             ..DeadlineRules::default()
         };
         let m = message(Some(1_000_000), &[(DEADLINE_HEADER, b"1003000")]);
-        assert_eq!(rules.deadline(&m).at, Some(1_003_000));
+        assert_eq!(deadline_of(&rules, &m).at, Some(1_003_000));
         let m = message(Some(1_000_000), &[(DEADLINE_HEADER, b"1009000")]);
-        assert_eq!(rules.deadline(&m).at, Some(1_005_000));
+        assert_eq!(deadline_of(&rules, &m).at, Some(1_005_000));
         let m = message(None, &[(DEADLINE_HEADER, b"1009000")]);
-        assert_eq!(rules.deadline(&m).at, Some(1_009_000));
+        assert_eq!(deadline_of(&rules, &m).at, Some(1_009_000));
         let m = message(Some(1_000_000), &[]);
-        assert_eq!(rules.deadline(&m).at, Some(1_005_000));
-        assert_eq!(DeadlineRules::default().deadline(&m).at, None);
+        assert_eq!(deadline_of(&rules, &m).at, Some(1_005_000));
+        assert_eq!(deadline_of(&DeadlineRules::default(), &m).at, None);
     }
 
     #[test]
@@ -148,19 +153,19 @@ mod tests {
             b"9999999999999999999",
         ] {
             let m = message(None, &[(DEADLINE_HEADER, bad)]);
-            assert!(rules.deadline(&m).unreadable.is_some(), "{bad:?}");
+            assert!(deadline_of(&rules, &m).unreadable.is_some(), "{bad:?}");
         }
         let m = message(None, &[(DEADLINE_HEADER, b"1"), (DEADLINE_HEADER, b"2")]);
-        assert!(rules.deadline(&m).unreadable.is_some());
+        assert!(deadline_of(&rules, &m).unreadable.is_some());
         let m = message(None, &[(DEADLINE_HEADER, b"1"), (DEADLINE_HEADER, b"1")]);
-        assert_eq!(rules.deadline(&m).at, Some(1));
+        assert_eq!(deadline_of(&rules, &m).at, Some(1));
         // An unreadable header does not hide the maximum age.
         let aged = DeadlineRules {
             max_age: Some(Duration::from_secs(1)),
             ..DeadlineRules::default()
         };
         let m = message(Some(5_000), &[(DEADLINE_HEADER, b"soon")]);
-        let d = aged.deadline(&m);
+        let d = deadline_of(&aged, &m);
         assert_eq!(d.at, Some(6_000));
         assert!(d.unreadable.is_some());
     }

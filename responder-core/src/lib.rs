@@ -33,6 +33,7 @@ mod otel;
 pub mod policy;
 mod policy_source;
 mod raw_metadata;
+mod request_headers;
 mod router;
 mod runtime;
 pub mod topic;
@@ -42,7 +43,7 @@ pub mod watermark;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use address::{MissingCorrelationId, ReplyAddress, Unanswerable};
+pub use address::{MissingCorrelationId, ReplyAddress, RequestHeaders, Unanswerable};
 #[cfg(feature = "bincode")]
 pub use codec::Bincode;
 pub use codec::{Codec, CodecError, Json, Raw};

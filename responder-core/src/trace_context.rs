@@ -91,20 +91,27 @@ impl TraceParent {
 
     /// The trace id as 32 lowercase hex digits.
     pub fn trace_id_hex(&self) -> String {
-        to_hex(&self.trace_id)
+        let mut out = [0u8; 32];
+        write_hex(&self.trace_id, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// The `traceparent` header value, `00-<trace id>-<span id>-<flags>`, written
+    /// without allocating (a reply carries it).
+    pub fn header_value(&self) -> [u8; 55] {
+        let mut out = [b'-'; 55];
+        out[..2].copy_from_slice(b"00");
+        write_hex(&self.trace_id, &mut out[3..35]);
+        write_hex(&self.span_id, &mut out[36..52]);
+        write_hex(&[self.flags], &mut out[53..55]);
+        out
     }
 }
 
 /// `00-<trace id>-<span id>-<flags>`: the `traceparent` header value.
 impl fmt::Display for TraceParent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "00-{}-{}-{:02x}",
-            to_hex(&self.trace_id),
-            to_hex(&self.span_id),
-            self.flags
-        )
+        f.write_str(&String::from_utf8_lossy(&self.header_value()))
     }
 }
 
@@ -153,14 +160,22 @@ impl TraceContext {
     /// and, with the `otel` feature and an OpenTelemetry layer that enables the span,
     /// makes the exported span the requester's span's child and names it in the reply.
     /// Call before the span is first entered.
-    pub(crate) fn adopted_by(mut self, span: &tracing::Span) -> Self {
+    pub(crate) fn adopted_by(self, span: &tracing::Span) -> Self {
+        // A disabled span (the usual case: it is at DEBUG) records nothing, so the
+        // trace id is not even formatted.
+        if span.is_disabled() {
+            return self;
+        }
         span.record(
             "trace_id",
             tracing::field::display(self.parent.trace_id_hex()),
         );
         #[cfg(feature = "otel")]
         if let Some(exported) = crate::otel::adopt(span, &self) {
-            self.span = exported;
+            return TraceContext {
+                span: exported,
+                ..self
+            };
         }
         self
     }
@@ -169,40 +184,72 @@ impl TraceContext {
 /// The trace flags version 00 defines: sampled (bit 0) and random (bit 1).
 const KNOWN_FLAGS: u8 = 0b11;
 
+/// Lowercase hex digit values; `INVALID` for every other byte.
+const HEX_VALUES: [u8; 256] = {
+    let mut t = [INVALID; 256];
+    let mut c = 0;
+    while c < 10 {
+        t[b'0' as usize + c] = c as u8;
+        c += 1;
+    }
+    let mut c = 0;
+    while c < 6 {
+        t[b'a' as usize + c] = 10 + c as u8;
+        c += 1;
+    }
+    t
+};
+const INVALID: u8 = 0xff;
+
+/// Reads `2 * N` lowercase hex digits (a table lookup per digit: a request carries 48).
 fn hex<const N: usize>(b: &[u8]) -> Option<[u8; N]> {
     if b.len() != 2 * N {
         return None;
     }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
     let mut out = [0u8; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = digit(b[2 * i])? << 4 | digit(b[2 * i + 1])?;
+    let mut invalid = 0u8;
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        let (hi, lo) = (
+            HEX_VALUES[usize::from(pair[0])],
+            HEX_VALUES[usize::from(pair[1])],
+        );
+        // An invalid digit has its high bit set, which no valid one has.
+        invalid |= hi | lo;
+        *o = hi << 4 | lo;
     }
-    Some(out)
+    (invalid & 0x80 == 0).then_some(out)
 }
 
-fn to_hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+/// Writes `bytes` as lowercase hex into `out` (twice as long).
+fn write_hex(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (b, o) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        o[0] = DIGITS[usize::from(b >> 4)];
+        o[1] = DIGITS[usize::from(b & 0xf)];
+    }
 }
 
-/// A new, non-zero span id: a per-process random key hashed with a counter.
+/// A new, non-zero span id: a per-thread xorshift generator, seeded from the
+/// process's random hasher keys and the thread, so ids differ across threads and runs.
 fn new_span_id() -> [u8; 8] {
-    static KEYS: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(1);
-    let mut h = KEYS.get_or_init(std::hash::RandomState::new).build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Relaxed));
-    let id = h.finish().max(1);
-    id.to_be_bytes()
+    thread_local! {
+        static STATE: std::cell::Cell<u64> = std::cell::Cell::new({
+            static KEYS: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+            static THREADS: AtomicU64 = AtomicU64::new(1);
+            let mut h = KEYS.get_or_init(std::hash::RandomState::new).build_hasher();
+            h.write_u64(THREADS.fetch_add(1, Relaxed));
+            h.finish() | 1
+        });
+    }
+    STATE.with(|state| {
+        // xorshift64*: a full-period generator over the non-zero 64-bit values.
+        let mut x = state.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        state.set(x);
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d).max(1).to_be_bytes()
+    })
 }
 
 #[cfg(test)]

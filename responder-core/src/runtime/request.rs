@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use rdkafka::Message;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::FutureRecord;
 use tracing::Instrument;
 
@@ -19,7 +19,7 @@ use super::cancel::Cancel;
 use super::delivery::{Kind, deliver};
 use super::ticket::Ticket;
 use super::{Shared, dead_letter};
-use crate::address::{ReplyAddress, Unanswerable};
+use crate::address::{ReplyAddress, RequestHeaders, Unanswerable};
 use crate::codes;
 use crate::context::RequestContext;
 use crate::deadline;
@@ -90,158 +90,165 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
         correlation_id = tracing::field::Empty,
         trace_id = tracing::field::Empty,
     );
-    // Read before the span is first entered: an OpenTelemetry layer starts its span
-    // then, and its parent (the requester's span) must be set before.
-    let trace = shared
-        .trace_context
-        .then(|| {
-            TraceContext::read(
-                message
-                    .headers()
-                    .into_iter()
-                    .flat_map(|h| h.iter().map(|h| (h.key, h.value))),
-            )
-        })
-        .flatten()
-        .map(|t| t.adopted_by(&span));
     let work = async move {
-        let address = shared
-            .addresses
-            .read(message.headers())
-            .and_then(|a| shared.check_allowed(a));
-        // An expired request is not worth a broker lookup.
-        let deadline = shared.deadlines.deadline(&message);
-        let address = match address {
-            Ok(_) if is_expired(deadline.at) => {
-                metrics.outcome(Outcome::Expired, "");
+        // The headers are read from the record once, for the address, the deadline
+        // and the trace context; the trace context before the span is first entered
+        // (an OpenTelemetry layer starts its span then, and its parent, the
+        // requester's span, must be set before).
+        let (address, deadline, trace) = {
+            let headers = RequestHeaders::of(message.headers());
+            let trace = shared
+                .trace_context
+                .then(|| TraceContext::read(headers.iter()))
+                .flatten()
+                .map(|t| t.adopted_by(&span));
+            let address = shared
+                .addresses
+                .read(&headers)
+                .and_then(|a| shared.check_allowed(a));
+            let timestamp = message.timestamp().to_millis();
+            (
+                address,
+                shared.deadlines.deadline(&headers, timestamp),
+                trace,
+            )
+        };
+        async move {
+            // An expired request is not worth a broker lookup.
+            let address = match address {
+                Ok(_) if is_expired(deadline.at) => {
+                    metrics.outcome(Outcome::Expired, "");
+                    tracing::info!(
+                        topic = message.topic(),
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        deadline = deadline.at,
+                        "request expired before it was handled; committing it without a reply"
+                    );
+                    done.settle();
+                    return;
+                }
+                Ok(a) => shared
+                    .reply_topics
+                    .check(&shared.producer, &a)
+                    .await
+                    .map(|()| a),
+                Err(e) => Err(e),
+            };
+            let address = match address {
+                Ok(a) => a,
+                Err(reason) => {
+                    tracing::warn!(
+                        topic = message.topic(),
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        code = reason.code(),
+                        %reason,
+                        "request cannot be answered; committing it without a reply"
+                    );
+                    // Boxed: rare paths, kept out of the per-request future's size.
+                    Box::pin(dead_letter::dead_letter(
+                        &shared,
+                        &metrics,
+                        &mut done,
+                        &message,
+                        reason.code(),
+                        &reason.to_string(),
+                    ))
+                    .await;
+                    // Counted once its outcome is final (a revocation during the dead
+                    // letter's retries abandons it: the next owner counts it).
+                    metrics.outcome(Outcome::Unanswerable, reason.code());
+                    done.settle();
+                    return;
+                }
+            };
+            if let Some(id) = &address.correlation_id {
+                tracing::Span::current()
+                    .record("correlation_id", tracing::field::display(CorrelationId(id)));
+            }
+            let refusal = deadline
+                .unreadable
+                .map(|why| ErrorReply::bad_request(format!("invalid deadline: {why}")));
+            let size = message.payload().map_or(0, <[u8]>::len);
+            let refusal = refusal.or_else(|| {
+                let max = shared.max_request_bytes.filter(|max| size > *max)?;
+                Some(ErrorReply::new(
+                    codes::PAYLOAD_TOO_LARGE,
+                    format!("payload of {size} bytes; at most {max} accepted"),
+                ))
+            });
+            let cx = RequestContext::new(message, address, deadline.at, trace);
+            let outcome = match refusal {
+                Some(e) => Err(e),
+                None => handle(&metrics, &cx, &*endpoint, handler_timeout).await,
+            };
+            if let Err(e) = &outcome {
                 tracing::info!(
-                    topic = message.topic(),
-                    partition = message.partition(),
-                    offset = message.offset(),
-                    deadline = deadline.at,
-                    "request expired before it was handled; committing it without a reply"
+                    topic = cx.topic(),
+                    partition = cx.partition(),
+                    offset = cx.offset(),
+                    correlation_id = %correlation(&cx),
+                    code = e.code(),
+                    message = e.message(),
+                    "error reply"
                 );
-                done.settle();
-                return;
             }
-            Ok(a) => shared
-                .reply_topics
-                .check(&shared.producer, &a)
-                .await
-                .map(|()| a),
-            Err(e) => Err(e),
-        };
-        let address = match address {
-            Ok(a) => a,
-            Err(reason) => {
-                tracing::warn!(
-                    topic = message.topic(),
-                    partition = message.partition(),
-                    offset = message.offset(),
-                    code = reason.code(),
-                    %reason,
-                    "request cannot be answered; committing it without a reply"
-                );
-                // Boxed: rare paths, kept out of the per-request future's size.
-                Box::pin(dead_letter::dead_letter(
-                    &shared,
-                    &metrics,
-                    &mut done,
-                    &message,
-                    reason.code(),
-                    &reason.to_string(),
-                ))
-                .await;
-                // Counted once its outcome is final (a revocation during the dead
-                // letter's retries abandons it: the next owner counts it).
-                metrics.outcome(Outcome::Unanswerable, reason.code());
-                done.settle();
-                return;
-            }
-        };
-        if let Some(id) = &address.correlation_id {
-            tracing::Span::current()
-                .record("correlation_id", tracing::field::display(CorrelationId(id)));
-        }
-        let refusal = deadline
-            .unreadable
-            .map(|why| ErrorReply::bad_request(format!("invalid deadline: {why}")));
-        let size = message.payload().map_or(0, <[u8]>::len);
-        let refusal = refusal.or_else(|| {
-            let max = shared.max_request_bytes.filter(|max| size > *max)?;
-            Some(ErrorReply::new(
-                codes::PAYLOAD_TOO_LARGE,
-                format!("payload of {size} bytes; at most {max} accepted"),
-            ))
-        });
-        let cx = RequestContext::new(message, address, deadline.at, trace);
-        let outcome = match refusal {
-            Some(e) => Err(e),
-            None => handle(&metrics, &cx, &*endpoint, handler_timeout).await,
-        };
-        if let Err(e) = &outcome {
-            tracing::info!(
-                topic = cx.topic(),
-                partition = cx.partition(),
-                offset = cx.offset(),
-                correlation_id = %correlation(&cx),
-                code = e.code(),
-                message = e.message(),
-                "error reply"
-            );
-        }
-        let to = cx.reply_to();
-        let payload = outcome.as_ref().ok().map(Vec::as_slice);
-        let produced = metrics.timed().then(std::time::Instant::now);
-        let delivered = deliver(
-            &shared,
-            &metrics,
-            &mut done,
-            cx.message(),
-            Kind::Reply,
-            || {
-                let headers = reply_headers(to, &outcome, cx.trace());
-                let mut record = FutureRecord::to(&to.topic).headers(headers);
-                if let Some(p) = to.partition {
-                    record = record.partition(p);
+            let to = cx.reply_to();
+            let payload = outcome.as_ref().ok().map(Vec::as_slice);
+            let produced = metrics.timed().then(std::time::Instant::now);
+            let delivered = deliver(
+                &shared,
+                &metrics,
+                &mut done,
+                cx.message(),
+                Kind::Reply,
+                || {
+                    let headers = reply_headers(to, &outcome, cx.trace());
+                    let mut record = FutureRecord::to(&to.topic).headers(headers);
+                    if let Some(p) = to.partition {
+                        record = record.partition(p);
+                    }
+                    if let Some(k) = cx.key() {
+                        record = record.key(k);
+                    }
+                    if let Some(p) = payload {
+                        record = record.payload(p);
+                    }
+                    record
+                },
+            )
+            .await;
+            if let (Ok(()), Some(produced)) = (&delivered, produced) {
+                metrics.produce_duration(produced.elapsed());
+                if let Some(ts) = cx.timestamp_millis() {
+                    metrics.request_age(deadline::now_millis() - ts);
                 }
-                if let Some(k) = cx.key() {
-                    record = record.key(k);
-                }
-                if let Some(p) = payload {
-                    record = record.payload(p);
-                }
-                record
-            },
-        )
-        .await;
-        if let (Ok(()), Some(produced)) = (&delivered, produced) {
-            metrics.produce_duration(produced.elapsed());
-            if let Some(ts) = cx.timestamp_millis() {
-                metrics.request_age(deadline::now_millis() - ts);
             }
-        }
-        match delivered {
-            Ok(()) => match &outcome {
-                Ok(_) => metrics.outcome(Outcome::Replied, ""),
-                Err(e) => metrics.outcome(Outcome::ErrorReply, e.code()),
-            },
-            Err(e) => {
-                refused(&cx, &e);
-                let reason = e.to_string();
-                Box::pin(dead_letter::dead_letter(
-                    &shared,
-                    &metrics,
-                    &mut done,
-                    cx.message(),
-                    codes::REPLY_REFUSED,
-                    &reason,
-                ))
-                .await;
-                metrics.outcome(Outcome::Refused, codes::REPLY_REFUSED);
+            match delivered {
+                Ok(()) => match &outcome {
+                    Ok(_) => metrics.outcome(Outcome::Replied, ""),
+                    Err(e) => metrics.outcome(Outcome::ErrorReply, e.code()),
+                },
+                Err(e) => {
+                    refused(&cx, &e);
+                    let reason = e.to_string();
+                    Box::pin(dead_letter::dead_letter(
+                        &shared,
+                        &metrics,
+                        &mut done,
+                        cx.message(),
+                        codes::REPLY_REFUSED,
+                        &reason,
+                    ))
+                    .await;
+                    metrics.outcome(Outcome::Refused, codes::REPLY_REFUSED);
+                }
             }
+            done.settle();
         }
-        done.settle();
+        .instrument(span)
+        .await
     };
     // Boxed: the request's state machine is a few kilobytes, and the task's future is
     // moved several times as it is spawned and run; behind one allocation it is not
@@ -253,7 +260,6 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
         // reports it unsettled, so it stays uncommitted for the next owner.
         cancel.guard(work).await;
     }
-    .instrument(span)
 }
 
 /// Runs the handler, bounded by its timeout and the request's deadline; a panic or a
@@ -354,7 +360,7 @@ fn reply_headers(
     if let Some(t) = trace {
         headers = headers.insert(Header {
             key: TRACEPARENT_HEADER,
-            value: Some(&t.span.to_string()),
+            value: Some(&t.span.header_value()[..]),
         });
         if let Some(state) = &t.state {
             headers = headers.insert(Header {

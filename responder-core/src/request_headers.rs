@@ -1,0 +1,118 @@
+//! A request's headers, read from the record once: the reply address, the deadline and
+//! the trace context are all looked up here, with no further calls into librdkafka.
+
+use rdkafka::message::Headers;
+
+/// One header: its key and value (`None`: a null value).
+type Entry<'h> = (&'h str, Option<&'h [u8]>);
+
+/// How many headers are kept without allocating (a Spring request has four or five).
+const INLINE: usize = 8;
+
+/// A request's headers in record order, borrowed from the record.
+///
+/// ```
+/// use responder_core::address::{AddressReader, RequestHeaders};
+/// use responder_core::HeaderConvention;
+///
+/// let headers: RequestHeaders<'_> = [
+///     ("kafka_replyTopic", Some(&b"replies"[..])),
+///     ("kafka_correlationId", Some(&b"c-1"[..])),
+/// ]
+/// .into_iter()
+/// .collect();
+/// assert_eq!(headers.last("kafka_replyTopic"), Some(Some(&b"replies"[..])));
+/// let address = AddressReader::new([HeaderConvention::spring()]).read(&headers)?;
+/// assert_eq!(address.topic, "replies");
+/// # Ok::<_, responder_core::Unanswerable>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct RequestHeaders<'h> {
+    inline: [Entry<'h>; INLINE],
+    len: usize,
+    more: Vec<Entry<'h>>,
+}
+
+impl Default for RequestHeaders<'_> {
+    fn default() -> Self {
+        RequestHeaders {
+            inline: [("", None); INLINE],
+            len: 0,
+            more: Vec::new(),
+        }
+    }
+}
+
+impl<'h> RequestHeaders<'h> {
+    /// Reads a record's headers (none: empty).
+    pub(crate) fn of<H: Headers>(headers: Option<&'h H>) -> Self {
+        headers
+            .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Adds a header after the others.
+    pub fn push(&mut self, key: &'h str, value: Option<&'h [u8]>) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => {
+                *slot = (key, value);
+                self.len += 1;
+            }
+            None => self.more.push((key, value)),
+        }
+    }
+
+    /// The headers, in record order.
+    pub fn iter(&self) -> impl Iterator<Item = Entry<'h>> + '_ {
+        self.inline[..self.len].iter().chain(&self.more).copied()
+    }
+
+    /// How many headers there are.
+    pub fn len(&self) -> usize {
+        self.len + self.more.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The value of the last header named `key` (as Kafka's `lastHeader`): `None` when
+    /// there is none, `Some(None)` for a null value.
+    pub fn last(&self, key: &str) -> Option<Option<&'h [u8]>> {
+        self.iter()
+            .filter(|(k, _)| *k == key)
+            .last()
+            .map(|(_, v)| v)
+    }
+}
+
+impl<'h> FromIterator<Entry<'h>> for RequestHeaders<'h> {
+    fn from_iter<I: IntoIterator<Item = Entry<'h>>>(iter: I) -> Self {
+        let mut headers = RequestHeaders::default();
+        for (key, value) in iter {
+            headers.push(key, value);
+        }
+        headers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_order_beyond_the_inline_slots() {
+        let keys: Vec<String> = (0..INLINE + 3).map(|i| format!("h{i}")).collect();
+        let headers: RequestHeaders<'_> = keys
+            .iter()
+            .map(|k| (k.as_str(), Some(k.as_bytes())))
+            .collect();
+        assert_eq!(headers.len(), INLINE + 3);
+        let read: Vec<&str> = headers.iter().map(|(k, _)| k).collect();
+        assert_eq!(read, keys.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(headers.last("h9"), Some(Some(&b"h9"[..])));
+        assert_eq!(headers.last("nope"), None);
+        assert!(RequestHeaders::default().is_empty());
+    }
+}
