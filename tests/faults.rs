@@ -218,10 +218,10 @@ async fn a_member_with_every_slot_hung_still_rebalances() {
 /// within the drain timeout plus the bounded final commit and group leave. On the
 /// embedded broker it stops answering without closing its connections (a network
 /// partition: librdkafka's requests then wait for their socket timeout, a minute); a
-/// Tansu process is killed.
+/// Tansu or Kafka process is killed.
 #[tokio::test]
 async fn shutdown_ends_when_the_broker_is_gone() {
-    let mut fx = Fixture::new(1, 1).await;
+    let mut fx = Fixture::with_own_broker(1, 1).await;
     let log = ProbeLog::new(); // its gate never opens
     // librdkafka's default session timeout: a synchronous commit with the coordinator
     // gone waits about that long, or more (the test fixture's 6 s would hide it).

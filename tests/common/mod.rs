@@ -46,7 +46,26 @@ impl Fixture {
 
     pub async fn new(request_partitions: i32, reply_partitions: i32) -> Fixture {
         init_tracing();
-        let broker = TestBroker::start().expect("broker");
+        Self::on(
+            TestBroker::start().expect("broker"),
+            request_partitions,
+            reply_partitions,
+        )
+        .await
+    }
+
+    /// As [`new`](Self::new), on a broker no other test shares: for a test that kills it.
+    pub async fn with_own_broker(request_partitions: i32, reply_partitions: i32) -> Fixture {
+        init_tracing();
+        Self::on(
+            TestBroker::start_own().expect("broker"),
+            request_partitions,
+            reply_partitions,
+        )
+        .await
+    }
+
+    async fn on(broker: TestBroker, request_partitions: i32, reply_partitions: i32) -> Fixture {
         let requests = unique_name("requests");
         let replies = unique_name("replies");
         broker

@@ -4,15 +4,20 @@
 //! Which broker [`TestBroker::start`] gives is chosen by the environment, so the same
 //! test body runs against each:
 //! - `KAFKA_BOOTSTRAP_SERVERS` set: that broker;
+//! - else `RESPONDER_TEST_BROKER=kafka`: Apache Kafka ([`KafkaBroker`]), one JVM shared
+//!   by the test process (a test that kills its broker asks for its own with
+//!   [`TestBroker::start_own`]);
 //! - else `RESPONDER_TEST_BROKER=tansu`: a Tansu process of its own ([`TansuBroker`]);
 //! - else the embedded broker ([`EmbeddedBroker`], librdkafka's mock cluster).
 
 mod embedded;
+mod kafka;
 mod requester;
 mod running;
 mod synthetic;
 mod tansu;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,6 +26,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 
 pub use self::embedded::{EmbeddedBroker, ResponseError, api_key};
+pub use self::kafka::{KAFKA_VERSION, KafkaBroker};
 pub use self::requester::{PendingReply, Reply, RequestError, Requester};
 pub use self::running::RunningResponder;
 pub use self::synthetic::{TestRequest, serve};
@@ -34,6 +40,8 @@ pub enum TestBroker {
     Embedded(EmbeddedBroker),
     /// A Tansu process started for the test.
     Tansu(TansuBroker),
+    /// Apache Kafka: the process's shared node, or one of the test's own.
+    Kafka(Arc<KafkaBroker>),
     /// A broker process, from `KAFKA_BOOTSTRAP_SERVERS`.
     External(String),
 }
@@ -47,10 +55,21 @@ impl TestBroker {
         }
         match std::env::var("RESPONDER_TEST_BROKER").as_deref() {
             Ok("tansu") => Ok(TestBroker::Tansu(TansuBroker::start()?)),
+            Ok("kafka") => Ok(TestBroker::Kafka(KafkaBroker::shared()?)),
             Ok("embedded") | Ok("") | Err(_) => Self::embedded(),
             Ok(other) => Err(Error::config(format!(
-                "RESPONDER_TEST_BROKER={other}: expected embedded or tansu"
+                "RESPONDER_TEST_BROKER={other}: expected embedded, kafka or tansu"
             ))),
+        }
+    }
+
+    /// The broker the environment asks for, never shared with other tests: for a test
+    /// that kills or restarts it. (Only Apache Kafka is otherwise shared.)
+    pub fn start_own() -> Result<Self, Error> {
+        let external = std::env::var("KAFKA_BOOTSTRAP_SERVERS").is_ok_and(|s| !s.trim().is_empty());
+        match std::env::var("RESPONDER_TEST_BROKER").as_deref() {
+            Ok("kafka") if !external => Ok(TestBroker::Kafka(Arc::new(KafkaBroker::start()?))),
+            _ => Self::start(),
         }
     }
 
@@ -64,12 +83,14 @@ impl TestBroker {
         match self {
             TestBroker::Embedded(b) => b.bootstrap_servers(),
             TestBroker::Tansu(b) => b.bootstrap_servers(),
+            TestBroker::Kafka(b) => b.bootstrap_servers(),
             TestBroker::External(s) => s,
         }
     }
 
     /// Takes the broker away, as a crash: the embedded broker stops answering (its
-    /// connections are closed and new ones refused); a Tansu process is killed.
+    /// connections are closed and new ones refused); a Tansu or Kafka process is
+    /// killed (a Kafka node only if it is the test's own: see [`start_own`](Self::start_own)).
     pub fn kill(&mut self) -> Result<(), Error> {
         match self {
             TestBroker::Embedded(b) => b.set_broker_up(1, false),
@@ -77,6 +98,15 @@ impl TestBroker {
                 b.kill();
                 Ok(())
             }
+            TestBroker::Kafka(b) => match Arc::get_mut(b) {
+                Some(b) => {
+                    b.kill();
+                    Ok(())
+                }
+                None => Err(Error::config(
+                    "the shared Kafka broker cannot be killed: start the test's own with TestBroker::start_own",
+                )),
+            },
             TestBroker::External(s) => Err(Error::config(format!(
                 "the external broker {s} cannot be killed by the test"
             ))),
@@ -95,7 +125,7 @@ impl TestBroker {
     pub async fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), Error> {
         match self {
             TestBroker::Embedded(b) => b.create_topic(topic, partitions),
-            TestBroker::Tansu(_) | TestBroker::External(_) => {
+            TestBroker::Tansu(_) | TestBroker::Kafka(_) | TestBroker::External(_) => {
                 let servers = self.bootstrap_servers();
                 let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
                     .set("bootstrap.servers", servers)
