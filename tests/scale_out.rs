@@ -2,13 +2,14 @@
 //! consumer group on a 6-partition request topic; four requesters, each owning one
 //! partition of a 4-partition reply topic; 10,000 requests over time. During the run
 //! one responder is killed with SIGKILL and later restarted, and a fourth is added
-//! (rebalances); on Tansu the broker process is also killed and restarted (its SQLite
-//! file keeps the data). At the end every request has a correct reply at its
+//! (rebalances); on Tansu and Apache Kafka the broker process is also killed (SIGKILL)
+//! and restarted on its storage. At the end every request has a correct reply at its
 //! requester, on the partition it asked for; duplicates (allowed by at-least-once) are
 //! counted and reported.
 //!
 //! Brokers: the embedded broker hosted in a process of its own (`examples/mock_broker`,
-//! librdkafka's group coordinator), or Tansu with `RESPONDER_TEST_BROKER=tansu`. Tansu
+//! librdkafka's group coordinator), a Kafka node of the test's own with
+//! `RESPONDER_TEST_BROKER=kafka`, or Tansu with `RESPONDER_TEST_BROKER=tansu`. Tansu
 //! 0.6 does not hand a dead member's partitions to the survivors until some member
 //! joins again (BROKERS.md), so the killed responder is restarted after its session
 //! timeout (6 s) on both brokers: its rejoin is what reassigns the partitions there.
@@ -36,19 +37,23 @@ enum Broker {
         bootstrap: String,
         _process: Process,
     },
-    Tansu(TestBroker),
+    /// A broker process of the test's own (Tansu or Kafka), restartable.
+    Process(TestBroker),
 }
 
 impl Broker {
     async fn start(requests: &str, replies: &str) -> Broker {
-        if std::env::var("RESPONDER_TEST_BROKER").as_deref() == Ok("tansu") {
-            let broker = TestBroker::start().expect("tansu");
+        if matches!(
+            std::env::var("RESPONDER_TEST_BROKER").as_deref(),
+            Ok("tansu" | "kafka")
+        ) {
+            let broker = TestBroker::start_own().expect("broker");
             broker.create_topic(requests, 6).await.expect("topic");
             broker.create_topic(replies, 4).await.expect("topic");
             if let TestBroker::Tansu(t) = &broker {
                 t.index_headers().expect("index");
             }
-            return Broker::Tansu(broker);
+            return Broker::Process(broker);
         }
         let mut child = Command::new(example_binary("mock_broker"))
             .args([format!("{requests}:6"), format!("{replies}:4")])
@@ -75,15 +80,22 @@ impl Broker {
     fn bootstrap(&self) -> String {
         match self {
             Broker::Hosted { bootstrap, .. } => bootstrap.clone(),
-            Broker::Tansu(b) => b.bootstrap_servers().to_owned(),
+            Broker::Process(b) => b.bootstrap_servers().to_owned(),
         }
     }
 
     /// Kills and restarts the broker process, if this broker can be restarted.
     fn restart(&mut self) -> bool {
         match self {
-            Broker::Tansu(TestBroker::Tansu(t)) => {
+            Broker::Process(TestBroker::Tansu(t)) => {
                 t.restart().expect("tansu restart");
+                true
+            }
+            Broker::Process(TestBroker::Kafka(k)) => {
+                std::sync::Arc::get_mut(k)
+                    .expect("the test's own node")
+                    .restart()
+                    .expect("kafka restart");
                 true
             }
             _ => false,
@@ -237,10 +249,10 @@ async fn ten_thousand_requests_survive_kills_joins_and_broker_restarts() {
             .copied()
             .unwrap_or_default()
     };
-    let broker_name = if matches!(broker, Broker::Tansu(_)) {
-        "tansu"
-    } else {
-        "embedded (own process)"
+    let broker_name = match &broker {
+        Broker::Process(TestBroker::Tansu(_)) => "tansu",
+        Broker::Process(_) => "apache kafka",
+        Broker::Hosted { .. } => "embedded (own process)",
     };
     println!("scale-out on {broker_name}: {}", events.join(", "));
     println!(

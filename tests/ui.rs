@@ -3,6 +3,10 @@
 //! `TRYBUILD=overwrite cargo test --all-features --test ui` and review the diff).
 
 #[test]
+#[cfg_attr(
+    not(embedded_broker),
+    ignore = "compile-time checks: run once, in the embedded pass"
+)]
 fn ui() {
     let t = trybuild::TestCases::new();
     t.pass("tests/ui/pass/*.rs");

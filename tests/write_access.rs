@@ -1,7 +1,8 @@
 //! The live write-access check (KIP-430 DescribeTopics with authorized operations).
-//! Neither test broker has an authorizer, so neither reports operations: the configured
-//! fallback decides. (What the check does with reported operations is unit-tested
-//! beside the FFI wrapper.)
+//! The embedded broker and Tansu report no operations: the configured fallback decides.
+//! Apache Kafka reports them (without an authorizer, every operation is allowed): the
+//! check then answers without the fallback. (What the check does with each set of
+//! operations is unit-tested beside the FFI wrapper.)
 
 mod common;
 
@@ -12,6 +13,10 @@ use kafka_responder::testkit::end_offset;
 use kafka_responder::{HeaderConvention, Unreported};
 
 #[tokio::test]
+#[cfg_attr(
+    kafka_broker,
+    ignore = "Apache Kafka reports authorized operations: the fallback is never used there"
+)]
 async fn unreported_operations_fall_back_to_the_configured_choice() {
     let fx = Fixture::new(1, 1).await;
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
@@ -45,6 +50,27 @@ async fn unreported_operations_fall_back_to_the_configured_choice() {
         .request(&fx.requests, None, &ProbeReq::id(2).bytes())
         .await
         .expect("answered");
+    let m = running.shutdown().await.expect("shutdown");
+    assert_eq!((m.unanswerable, m.replied), (0, 1));
+}
+
+/// On Apache Kafka the operations are reported: a responder that refuses unreported
+/// ones still answers, so the reported `WRITE` was read and used.
+#[tokio::test]
+#[cfg_attr(
+    not(kafka_broker),
+    ignore = "needs a broker that reports authorized operations (Apache Kafka)"
+)]
+async fn reported_write_access_is_used_instead_of_the_fallback() {
+    let fx = Fixture::new(1, 1).await;
+    let requester = fx.requester(HeaderConvention::spring(), 0).await;
+    let running = fx.serve(ProbeLog::new(), |b| {
+        b.check_write_access(Unreported::Refuse)
+    });
+    requester
+        .request(&fx.requests, None, &ProbeReq::id(1).bytes())
+        .await
+        .expect("answered: the broker reported WRITE on the reply topic");
     let m = running.shutdown().await.expect("shutdown");
     assert_eq!((m.unanswerable, m.replied), (0, 1));
 }

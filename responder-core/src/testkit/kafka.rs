@@ -40,6 +40,8 @@ pub struct KafkaBroker {
     bootstrap: String,
     /// The watchdog shell: the JVM dies when its standard input closes.
     watchdog: Option<Child>,
+    /// Whether the watchdog removes the directory once the JVM is dead.
+    remove_on_exit: bool,
 }
 
 fn install_dir() -> PathBuf {
@@ -86,7 +88,7 @@ impl KafkaBroker {
         static SHARED: OnceLock<Result<Arc<KafkaBroker>, String>> = OnceLock::new();
         SHARED
             .get_or_init(|| {
-                KafkaBroker::start()
+                KafkaBroker::start_inner(true)
                     .map(Arc::new)
                     .map_err(|e| e.to_string())
             })
@@ -96,6 +98,12 @@ impl KafkaBroker {
 
     /// Starts a node of its own on free loopback ports, with fresh storage.
     pub fn start() -> Result<Self, Error> {
+        Self::start_inner(false)
+    }
+
+    /// `remove_on_exit`: the watchdog removes the node's directory when the test
+    /// process ends (the shared node is never dropped).
+    fn start_inner(remove_on_exit: bool) -> Result<Self, Error> {
         let home = install_dir();
         if !home.join(".complete").exists() {
             return Err(Error::config(format!(
@@ -117,6 +125,7 @@ impl KafkaBroker {
             dir,
             bootstrap: format!("127.0.0.1:{port}"),
             watchdog: None,
+            remove_on_exit,
         };
         broker.format()?;
         broker.launch()?;
@@ -208,6 +217,7 @@ impl KafkaBroker {
 cat >/dev/null
 kill -9 "$jvm" 2>/dev/null
 wait "$jvm" 2>/dev/null
+[ -n "$KAFKA_TEST_REMOVE" ] && rm -rf "$KAFKA_TEST_REMOVE"
 exit 0"#;
         let child = Command::new("sh")
             .arg("-c")
@@ -218,6 +228,14 @@ exit 0"#;
             .arg("kafka.Kafka")
             .arg(self.dir.join("server.properties"))
             .env("KAFKA_TEST_LOG", &log)
+            .env(
+                "KAFKA_TEST_REMOVE",
+                if self.remove_on_exit {
+                    self.dir.as_os_str()
+                } else {
+                    std::ffi::OsStr::new("")
+                },
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
