@@ -38,6 +38,8 @@ pub struct KafkaBroker {
     home: PathBuf,
     dir: PathBuf,
     bootstrap: String,
+    /// The SASL/PLAIN listener of a secured node.
+    sasl_bootstrap: Option<String>,
     /// The watchdog shell: the JVM dies when its standard input closes.
     watchdog: Option<Child>,
     /// Whether the watchdog removes the directory once the JVM is dead.
@@ -88,7 +90,7 @@ impl KafkaBroker {
         static SHARED: OnceLock<Result<Arc<KafkaBroker>, String>> = OnceLock::new();
         SHARED
             .get_or_init(|| {
-                KafkaBroker::start_inner(true)
+                KafkaBroker::start_inner(true, &[])
                     .map(Arc::new)
                     .map_err(|e| e.to_string())
             })
@@ -98,12 +100,25 @@ impl KafkaBroker {
 
     /// Starts a node of its own on free loopback ports, with fresh storage.
     pub fn start() -> Result<Self, Error> {
-        Self::start_inner(false)
+        Self::start_inner(false, &[])
+    }
+
+    /// Starts a node of its own with Kafka's standard authorizer
+    /// (`StandardAuthorizer`, no access without an ACL) and a SASL/PLAIN listener
+    /// ([`sasl_bootstrap_servers`](Self::sasl_bootstrap_servers)) where each of `users`
+    /// (name, password) logs in as `User:<name>`. The plain listener
+    /// ([`bootstrap_servers`](Self::bootstrap_servers)) is the harness's own: its
+    /// clients are `User:ANONYMOUS`, a super user (as the controller's listener needs),
+    /// so tests create topics, read offsets and manage ACLs ([`acls`](Self::acls))
+    /// there, while the client under test logs in on the SASL listener.
+    pub fn start_secured(users: &[(&str, &str)]) -> Result<Self, Error> {
+        Self::start_inner(false, users)
     }
 
     /// `remove_on_exit`: the watchdog removes the node's directory when the test
-    /// process ends (the shared node is never dropped).
-    fn start_inner(remove_on_exit: bool) -> Result<Self, Error> {
+    /// process ends (the shared node is never dropped). `users`: with any, the node is
+    /// secured (see [`start_secured`](Self::start_secured)).
+    fn start_inner(remove_on_exit: bool, users: &[(&str, &str)]) -> Result<Self, Error> {
         let home = install_dir();
         if !home.join(".complete").exists() {
             return Err(Error::config(format!(
@@ -116,7 +131,15 @@ impl KafkaBroker {
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::config(format!("creating {}: {e}", dir.display())))?;
         let (port, controller) = (free_port()?, free_port()?);
-        let properties = server_properties(&dir, port, controller);
+        let sasl = if users.is_empty() {
+            None
+        } else {
+            Some(free_port()?)
+        };
+        let mut properties = server_properties(&dir, port, controller, sasl);
+        if sasl.is_some() {
+            properties.push_str(&security_properties(users));
+        }
         let config = dir.join("server.properties");
         std::fs::write(&config, properties)
             .map_err(|e| Error::config(format!("writing {}: {e}", config.display())))?;
@@ -124,6 +147,7 @@ impl KafkaBroker {
             home,
             dir,
             bootstrap: format!("127.0.0.1:{port}"),
+            sasl_bootstrap: sasl.map(|p| format!("127.0.0.1:{p}")),
             watchdog: None,
             remove_on_exit,
         };
@@ -136,6 +160,36 @@ impl KafkaBroker {
     /// The `bootstrap.servers` list.
     pub fn bootstrap_servers(&self) -> &str {
         &self.bootstrap
+    }
+
+    /// The SASL/PLAIN listener of a node started with
+    /// [`start_secured`](Self::start_secured).
+    pub fn sasl_bootstrap_servers(&self) -> Option<&str> {
+        self.sasl_bootstrap.as_deref()
+    }
+
+    /// Runs Kafka's own ACL tool (`kafka-acls`, `org.apache.kafka.tools.AclCommand`)
+    /// against this node with `args` (`--add ...`, `--remove --force ...`, `--list ...`)
+    /// and returns what it printed.
+    pub fn acls(&self, args: &[&str]) -> Result<String, Error> {
+        let out = Command::new(java())
+            .args(self.jvm())
+            .arg("org.apache.kafka.tools.AclCommand")
+            .args(["--bootstrap-server", &self.bootstrap])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| Error::config(format!("running kafka-acls: {e}")))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            Ok(stdout)
+        } else {
+            Err(Error::config(format!(
+                "kafka-acls {args:?} failed ({}): {stdout}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )))
+        }
     }
 
     /// Kills the JVM (SIGKILL), as a crash; [`restart`](Self::restart) brings it back.
@@ -297,15 +351,18 @@ impl Drop for KafkaBroker {
 /// of heap), no delay before a group's first rebalance, no
 /// automatic topic creation (tests create theirs; a requester naming a missing reply
 /// topic must meet a missing topic), and short group sessions allowed.
-fn server_properties(dir: &Path, port: u16, controller: u16) -> String {
+fn server_properties(dir: &Path, port: u16, controller: u16, sasl: Option<u16>) -> String {
+    let sasl_listener = sasl
+        .map(|p| format!(",SASL_PLAINTEXT://127.0.0.1:{p}"))
+        .unwrap_or_default();
     format!(
         "process.roles=broker,controller
 node.id=1
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}{sasl_listener}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}{sasl_listener}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
 controller.quorum.bootstrap.servers=127.0.0.1:{controller}
 log.dirs={data}
 num.partitions=1
@@ -325,5 +382,22 @@ num.io.threads=2
 background.threads=2
 ",
         data = dir.join("data").display()
+    )
+}
+
+/// The standard authorizer, deny by default; SASL/PLAIN logins for `users`; the plain
+/// listener's `User:ANONYMOUS` (the harness and the controller's own calls) a super user.
+fn security_properties(users: &[(&str, &str)]) -> String {
+    let logins: String = users
+        .iter()
+        .map(|(name, password)| format!(" user_{name}=\"{password}\""))
+        .collect();
+    format!(
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS
+allow.everyone.if.no.acl.found=false
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required{logins};
+"
     )
 }
