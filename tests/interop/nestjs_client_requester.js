@@ -21,11 +21,19 @@
 //   TAG (default `j`) names the wallets; GROUP_ID (default: unique per run) is the
 //   consumer group NestJS suffixes with `-client`. The reply topic
 //   `<REQUEST_TOPIC>.reply` must exist. Needs NODE_PATH to the node_modules that
-//   scripts/install-interop fills.
+//   scripts/install-interop fills. NESTJS_SEND_AT_MS (epoch ms) delays the sending until
+//   then, for instances run together.
 'use strict';
+// kafkajs's one-time notice about its v2 partitioner (NestJS keeps kafkajs's default).
+process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
 require('reflect-metadata');
 const crypto = require('crypto');
-const { ClientKafka, KafkaResponseDeserializer } = require('@nestjs/microservices');
+const microservices = require('@nestjs/microservices');
+const { ClientKafka } = microservices;
+// Exported from the package root since NestJS 12; NestJS 11 has it under deserializers/.
+const KafkaResponseDeserializer =
+  microservices.KafkaResponseDeserializer ||
+  require('@nestjs/microservices/deserializers').KafkaResponseDeserializer;
 const { Logger } = require('@nestjs/common');
 const { lastValueFrom, timeout, tap, TimeoutError } = require('rxjs');
 const { logLevel } = require('kafkajs');
@@ -101,6 +109,10 @@ async function main() {
   const t0 = performance.now();
   await client.connect();
   const connectMs = performance.now() - t0;
+  // NESTJS_SEND_AT_MS (epoch ms): wait until then to send, so that instances started
+  // together all listen before any sends (NestJS reads replies from the end of the topic).
+  const sendAt = Number(process.env.NESTJS_SEND_AT_MS || 0);
+  if (sendAt > Date.now()) await new Promise((r) => setTimeout(r, sendAt - Date.now()));
   const assignments = client.getConsumerAssignments();
   const replyPartition = assignments[replyTopic];
 

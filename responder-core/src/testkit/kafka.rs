@@ -44,6 +44,10 @@ pub struct KafkaBroker {
     watchdog: Option<Child>,
     /// Whether the watchdog removes the directory once the JVM is dead.
     remove_on_exit: bool,
+    /// `--standalone`, or a cluster's `--initial-controllers` (for formatting).
+    controllers: Option<String>,
+    /// How many brokers a ready node's metadata lists.
+    cluster_size: usize,
 }
 
 fn install_dir() -> PathBuf {
@@ -119,42 +123,56 @@ impl KafkaBroker {
     /// process ends (the shared node is never dropped). `users`: with any, the node is
     /// secured (see [`start_secured`](Self::start_secured)).
     fn start_inner(remove_on_exit: bool, users: &[(&str, &str)]) -> Result<Self, Error> {
-        let home = install_dir();
-        if !home.join(".complete").exists() {
-            return Err(Error::config(format!(
-                "Apache Kafka {KAFKA_VERSION} is not installed in {} (run scripts/install-kafka, \
-                 or set KAFKA_CACHE)",
-                home.display()
-            )));
-        }
-        let dir = std::env::temp_dir().join(super::unique_name("kafka"));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::config(format!("creating {}: {e}", dir.display())))?;
+        let home = installation()?;
+        let dir = fresh_dir()?;
         let (port, controller) = (free_port()?, free_port()?);
         let sasl = if users.is_empty() {
             None
         } else {
             Some(free_port()?)
         };
-        let mut properties = server_properties(&dir, port, controller, sasl);
+        let node = Node {
+            id: 1,
+            port,
+            controller,
+            sasl,
+            quorum: format!("127.0.0.1:{controller}"),
+            replicas: 1,
+        };
+        let mut properties = server_properties(&dir, &node);
         if sasl.is_some() {
             properties.push_str(&security_properties(users));
         }
-        let config = dir.join("server.properties");
-        std::fs::write(&config, properties)
-            .map_err(|e| Error::config(format!("writing {}: {e}", config.display())))?;
-        let mut broker = KafkaBroker {
-            home,
-            dir,
-            bootstrap: format!("127.0.0.1:{port}"),
-            sasl_bootstrap: sasl.map(|p| format!("127.0.0.1:{p}")),
-            watchdog: None,
-            remove_on_exit,
-        };
+        let mut broker = Self::prepare(home, dir, &node, &properties, None, 1)?;
+        broker.remove_on_exit = remove_on_exit;
         broker.format()?;
         broker.launch()?;
         broker.warm_up();
         Ok(broker)
+    }
+
+    /// A node with its configuration written, not yet formatted or started.
+    pub(super) fn prepare(
+        home: PathBuf,
+        dir: PathBuf,
+        node: &Node,
+        properties: &str,
+        controllers: Option<String>,
+        cluster_size: usize,
+    ) -> Result<Self, Error> {
+        let config = dir.join("server.properties");
+        std::fs::write(&config, properties)
+            .map_err(|e| Error::config(format!("writing {}: {e}", config.display())))?;
+        Ok(KafkaBroker {
+            home,
+            dir,
+            bootstrap: format!("127.0.0.1:{}", node.port),
+            sasl_bootstrap: node.sasl.map(|p| format!("127.0.0.1:{p}")),
+            watchdog: None,
+            remove_on_exit: false,
+            controllers,
+            cluster_size,
+        })
     }
 
     /// The `bootstrap.servers` list.
@@ -228,7 +246,7 @@ impl KafkaBroker {
     /// The first group a fresh broker meets waits for `__consumer_offsets` to be
     /// created (its clients back off for up to 3 s on `NOT_COORDINATOR`): make it exist
     /// now, with a committed-offset lookup for a throwaway group.
-    fn warm_up(&self) {
+    pub(super) fn warm_up(&self) {
         let probe: Result<BaseConsumer, _> = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
             .set("group.id", "kafka-responder-warm-up")
@@ -241,11 +259,14 @@ impl KafkaBroker {
         }
     }
 
-    fn format(&self) -> Result<(), Error> {
+    pub(super) fn format(&self) -> Result<(), Error> {
         let out = Command::new(java())
             .args(self.jvm())
-            .args(["kafka.tools.StorageTool", "format", "--standalone", "-t"])
-            .arg(CLUSTER_ID)
+            .args(["kafka.tools.StorageTool", "format", "-t", CLUSTER_ID])
+            .args(match &self.controllers {
+                Some(c) => ["--initial-controllers", c.as_str()].to_vec(),
+                None => ["--standalone"].to_vec(),
+            })
             .arg("-c")
             .arg(self.dir.join("server.properties"))
             .stdin(Stdio::null())
@@ -264,6 +285,12 @@ impl KafkaBroker {
     }
 
     fn launch(&mut self) -> Result<(), Error> {
+        self.spawn()?;
+        self.wait_ready(Duration::from_secs(90))
+    }
+
+    /// Starts the JVM under its watchdog, without waiting for it.
+    pub(super) fn spawn(&mut self) -> Result<(), Error> {
         let log = self.dir.join("kafka.log");
         // The JVM in the background; the shell waits for its standard input to close
         // (the test process ended, or `kill`), then kills it.
@@ -296,11 +323,11 @@ exit 0"#;
             .spawn()
             .map_err(|e| Error::config(format!("starting the Kafka watchdog shell: {e}")))?;
         self.watchdog = Some(child);
-        self.wait_ready(Duration::from_secs(90))
+        Ok(())
     }
 
     /// Ready once a metadata request names this broker: it then serves clients.
-    fn wait_ready(&mut self, within: Duration) -> Result<(), Error> {
+    pub(super) fn wait_ready(&mut self, within: Duration) -> Result<(), Error> {
         let deadline = Instant::now() + within;
         let probe: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
@@ -309,7 +336,7 @@ exit 0"#;
             .map_err(|e| Error::kafka("creating a metadata probe", e))?;
         loop {
             if let Ok(md) = probe.fetch_metadata(None, Duration::from_millis(500))
-                && !md.brokers().is_empty()
+                && md.brokers().len() >= self.cluster_size
             {
                 return Ok(());
             }
@@ -351,29 +378,75 @@ impl Drop for KafkaBroker {
 /// of heap), no delay before a group's first rebalance, no
 /// automatic topic creation (tests create theirs; a requester naming a missing reply
 /// topic must meet a missing topic), and short group sessions allowed.
-fn server_properties(dir: &Path, port: u16, controller: u16, sasl: Option<u16>) -> String {
+/// One node's identity and ports.
+#[derive(Debug, Clone)]
+pub(super) struct Node {
+    pub(super) id: i32,
+    pub(super) port: u16,
+    pub(super) controller: u16,
+    pub(super) sasl: Option<u16>,
+    /// `controller.quorum.bootstrap.servers`: every controller of the cluster.
+    pub(super) quorum: String,
+    /// Replicas of the internal topics (the cluster's size, at most 3).
+    pub(super) replicas: usize,
+}
+
+/// The installation `scripts/install-kafka` made, or an error that says how to make it.
+pub(super) fn installation() -> Result<PathBuf, Error> {
+    let home = install_dir();
+    if home.join(".complete").exists() {
+        Ok(home)
+    } else {
+        Err(Error::config(format!(
+            "Apache Kafka {KAFKA_VERSION} is not installed in {} (run scripts/install-kafka, \
+             or set KAFKA_CACHE)",
+            home.display()
+        )))
+    }
+}
+
+/// A fresh directory for a node.
+pub(super) fn fresh_dir() -> Result<PathBuf, Error> {
+    let dir = std::env::temp_dir().join(super::unique_name("kafka"));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::config(format!("creating {}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
+pub(super) fn server_properties(dir: &Path, node: &Node) -> String {
+    let Node {
+        id,
+        port,
+        controller,
+        sasl,
+        quorum,
+        replicas,
+    } = node;
+    let min_isr = (*replicas).min(2);
     let sasl_listener = sasl
         .map(|p| format!(",SASL_PLAINTEXT://127.0.0.1:{p}"))
         .unwrap_or_default();
     format!(
         "process.roles=broker,controller
-node.id=1
+node.id={id}
 listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}{sasl_listener}
 advertised.listeners=PLAINTEXT://127.0.0.1:{port}{sasl_listener}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
-controller.quorum.bootstrap.servers=127.0.0.1:{controller}
+controller.quorum.bootstrap.servers={quorum}
 log.dirs={data}
 num.partitions=1
 auto.create.topics.enable=false
-offsets.topic.replication.factor=1
+default.replication.factor={replicas}
+min.insync.replicas={min_isr}
+offsets.topic.replication.factor={replicas}
 offsets.topic.num.partitions=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor={replicas}
+transaction.state.log.min.isr={min_isr}
 transaction.state.log.num.partitions=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor={replicas}
+share.coordinator.state.topic.min.isr={min_isr}
 group.initial.rebalance.delay.ms=0
 group.min.session.timeout.ms=1000
 log.cleaner.dedupe.buffer.size=4194304

@@ -12,6 +12,7 @@
 
 mod embedded;
 mod kafka;
+mod kafka_cluster;
 mod requester;
 mod running;
 mod synthetic;
@@ -27,6 +28,7 @@ use rdkafka::client::DefaultClientContext;
 
 pub use self::embedded::{EmbeddedBroker, ResponseError, api_key};
 pub use self::kafka::{KAFKA_VERSION, KafkaBroker};
+pub use self::kafka_cluster::KafkaCluster;
 pub use self::requester::{PendingReply, Reply, RequestError, Requester};
 pub use self::running::RunningResponder;
 pub use self::synthetic::{TestRequest, serve};
