@@ -81,16 +81,28 @@ async fn conventions_with_an_error_header_get_it_too() {
         fail: Some("no".into()),
         ..ProbeReq::id(1)
     };
-    for (convention, header) in [
-        (HeaderConvention::smallrye(), "REPLY_ERROR"),
-        (HeaderConvention::nestjs(), "kafka_nest-err"),
+    for (convention, header, value) in [
+        (HeaderConvention::smallrye(), "REPLY_ERROR", &b"no"[..]),
+        // NestJS hands this value to the requester's code as the error object.
+        (
+            HeaderConvention::nestjs(),
+            "kafka_nest-err",
+            &br#"{"code":"probe_failed","message":"no","status":"error"}"#[..],
+        ),
     ] {
         let requester = fx.requester(convention.clone(), 0).await;
         let reply = requester
             .request(&fx.requests, None, &failing.bytes())
             .await
             .expect("reply");
-        assert_eq!(reply.header(header), Some(&b"no"[..]), "{convention}");
+        assert_eq!(reply.header(header), Some(value), "{convention}");
+        // NestJS completes `ClientKafka.send()`'s observable only on a reply marked
+        // disposed; its error replies carry the mark too, as NestJS's server does.
+        let disposed = reply.header("kafka_nest-is-disposed");
+        match convention.name() {
+            "nestjs" => assert_eq!(disposed, Some(&[0u8][..])),
+            _ => assert_eq!(disposed, None),
+        }
         assert_eq!(reply.header(ERROR_CODE_HEADER), Some(&b"probe_failed"[..]));
         assert_eq!(reply.header(ERROR_MESSAGE_HEADER), Some(&b"no"[..]));
         assert_eq!(

@@ -5,7 +5,16 @@
 //!   big-endian partition) and SmallRye (36-byte text correlation id; replies carrying
 //!   `REPLY_TOPIC` are ignored, as SmallRye does);
 //! - Node kafkajs (its own protocol implementation) speaking NestJS (text values);
-//! - kcat, one scripted round trip in the plain style.
+//! - kcat, one scripted round trip in the plain style;
+//! - Spring for Apache Kafka's own `ReplyingKafkaTemplate` (a Java program built with
+//!   Maven, `tests/interop/spring-requester`): binary and String correlation ids, a
+//!   `replyErrorChecker` reading the error headers (error replies fail the template's
+//!   future with its exception), and two requester processes on different reply
+//!   partitions at once, each receiving only its own replies;
+//! - NestJS's own `ClientKafka.send()` (`@nestjs/microservices`), awaited with
+//!   `lastValueFrom` as a NestJS application does: replies complete the observable,
+//!   error replies fail it with the error object; two instances of one group each get
+//!   the replies for the partition NestJS assigned it.
 //!
 //! Each checks every reply's correlation id, partition, key and payload byte for byte,
 //! and the error headers of requests the handler rejects. The clients are installed by
@@ -28,7 +37,10 @@ fn interop_cache() -> PathBuf {
                 .join(".cache/kafka-responder/interop")
         });
     assert!(
-        dir.join("venv/bin/python").exists() && dir.join("node/node_modules/kafkajs").exists(),
+        dir.join("venv/bin/python").exists()
+            && dir.join("node/node_modules/kafkajs").exists()
+            && dir.join("spring-requester/spring-requester.jar").exists()
+            && dir.join("node/node_modules/@nestjs/microservices").exists(),
         "interop clients missing in {}: run scripts/install-interop",
         dir.display()
     );
@@ -174,4 +186,160 @@ async fn kcat_plain_round_trip() {
         kyc_score("wallet-kc")
     );
     assert_eq!(fields[2], want, "{line}");
+}
+
+/// Spring's `ReplyingKafkaTemplate` as a Java process: `args` after the bootstrap, the
+/// request and the reply topic (reply partition, count, correlation kind).
+fn spring_requester(cache: &std::path::Path, t: &Topics, args: &[&str]) -> Command {
+    let mut cmd = Command::new("java");
+    cmd.args(["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar"])
+        .arg(cache.join("spring-requester/spring-requester.jar"))
+        .args([t.broker.bootstrap_servers(), &t.requests, &t.replies])
+        .args(args);
+    cmd
+}
+
+#[tokio::test]
+#[cfg_attr(
+    embedded_broker,
+    ignore = "Spring's Java client cannot produce to librdkafka's mock cluster (Send failed): runs on Apache Kafka"
+)]
+async fn spring_replying_kafka_template_requesters() {
+    let cache = interop_cache();
+    let t = topics().await;
+    let bootstrap = t.broker.bootstrap_servers().to_owned();
+    let _kyc = kyc_responder(&bootstrap, &t.requests, "spring,smallrye,plain");
+    for correlation in ["binary", "string"] {
+        let out = run(spring_requester(&cache, &t, &["2", "20", correlation]));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "spring ({correlation}): {stdout}");
+        assert!(
+            stdout.contains("22 replies verified, 0 problems"),
+            "{stdout}"
+        );
+    }
+    // Two requester instances at once, each listening on its own reply partition:
+    // each gets exactly its own replies (a record meant for another is a problem).
+    let children: Vec<_> = [("1", "binary"), ("3", "string")]
+        .iter()
+        .map(|(partition, correlation)| {
+            spring_requester(&cache, &t, &[partition, "50", correlation])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spring requester")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("spring requester");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        println!("{stdout}");
+        assert!(out.status.success(), "{stdout}");
+        assert!(
+            stdout.contains("52 replies verified, 0 problems"),
+            "{stdout}"
+        );
+    }
+}
+
+/// The topics, and the KYC responder, a NestJS `ClientKafka` needs: NestJS always
+/// asks for replies on `<pattern>.reply`.
+struct Nest {
+    bootstrap: String,
+    requests: String,
+    _broker: TestBroker,
+    _kyc: Process,
+}
+
+async fn nest_setup() -> Nest {
+    common::init_tracing();
+    let broker = TestBroker::start().expect("broker");
+    let requests = unique_name("WALLET-KYC-REQUEST");
+    let replies = format!("{requests}.reply");
+    broker.create_topic(&requests, 3).await.expect("topic");
+    broker.create_topic(&replies, 2).await.expect("topic");
+    let bootstrap = broker.bootstrap_servers().to_owned();
+    let kyc = common::kyc_responder_with(
+        &bootstrap,
+        &requests,
+        &unique_name("kyc"),
+        "nestjs,smallrye,plain",
+        &[("RESPONDER_REPLY_ALLOW", &replies)],
+    );
+    Nest {
+        bootstrap,
+        requests,
+        _broker: broker,
+        _kyc: kyc,
+    }
+}
+
+/// `nestjs_client_requester.js` with wallet tag `tag` in consumer group `group`,
+/// sending at `send_at` (epoch ms; 0: at once).
+fn nest_requester(
+    cache: &std::path::Path,
+    n: &Nest,
+    tag: &str,
+    group: &str,
+    send_at: u128,
+) -> Command {
+    let mut cmd = Command::new("node");
+    cmd.arg(fixture("nestjs_client_requester.js"))
+        .args([&n.bootstrap, &n.requests, "20", tag, group])
+        .env("NODE_PATH", cache.join("node/node_modules"))
+        .env("NESTJS_SEND_AT_MS", send_at.to_string());
+    cmd
+}
+
+#[tokio::test]
+async fn nestjs_client_kafka_requester() {
+    let cache = interop_cache();
+    let n = nest_setup().await;
+    let out = run(nest_requester(&cache, &n, "j", &unique_name("nest"), 0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("22 replies verified, 0 problems"),
+        "{stdout}"
+    );
+}
+
+/// Two instances of one group: NestJS gives each its own reply partition; both start
+/// sending at the same moment, once both listen.
+#[tokio::test]
+#[cfg_attr(
+    embedded_broker,
+    ignore = "on librdkafka's mock cluster a rebalancing kafkajs group leaves one NestJS instance without replies: runs on Apache Kafka"
+)]
+async fn nestjs_client_kafka_instances_of_one_group_get_their_own_replies() {
+    let cache = interop_cache();
+    let n = nest_setup().await;
+    let group = unique_name("nest-shared");
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis()
+        + 8_000;
+    let children: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|tag| {
+            nest_requester(&cache, &n, tag, &group, at)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("node")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("nestjs requester");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        println!("{stdout}");
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{stdout}");
+        assert!(
+            stdout.contains("22 replies verified, 0 problems"),
+            "{stdout}"
+        );
+    }
 }

@@ -11,7 +11,11 @@ use kafka_responder::{HeaderConvention, Json};
 
 /// One request per convention: right partition, echoed correlation id and key, and
 /// no header on the reply but the correlation id.
-async fn round_trip(fx: &Fixture, convention: HeaderConvention, reply_partition: i32) {
+async fn round_trip(
+    fx: &Fixture,
+    convention: HeaderConvention,
+    reply_partition: i32,
+) -> kafka_responder::testkit::Reply {
     let requester = fx.requester(convention.clone(), reply_partition).await;
     let corr = requester.new_correlation_id();
     let headers = requester.request_headers(&corr);
@@ -39,11 +43,10 @@ async fn round_trip(fx: &Fixture, convention: HeaderConvention, reply_partition:
         "{convention}: correlation id not echoed byte for byte"
     );
     let names: Vec<&str> = reply.headers.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(
-        names,
-        vec![convention.correlation_id_header()],
-        "{convention}: reply headers"
-    );
+    let want: Vec<&str> = std::iter::once(convention.correlation_id_header())
+        .chain(convention.reply_headers().map(|(k, _)| k))
+        .collect();
+    assert_eq!(names, want, "{convention}: reply headers");
     let body: ProbeReply = reply.json().expect("json reply");
     assert_eq!(
         body,
@@ -54,6 +57,7 @@ async fn round_trip(fx: &Fixture, convention: HeaderConvention, reply_partition:
             offset
         }
     );
+    reply
 }
 
 #[tokio::test]
@@ -73,7 +77,12 @@ async fn nestjs_requester_gets_text_encoded_replies() {
     let running = fx.serve(ProbeLog::new(), |b| {
         b.header_conventions([HeaderConvention::nestjs(), HeaderConvention::plain()])
     });
-    round_trip(&fx, HeaderConvention::nestjs(), 2).await;
+    let reply = round_trip(&fx, HeaderConvention::nestjs(), 2).await;
+    assert_eq!(
+        reply.header("kafka_nest-is-disposed"),
+        Some(&[0u8][..]),
+        "NestJS completes the request's observable only on a reply marked disposed"
+    );
     running.shutdown().await.expect("shutdown");
 }
 

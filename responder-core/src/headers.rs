@@ -22,6 +22,19 @@ pub enum PartitionEncoding {
     AsciiDecimal,
 }
 
+/// What a convention's own error header holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ErrorValue {
+    /// The error message as text (SmallRye's `REPLY_ERROR`).
+    #[default]
+    Message,
+    /// A JSON object `{"status":"error","code":"…","message":"…"}`, the shape NestJS's
+    /// own exception handling sends, which a NestJS requester receives as the error
+    /// object (`err.message`, `err.code`).
+    Json,
+}
+
 /// A named set of header names and encodings that a requester uses to name its reply
 /// address.
 ///
@@ -43,7 +56,9 @@ pub struct HeaderConvention {
     reply_topic: Cow<'static, str>,
     reply_partition: Option<(Cow<'static, str>, PartitionEncoding)>,
     correlation_id: Cow<'static, str>,
-    error_header: Option<Cow<'static, str>>,
+    error_header: Option<(Cow<'static, str>, ErrorValue)>,
+    /// Headers every reply carries (name, value).
+    reply_headers: Vec<(Cow<'static, str>, Cow<'static, [u8]>)>,
 }
 
 impl HeaderConvention {
@@ -60,6 +75,7 @@ impl HeaderConvention {
             reply_partition: None,
             correlation_id: correlation_id.into(),
             error_header: None,
+            reply_headers: Vec::new(),
         }
     }
 
@@ -76,7 +92,28 @@ impl HeaderConvention {
     /// Adds the convention's own error header: error replies carry the error message
     /// in it, beside the responder's `responder-error-*` headers.
     pub fn with_error_header(mut self, header: impl Into<Cow<'static, str>>) -> Self {
-        self.error_header = Some(header.into());
+        self.error_header = Some((header.into(), ErrorValue::Message));
+        self
+    }
+
+    /// Adds the convention's own error header, holding the error as `value` says.
+    pub fn with_error_header_as(
+        mut self,
+        header: impl Into<Cow<'static, str>>,
+        value: ErrorValue,
+    ) -> Self {
+        self.error_header = Some((header.into(), value));
+        self
+    }
+
+    /// Adds a header every reply (and error reply) carries, as the convention's
+    /// requesters expect it.
+    pub fn with_reply_header(
+        mut self,
+        header: impl Into<Cow<'static, str>>,
+        value: impl Into<Cow<'static, [u8]>>,
+    ) -> Self {
+        self.reply_headers.push((header.into(), value.into()));
         self
     }
 
@@ -98,11 +135,16 @@ impl HeaderConvention {
     }
 
     /// NestJS microservices (Kafka transport): Spring's names with text values (ASCII
-    /// decimal partition); errors in `kafka_nest-err`.
+    /// decimal partition). Every reply carries `kafka_nest-is-disposed` (a `0x00` byte,
+    /// as NestJS's own server writes it): without it, `ClientKafka.send()`'s observable
+    /// never completes, so `lastValueFrom` (and a controller returning it) waits
+    /// forever. Errors go in `kafka_nest-err` as the JSON object NestJS's exception
+    /// handling sends.
     pub fn nestjs() -> Self {
         Self::new("nestjs", "kafka_replyTopic", "kafka_correlationId")
             .with_reply_partition("kafka_replyPartition", PartitionEncoding::AsciiDecimal)
-            .with_error_header("kafka_nest-err")
+            .with_error_header_as("kafka_nest-err", ErrorValue::Json)
+            .with_reply_header("kafka_nest-is-disposed", &[0u8][..])
     }
 
     /// The plain style: `REPLY_TOPIC`, `REPLY_PARTITION` (ASCII decimal),
@@ -134,7 +176,21 @@ impl HeaderConvention {
 
     /// The convention's own error header, if it has one.
     pub fn error_header(&self) -> Option<&str> {
-        self.error_header.as_deref()
+        self.error_header.as_ref().map(|(h, _)| h.as_ref())
+    }
+
+    /// What the convention's own error header holds.
+    pub fn error_value(&self) -> ErrorValue {
+        self.error_header
+            .as_ref()
+            .map_or(ErrorValue::Message, |(_, v)| *v)
+    }
+
+    /// The headers every reply carries.
+    pub fn reply_headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.reply_headers
+            .iter()
+            .map(|(h, v)| (h.as_ref(), v.as_ref()))
     }
 
     /// Encodes a partition number the way this convention's requesters write it.

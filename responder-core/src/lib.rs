@@ -53,7 +53,7 @@ pub use deadline::DEADLINE_HEADER;
 pub use error::{ClientError, Error};
 pub use error_reply::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, ErrorReply};
 pub use handler::Handler;
-pub use headers::{HeaderConvention, PartitionEncoding};
+pub use headers::{ErrorValue, HeaderConvention, PartitionEncoding};
 pub use health::Health;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use ordering::Ordering;

@@ -97,14 +97,20 @@ impl Fixture {
             }
             Err(_) => kafka_responder::Responder::builder(),
         };
-        builder
+        let builder = builder
             .bootstrap_servers(self.bootstrap())
             .group_id(&self.group)
             .reply_topics(self.replies.parse().expect("policy"))
             .consumer_config("fetch.wait.max.ms", "10")
-            .consumer_config("session.timeout.ms", "6000")
-            .consumer_config("heartbeat.interval.ms", "500")
-            .commit_interval(Duration::from_millis(100))
+            .commit_interval(Duration::from_millis(100));
+        // RESPONDER_TEST_GROUP_PROTOCOL=consumer: the KIP-848 group protocol (Apache
+        // Kafka 4), where sessions and heartbeats are the broker's settings.
+        match std::env::var("RESPONDER_TEST_GROUP_PROTOCOL").as_deref() {
+            Ok("consumer") => builder.consumer_config("group.protocol", "consumer"),
+            _ => builder
+                .consumer_config("session.timeout.ms", "6000")
+                .consumer_config("heartbeat.interval.ms", "500"),
+        }
     }
 
     /// Runs a responder that answers the request topic with the probe handler (logging
@@ -353,7 +359,19 @@ pub fn example_binary(name: &str) -> PathBuf {
 /// Starts the KYC responder binary, configured only through its documented
 /// environment variables.
 pub fn kyc_responder(bootstrap: &str, request_topic: &str, group: &str, headers: &str) -> Process {
+    kyc_responder_with(bootstrap, request_topic, group, headers, &[])
+}
+
+/// As [`kyc_responder`], with more environment variables.
+pub fn kyc_responder_with(
+    bootstrap: &str,
+    request_topic: &str,
+    group: &str,
+    headers: &str,
+    env: &[(&str, &str)],
+) -> Process {
     let child = Command::new(example_binary("kyc_responder"))
+        .envs(env.iter().copied())
         .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
         .env("RESPONDER_REQUEST_TOPIC", request_topic)
         .env("RESPONDER_GROUP_ID", group)

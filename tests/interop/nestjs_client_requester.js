@@ -8,7 +8,8 @@
 // Each request is awaited as an application awaits it, `lastValueFrom(send(..))` bounded
 // by rxjs `timeout` (30 s): a reply must arrive, and its observable must complete. The
 // payload NestJS hands over is checked against the KYC score; a rejected request must
-// fail the observable with the responder's message (the library's own failure). A
+// fail the observable (the library's own failure) with the error object
+// `{status: 'error', code, message}` the responder puts in `kafka_nest-err`. A
 // deserializer that wraps NestJS's own `KafkaResponseDeserializer` records what NestJS
 // matched, to check the partition, key and `responder-error-code` of every reply.
 //
@@ -180,10 +181,16 @@ async function main() {
         if (failure === undefined) {
           problems.push(`${where}: succeeded with ${values.map(text).join(' | ')}, expected error ${error}`);
         } else {
-          // NestJS fails the observable with the `kafka_nest-err` value itself.
+          // NestJS fails the observable with the `kafka_nest-err` value itself, parsed:
+          // the object NestJS's own exception handling sends, with the stable code.
           const message = text(record.headers['responder-error-message']);
-          if (!message || text(failure) !== message) {
-            problems.push(`${where}: failed with ${text(failure)}, expected the responder's message ${message}`);
+          if (
+            !failure || typeof failure !== 'object' || failure.status !== 'error' ||
+            failure.code !== error || !message || failure.message !== message
+          ) {
+            problems.push(
+              `${where}: failed with ${JSON.stringify(failure)}, expected {status: 'error', code: ${error}, message: ${message}}`,
+            );
           }
           if (values.length) problems.push(`${where}: values before the error: ${values.map(text).join(' | ')}`);
         }

@@ -25,6 +25,7 @@ use crate::context::RequestContext;
 use crate::deadline;
 use crate::error_reply::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, ErrorReply};
 use crate::handler::Endpoint;
+use crate::headers::ErrorValue;
 use crate::metrics::{Outcome, TopicMetrics};
 use crate::trace_context::{TRACEPARENT_HEADER, TRACESTATE_HEADER, TraceContext};
 
@@ -380,11 +381,28 @@ fn reply_headers(
                 value: Some(e.message()),
             });
         if let Some(own) = convention.error_header() {
+            let value = match convention.error_value() {
+                ErrorValue::Json => std::borrow::Cow::Owned(
+                    serde_json::json!({
+                        "status": "error",
+                        "code": e.code(),
+                        "message": e.message(),
+                    })
+                    .to_string(),
+                ),
+                _ => std::borrow::Cow::Borrowed(e.message()),
+            };
             headers = headers.insert(Header {
                 key: own,
-                value: Some(e.message()),
+                value: Some(value.as_ref()),
             });
         }
+    }
+    for (key, value) in convention.reply_headers() {
+        headers = headers.insert(Header {
+            key,
+            value: Some(value),
+        });
     }
     headers
 }
