@@ -19,8 +19,12 @@ pub(crate) enum Contestant {
     Python,
     /// The framework with its per-request Prometheus metrics and trace context off
     /// (`RESPONDER_PROMETHEUS_METRICS=false`, `RESPONDER_TRACE_CONTEXT=false`): what
-    /// they cost. Runs only when named in `BENCH_CONTESTANTS`.
+    /// they cost. Runs only when named in `BENCH_CONTESTANTS`, as the two below.
     FrameworkBare,
+    /// The framework with metrics on and trace context off.
+    FrameworkNoTrace,
+    /// The framework with trace context on and metrics off.
+    FrameworkNoMetrics,
 }
 
 impl Contestant {
@@ -31,12 +35,14 @@ impl Contestant {
     /// Those named in `BENCH_CONTESTANTS` (comma-separated), or all three.
     pub(crate) fn selected() -> impl Iterator<Item = Contestant> {
         let only = std::env::var("BENCH_CONTESTANTS").ok();
-        let every = Contestant::ALL
-            .into_iter()
-            .chain([Contestant::FrameworkBare]);
+        let every = Contestant::ALL.into_iter().chain([
+            Contestant::FrameworkBare,
+            Contestant::FrameworkNoTrace,
+            Contestant::FrameworkNoMetrics,
+        ]);
         every.filter(move |c| match only.as_deref() {
             Some(o) => o.split(',').any(|n| n.trim() == c.name()),
-            None => *c != Contestant::FrameworkBare,
+            None => Contestant::ALL.contains(c),
         })
     }
 
@@ -47,13 +53,30 @@ impl Contestant {
             Contestant::Framework => "framework",
             Contestant::Python => "python",
             Contestant::FrameworkBare => "framework-bare",
+            Contestant::FrameworkNoTrace => "framework-no-trace",
+            Contestant::FrameworkNoMetrics => "framework-no-metrics",
+        }
+    }
+
+    /// The framework's switches this contestant turns off.
+    fn switches(self) -> &'static [(&'static str, &'static str)] {
+        const METRICS_OFF: (&str, &str) = ("RESPONDER_PROMETHEUS_METRICS", "false");
+        const TRACE_OFF: (&str, &str) = ("RESPONDER_TRACE_CONTEXT", "false");
+        match self {
+            Contestant::FrameworkBare => &[METRICS_OFF, TRACE_OFF],
+            Contestant::FrameworkNoTrace => &[TRACE_OFF],
+            Contestant::FrameworkNoMetrics => &[METRICS_OFF],
+            _ => &[],
         }
     }
 
     fn program(self) -> (String, Vec<String>) {
         match self {
             Contestant::Raw => (env!("CARGO_BIN_EXE_raw_responder").into(), vec![]),
-            Contestant::Framework | Contestant::FrameworkBare => {
+            Contestant::Framework
+            | Contestant::FrameworkBare
+            | Contestant::FrameworkNoTrace
+            | Contestant::FrameworkNoMetrics => {
                 (env!("CARGO_BIN_EXE_framework_responder").into(), vec![])
             }
             Contestant::Python => (
@@ -114,15 +137,7 @@ impl Contestant {
             .env("RESPONDER_GROUP_ID", "kyc-bench")
             .env("RESPONDER_FETCH_WAIT_MS", launch.fetch_wait_ms)
             .env("PYTHONUNBUFFERED", "1")
-            .envs(
-                (self == Contestant::FrameworkBare)
-                    .then_some([
-                        ("RESPONDER_PROMETHEUS_METRICS", "false"),
-                        ("RESPONDER_TRACE_CONTEXT", "false"),
-                    ])
-                    .into_iter()
-                    .flatten(),
-            )
+            .envs(self.switches().iter().copied())
             .envs(launch.env)
             .stdin(Stdio::piped())
             .stdout(log.try_clone()?)

@@ -16,7 +16,9 @@
 //!
 //! `BENCH_QUICK=1` runs every cell small (a smoke run); `BENCH_CONTESTANTS=raw,framework`
 //! picks contestants (`framework-bare`, the framework with its per-request metrics and
-//! trace context off, runs only when named); `BENCH_TRACEPARENT=1` puts a W3C
+//! trace context off, and `framework-no-trace`, `framework-no-metrics` with one of them
+//! off, run only when named); `BENCH_IR_PAYLOADS=small` (or `large`) runs one payload
+//! of the `ir` cell; `BENCH_TRACEPARENT=1` puts a W3C
 //! `traceparent` on every request; `BENCH_IR_PAIRS` sets the number of callgrind pairs. Prints a table and writes
 //! `compare.json` to `BENCH_OUT` (default `$TMPDIR/responder-bench`).
 
@@ -91,6 +93,18 @@ impl Sizes {
 }
 
 const PAYLOADS: [Payload; 2] = [Payload::Small, Payload::Large];
+
+/// Whether `BENCH_IR_PAYLOADS` (`small`, `large`, comma-separated; default both) picks
+/// `payload`.
+fn selected(payload: Payload) -> bool {
+    let name = match payload {
+        Payload::Small => "small",
+        Payload::Large => "large",
+    };
+    std::env::var("BENCH_IR_PAYLOADS")
+        .map(|v| v.split(',').any(|p| p.trim() == name))
+        .unwrap_or(true)
+}
 
 /// A fresh broker (both brokers slow down as data accumulates) with the two topics.
 fn fresh_broker() -> anyhow::Result<EmbeddedBroker> {
@@ -171,7 +185,11 @@ impl Bench {
     /// Marginal instructions and allocations per request, median over pairs.
     fn ir(&mut self, sizes: &Sizes) -> anyhow::Result<Value> {
         let mut cells = Vec::new();
-        for (payload, (n1, n2)) in PAYLOADS.into_iter().zip(sizes.ir) {
+        for (payload, (n1, n2)) in PAYLOADS
+            .into_iter()
+            .zip(sizes.ir)
+            .filter(|(p, _)| selected(*p))
+        {
             let mut per: Vec<(Contestant, Vec<Value>)> =
                 Contestant::selected().map(|c| (c, Vec::new())).collect();
             for pair in 0..sizes.ir_pairs {

@@ -91,17 +91,23 @@ pub(crate) fn table(r: &Value) -> String {
     }
     if let Some(cells) = r["ir"].as_array() {
         for cell in cells {
-            let (on, off) = (
-                &find(cell, "framework")["instructions_per_request"],
-                &find(cell, "framework-bare")["instructions_per_request"],
-            );
-            if let (Some(on), Some(off)) = (on.as_f64(), off.as_f64()) {
-                let _ = writeln!(
-                    t,
-                    "\n{}: metrics and trace context on {on:.0} Ir/request, off {off:.0}: {:+.1} %",
-                    cell["payload"].as_str().unwrap_or("?"),
-                    (on / off - 1.0) * 100.0
-                );
+            let ir = |who| find(cell, who)["instructions_per_request"].as_f64();
+            let Some(off) = ir("framework-bare") else {
+                continue;
+            };
+            for (who, what) in [
+                ("framework", "metrics and trace context on"),
+                ("framework-no-trace", "metrics on, trace context off"),
+                ("framework-no-metrics", "trace context on, metrics off"),
+            ] {
+                if let Some(on) = ir(who) {
+                    let _ = writeln!(
+                        t,
+                        "\n{}: {what}: {on:.0} Ir/request; both off: {off:.0}; {:+.1} %",
+                        cell["payload"].as_str().unwrap_or("?"),
+                        (on / off - 1.0) * 100.0
+                    );
+                }
             }
         }
     }

@@ -8,7 +8,7 @@
 //! small shell watchdog that kills it (SIGKILL) once the test process's end of a pipe
 //! closes, so no broker outlives its test process, however that process ends.
 //!
-//! The installation comes from `KAFKA_CACHE`, else from where `scripts/install-kafka`
+//! The installation comes from `APACHE_KAFKA_HOME`, else from where `scripts/install-kafka`
 //! puts it (`~/.cache/kafka-responder/kafka-<version>`: the jars in `lib/`, a log4j2
 //! configuration, and a class-data-sharing archive that halves the JVM's start-up);
 //! `java` from `JAVA_HOME`, else the `PATH`. A node starts in 1.5 to 3 s here and takes
@@ -51,7 +51,7 @@ pub struct KafkaBroker {
 }
 
 fn install_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("KAFKA_CACHE") {
+    if let Some(dir) = std::env::var_os("APACHE_KAFKA_HOME") {
         return PathBuf::from(dir);
     }
     let home = std::env::var_os("HOME").unwrap_or_default();
@@ -399,7 +399,7 @@ pub(super) fn installation() -> Result<PathBuf, Error> {
     } else {
         Err(Error::config(format!(
             "Apache Kafka {KAFKA_VERSION} is not installed in {} (run scripts/install-kafka, \
-             or set KAFKA_CACHE)",
+             or set APACHE_KAFKA_HOME)",
             home.display()
         )))
     }
