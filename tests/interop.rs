@@ -11,6 +11,10 @@
 //!   `replyErrorChecker` reading the error headers (error replies fail the template's
 //!   future with its exception), and two requester processes on different reply
 //!   partitions at once, each receiving only its own replies;
+//! - SmallRye Reactive Messaging's own `KafkaRequestReply` (a Quarkus command-mode
+//!   program built with Maven, `tests/interop/smallrye-requester`): 36-byte UUID
+//!   correlation ids, a `ReplyFailureHandler` on our error headers, two requester
+//!   processes on different reply partitions at once;
 //! - NestJS's own `ClientKafka.send()` (`@nestjs/microservices`), awaited with
 //!   `lastValueFrom` as a NestJS application does: replies complete the observable,
 //!   error replies fail it with the error object; two instances of one group each get
@@ -40,6 +44,9 @@ fn interop_cache() -> PathBuf {
         dir.join("venv/bin/python").exists()
             && dir.join("node/node_modules/kafkajs").exists()
             && dir.join("spring-requester/spring-requester.jar").exists()
+            && dir
+                .join("smallrye-requester/smallrye-requester.jar")
+                .exists()
             && dir.join("node/node_modules/@nestjs/microservices").exists(),
         "interop clients missing in {}: run scripts/install-interop",
         dir.display()
@@ -339,6 +346,58 @@ async fn nestjs_client_kafka_instances_of_one_group_get_their_own_replies() {
         assert!(out.status.success(), "{stdout}");
         assert!(
             stdout.contains("22 replies verified, 0 problems"),
+            "{stdout}"
+        );
+    }
+}
+
+/// SmallRye's `KafkaRequestReply` (Quarkus) as a Java process: `args` after the
+/// bootstrap, the request and the reply topic (reply partition, count).
+fn smallrye_requester(cache: &std::path::Path, t: &Topics, args: &[&str]) -> Command {
+    let mut cmd = Command::new("java");
+    cmd.args(["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar"])
+        .arg(cache.join("smallrye-requester/smallrye-requester.jar"))
+        .args([t.broker.bootstrap_servers(), &t.requests, &t.replies])
+        .args(args);
+    cmd
+}
+
+#[tokio::test]
+#[cfg_attr(
+    embedded_broker,
+    ignore = "SmallRye's Java client cannot produce to librdkafka's mock cluster: runs on Apache Kafka"
+)]
+async fn smallrye_kafka_request_reply_requesters() {
+    let cache = interop_cache();
+    let t = topics().await;
+    let bootstrap = t.broker.bootstrap_servers().to_owned();
+    let _kyc = kyc_responder(&bootstrap, &t.requests, "spring,smallrye,plain");
+    let out = run(smallrye_requester(&cache, &t, &["2", "20"]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "smallrye: {stdout}");
+    assert!(
+        stdout.contains("22 replies verified, 0 problems"),
+        "{stdout}"
+    );
+    // Two requester instances at once, each on its own reply partition.
+    let children: Vec<_> = ["1", "3"]
+        .iter()
+        .map(|partition| {
+            smallrye_requester(&cache, &t, &[partition, "50"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("smallrye requester")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("smallrye requester");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        println!("{stdout}");
+        assert!(out.status.success(), "{stdout}");
+        assert!(
+            stdout.contains("52 replies verified, 0 problems"),
             "{stdout}"
         );
     }

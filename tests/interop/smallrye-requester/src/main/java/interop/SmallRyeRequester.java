@@ -12,7 +12,6 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-
 import java.util.function.Function;
 
 import jakarta.inject.Inject;
@@ -127,7 +126,9 @@ public class SmallRyeRequester implements QuarkusApplication {
 			if (!assigned.equals(Set.of(ours))) {
 				problems.add("reply consumer assigned " + assigned + ", expected " + ours);
 			}
+			long assignedMs = (System.nanoTime() - started) / 1_000_000;
 			resolvePosition(requester.getConsumer(), ours);
+			long positionMs = (System.nanoTime() - started) / 1_000_000;
 
 			// Send every request first, then collect: the library matches replies by correlation id.
 			List<CompletableFuture<Message<String>>> futures = new ArrayList<>();
@@ -137,6 +138,7 @@ public class SmallRyeRequester implements QuarkusApplication {
 				futures.add(requester.request(request).subscribeAsCompletionStage());
 			}
 
+			long sentMs = (System.nanoTime() - started) / 1_000_000;
 			for (int i = 0; i < cases.size(); i++) {
 				Case c = cases.get(i);
 				String where = "reply to " + c.key();
@@ -206,6 +208,9 @@ public class SmallRyeRequester implements QuarkusApplication {
 					problems.add(where + ": future never completed");
 				}
 			}
+
+			System.err.printf("%s: assigned at %d ms, position at %d ms, requests subscribed at %d ms, replies at %d ms%n",
+					label, assignedMs, positionMs, sentMs, (System.nanoTime() - started) / 1_000_000);
 
 			// What the library wrote into the requests.
 			List<String> sentCorrelations = new ArrayList<>();
