@@ -469,11 +469,28 @@ fn consumer_config(
         // records a second).
         .set("fetch.queue.backoff.ms", PREFETCH_BACKOFF_MS);
     apply(&mut consumer, user)?;
+    if consumer.get("group.protocol") == Some("consumer") {
+        // Under KIP-848 the broker owns these; librdkafka refuses them.
+        if let Some(key) = CLASSIC_ONLY.iter().find(|k| consumer.get(k).is_some()) {
+            return Err(Error::config(format!(
+                "{key} cannot be set with group.protocol=consumer (KIP-848): the broker \
+                 owns it there (group.consumer.* settings)"
+            )));
+        }
+    }
     consumer
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false");
     Ok(consumer)
 }
+
+/// Consumer properties of the classic group protocol only.
+const CLASSIC_ONLY: &[&str] = &[
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "partition.assignment.strategy",
+    "group.protocol.type",
+];
 
 /// The producer's configuration: `common`, a 1 ms linger, a 2-minute delivery timeout
 /// per attempt (a reply that times out is retried, see `runtime::delivery`), the
@@ -552,6 +569,22 @@ mod tests {
         assert_eq!(c.get("queued.min.messages"), Some("50000"));
         assert_eq!(c.get("group.id"), Some("mine"));
         assert_eq!(c.get("enable.auto.commit"), Some("false"));
+    }
+
+    #[test]
+    fn classic_group_settings_are_refused_under_kip_848() {
+        let common = ClientConfig::new();
+        let kip848 = ("group.protocol", "consumer");
+        for key in CLASSIC_ONLY {
+            let err = consumer_config(&common, "g", &props(&[kip848, (key, "1")]))
+                .expect_err(key)
+                .to_string();
+            assert!(err.contains(key) && err.contains("KIP-848"), "{err}");
+            // The classic protocol takes them.
+            consumer_config(&common, "g", &props(&[(key, "1")])).expect(key);
+        }
+        let c = consumer_config(&common, "g", &props(&[kip848])).expect("valid");
+        assert_eq!(c.get("group.protocol"), Some("consumer"));
     }
 
     #[test]

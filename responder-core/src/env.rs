@@ -18,7 +18,7 @@
 //! | `RESPONDER_MAX_REQUEST_BYTES` | `max_request_bytes` | bytes |
 //! | `RESPONDER_DEAD_LETTER_TOPIC` | `dead_letter_topic` | a topic |
 //! | `RESPONDER_FETCH_WAIT_MS` | consumer `fetch.wait.max.ms` | milliseconds |
-//! | `RESPONDER_SESSION_TIMEOUT_MS` | consumer `session.timeout.ms` | milliseconds |
+//! | `RESPONDER_SESSION_TIMEOUT_MS` | consumer `session.timeout.ms` | milliseconds (classic group protocol only: under KIP-848 the broker sets it) |
 //! | `RESPONDER_HTTP_ADDR` | `http_addr` (feature `http`) | `host:port` |
 //! | `RESPONDER_TRACE_CONTEXT` | `trace_context` | `true` or `false` |
 //! | `RESPONDER_PROMETHEUS_METRICS` | `prometheus_metrics` | `true` or `false` |

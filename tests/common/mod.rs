@@ -370,14 +370,20 @@ pub fn kyc_responder_with(
     headers: &str,
     env: &[(&str, &str)],
 ) -> Process {
-    let child = Command::new(example_binary("kyc_responder"))
+    let mut command = Command::new(example_binary("kyc_responder"));
+    // RESPONDER_TEST_GROUP_PROTOCOL=consumer: KIP-848, where the session timeout is the
+    // broker's (the example refuses one).
+    match std::env::var("RESPONDER_TEST_GROUP_PROTOCOL").as_deref() {
+        Ok("consumer") => command.env("KAFKA_CONSUMER_GROUP_PROTOCOL", "consumer"),
+        _ => command.env("RESPONDER_SESSION_TIMEOUT_MS", "6000"),
+    };
+    let child = command
         .envs(env.iter().copied())
         .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
         .env("RESPONDER_REQUEST_TOPIC", request_topic)
         .env("RESPONDER_GROUP_ID", group)
         .env("RESPONDER_HEADERS", headers)
         .env("RESPONDER_FETCH_WAIT_MS", "10")
-        .env("RESPONDER_SESSION_TIMEOUT_MS", "6000")
         .env(
             "RUST_LOG",
             std::env::var("KYC_LOG").unwrap_or_else(|_| "warn".into()),

@@ -377,7 +377,9 @@ impl Drop for KafkaBroker {
 /// one replica and one partition, a small log-cleaner buffer (the default takes 128 MiB
 /// of heap), no delay before a group's first rebalance, no
 /// automatic topic creation (tests create theirs; a requester naming a missing reply
-/// topic must meet a missing topic), and short group sessions allowed.
+/// topic must meet a missing topic), and short group sessions allowed; under the
+/// KIP-848 protocol, where the broker sets them, the tests' classic settings (6 s
+/// session, 500 ms heartbeat).
 /// One node's identity and ports.
 #[derive(Debug, Clone)]
 pub(super) struct Node {
@@ -449,6 +451,10 @@ share.coordinator.state.topic.replication.factor={replicas}
 share.coordinator.state.topic.min.isr={min_isr}
 group.initial.rebalance.delay.ms=0
 group.min.session.timeout.ms=1000
+group.consumer.session.timeout.ms=6000
+group.consumer.min.session.timeout.ms=1000
+group.consumer.heartbeat.interval.ms=500
+group.consumer.min.heartbeat.interval.ms=500
 log.cleaner.dedupe.buffer.size=4194304
 num.network.threads=2
 num.io.threads=2
