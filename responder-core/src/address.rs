@@ -7,8 +7,10 @@ use crate::headers::{HeaderConvention, PartitionEncoding};
 pub use crate::request_headers::RequestHeaders;
 use crate::topic::{TopicNameError, validate_topic_name};
 
-/// Where the reply to one request goes.
+/// Where the reply to one request goes. Read by handlers and tests; made only by the
+/// responder (an [`AddressReader`]) and the testkit, so fields may be added.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReplyAddress {
     /// The reply topic (already checked against Kafka's naming rules).
     pub topic: String,
