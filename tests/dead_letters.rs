@@ -146,3 +146,68 @@ impl kafka_responder::Handler for Echo {
         Ok(b)
     }
 }
+
+/// A header key need not be UTF-8 (Kafka and librdkafka take any bytes, and
+/// rust-rdkafka's own reader panics on such a key): a request carrying one is answered
+/// as any other, and one that cannot be answered is dead-lettered with that header
+/// byte for byte.
+#[tokio::test]
+async fn header_keys_that_are_not_utf8_change_nothing() {
+    let fx = Fixture::new(1, 1).await;
+    let dlq = unique_name("dead-letters");
+    fx.broker.create_topic(&dlq, 1).await.expect("topic");
+    let dlq_reader = Requester::new(fx.bootstrap(), HeaderConvention::plain(), &dlq, 0)
+        .await
+        .expect("dead-letter reader");
+    let running = fx.serve(ProbeLog::new(), |b| b.dead_letter_topic(&dlq));
+    let requester = fx.requester(HeaderConvention::spring(), 0).await;
+    let odd_key = b"\xff\xfe-key".to_vec();
+
+    let corr = requester.new_correlation_id();
+    let pending = requester.expect(corr.clone());
+    let mut headers: Vec<(Vec<u8>, Vec<u8>)> = requester
+        .request_headers(&corr)
+        .into_iter()
+        .map(|(k, v)| (k.into_bytes(), v))
+        .collect();
+    headers.insert(0, (odd_key.clone(), b"x".to_vec()));
+    requester
+        .send_raw_keys(
+            &fx.requests,
+            Some(0),
+            Some(b"k-1"),
+            Some(&ProbeReq::id(1).bytes()),
+            &headers,
+        )
+        .await
+        .expect("sent");
+    let reply = requester.wait(pending).await.expect("answered");
+    assert_eq!(reply.error_code(), None);
+
+    // No reply address: dead-lettered, the odd header kept byte for byte.
+    let at = requester
+        .send_raw_keys(
+            &fx.requests,
+            Some(0),
+            Some(b"k-2"),
+            Some(&ProbeReq::id(2).bytes()),
+            &[(odd_key.clone(), b"y".to_vec())],
+        )
+        .await
+        .expect("sent");
+    eventually(Duration::from_secs(20), || dlq_reader.received().len() == 1).await;
+    let letter = &dlq_reader.received()[0];
+    let i = letter
+        .header_keys
+        .iter()
+        .position(|k| *k == odd_key)
+        .expect("the odd header is kept");
+    assert_eq!(letter.headers[i].1.as_deref(), Some(&b"y"[..]));
+    assert_eq!(
+        letter.header(DLQ_REASON_HEADER),
+        Some(&b"no_reply_address"[..])
+    );
+    let m = running.shutdown().await.expect("shutdown");
+    assert_eq!((m.replied, m.dead_lettered), (1, 1));
+    assert_eq!(fx.committed(&fx.requests).await, Some(at.1 + 1));
+}

@@ -17,6 +17,7 @@ use kafka_responder::{
 };
 use opentelemetry::trace::{SpanId, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use tracing::Instrument as _;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -152,10 +153,35 @@ async fn one_trace_from_request_to_reply() {
         }
     }
 
-    // A request without trace context: its span is a root of a new trace, and the
-    // reply carries no traceparent (none was asked for).
+    running.shutdown().await.expect("shutdown");
+
+    // A request without trace context, to a responder that runs inside a span of the
+    // service's own: its span is the root of a new trace (not a child of the service's
+    // span), and the reply carries no traceparent (none was asked for).
+    let responder = fx
+        .builder()
+        .route(&fx.requests, Json(Scorer))
+        .build()
+        .expect("responder");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let service = tracing::info_span!(target: "otel", "service");
+    let run = tokio::spawn(
+        responder
+            .run_until(async {
+                let _ = stopped.await;
+            })
+            .instrument(service),
+    );
     exporter().reset();
     let reply = request(&fx, "w-2", &[]).await;
     assert_eq!(reply.header(TRACEPARENT_HEADER), None);
-    running.shutdown().await.expect("shutdown");
+    eventually(Duration::from_secs(10), || !finished("request").is_empty()).await;
+    let root = &finished("request")[0];
+    assert_eq!(
+        root.parent_span_id,
+        SpanId::INVALID,
+        "a request's span is a root, whatever span the responder runs in"
+    );
+    let _ = stop.send(());
+    run.await.expect("run task").expect("run");
 }

@@ -70,7 +70,9 @@ where
             static LAST_LEN: std::cell::Cell<usize> = const { std::cell::Cell::new(128) };
         }
         let hint = LAST_LEN.with(std::cell::Cell::get);
-        let mut out = Vec::with_capacity(hint.clamp(128, 1 << 20) + 64);
+        // Bounded: one large reply does not make every later one reserve as much (the
+        // buffer is held until the reply is acknowledged).
+        let mut out = Vec::with_capacity(hint.clamp(128, 64 << 10) + 64);
         serde_json::to_writer(&mut out, &reply).map_err(|e| CodecError::new("json", e))?;
         LAST_LEN.with(|last| last.set(out.len()));
         Ok(out)

@@ -469,7 +469,10 @@ fn consumer_config(
         // records a second).
         .set("fetch.queue.backoff.ms", PREFETCH_BACKOFF_MS);
     apply(&mut consumer, user)?;
-    if consumer.get("group.protocol") == Some("consumer") {
+    if consumer
+        .get("group.protocol")
+        .is_some_and(|p| p.eq_ignore_ascii_case("consumer"))
+    {
         // Under KIP-848 the broker owns these; librdkafka refuses them.
         if let Some(key) = CLASSIC_ONLY.iter().find(|k| consumer.get(k).is_some()) {
             return Err(Error::config(format!(

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::Message;
-use rdkafka::message::{Headers, OwnedMessage};
+use rdkafka::message::OwnedMessage;
 
 use crate::address::ReplyAddress;
 use crate::trace_context::{TraceContext, TraceParent};
@@ -98,12 +98,10 @@ impl RequestContext {
         self.headers().find(|(k, _)| *k == name).map(|(_, v)| v)
     }
 
-    /// Every header in order, repeats included.
+    /// Every header in order, repeats included (a header whose key is not UTF-8 is
+    /// left out).
     pub fn headers(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
-        self.message
-            .headers()
-            .into_iter()
-            .flat_map(|h| h.iter().map(|h| (h.key, h.value)))
+        crate::request_headers::RequestHeaders::of(self.message.headers()).into_iter()
     }
 
     /// The correlation id, as received (`None` only when the responder answers

@@ -32,6 +32,7 @@ mod ordering;
 mod otel;
 pub mod policy;
 mod policy_source;
+mod raw_headers;
 mod raw_metadata;
 mod request_headers;
 mod router;

@@ -37,6 +37,11 @@ pub(crate) fn adopt(span: &tracing::Span, cx: &TraceContext) -> Option<TracePare
         .ok()?;
     let context = span.context();
     let own = context.span().span_context().clone();
-    (own.is_valid() && own.trace_id() == trace_id)
-        .then(|| cx.parent.with_span_id(own.span_id().to_bytes()))
+    // The exported span's own flags: a span the local sampler dropped is not named as
+    // sampled.
+    (own.is_valid() && own.trace_id() == trace_id).then(|| {
+        cx.parent
+            .with_span_id(own.span_id().to_bytes())
+            .with_flags(own.trace_flags().to_u8())
+    })
 }

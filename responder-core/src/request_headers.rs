@@ -1,7 +1,7 @@
 //! A request's headers, read from the record once: the reply address, the deadline and
-//! the trace context are all looked up here, with no further calls into librdkafka.
+//! the trace context are all looked up here.
 
-use rdkafka::message::Headers;
+use rdkafka::message::OwnedHeaders;
 
 /// One header: its key and value (`None`: a null value).
 type Entry<'h> = (&'h str, Option<&'h [u8]>);
@@ -44,11 +44,22 @@ impl Default for RequestHeaders<'_> {
 }
 
 impl<'h> RequestHeaders<'h> {
-    /// Reads a record's headers (none: empty).
-    pub(crate) fn of<H: Headers>(headers: Option<&'h H>) -> Self {
-        headers
-            .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
-            .unwrap_or_default()
+    /// Reads a record's headers (none: empty). A header whose key is not UTF-8 is left
+    /// out (no convention names one; rust-rdkafka's own reader would panic on it).
+    pub(crate) fn of(headers: Option<&'h OwnedHeaders>) -> Self {
+        let mut read = RequestHeaders::default();
+        if let Some(h) = headers {
+            crate::raw_headers::for_each(h.as_borrowed(), |key, value| {
+                match std::str::from_utf8(key) {
+                    Ok(key) => read.push(key, value),
+                    Err(_) => tracing::debug!(
+                        key = %String::from_utf8_lossy(&key[..key.len().min(32)]),
+                        "header key that is not UTF-8 left out"
+                    ),
+                }
+            });
+        }
+        read
     }
 
     /// Adds a header after the others.
@@ -84,6 +95,18 @@ impl<'h> RequestHeaders<'h> {
             .filter(|(k, _)| *k == key)
             .last()
             .map(|(_, v)| v)
+    }
+}
+
+impl<'h> IntoIterator for RequestHeaders<'h> {
+    type Item = Entry<'h>;
+    type IntoIter = std::iter::Chain<
+        std::iter::Take<std::array::IntoIter<Entry<'h>, INLINE>>,
+        std::vec::IntoIter<Entry<'h>>,
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.inline.into_iter().take(self.len).chain(self.more)
     }
 }
 

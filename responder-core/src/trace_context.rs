@@ -74,6 +74,15 @@ impl TraceParent {
         TraceParent { span_id, ..*self }
     }
 
+    /// The same span under other flags (those version 00 defines).
+    #[cfg(feature = "otel")]
+    pub(crate) fn with_flags(&self, flags: u8) -> Self {
+        TraceParent {
+            flags: flags & KNOWN_FLAGS,
+            ..*self
+        }
+    }
+
     /// The trace id (16 bytes).
     pub fn trace_id(&self) -> [u8; 16] {
         self.trace_id
@@ -138,15 +147,19 @@ impl TraceContext {
                 _ => {}
             }
         }
-        let state = state.map(<[u8]>::to_vec);
         let raw = parent?;
         let Some(parent) = TraceParent::parse(raw) else {
             tracing::debug!(
-                traceparent = %String::from_utf8_lossy(raw),
+                traceparent = %String::from_utf8_lossy(&raw[..raw.len().min(64)]),
                 "malformed traceparent ignored"
             );
             return None;
         };
+        // W3C bounds `tracestate` at 512 characters: a longer one is not passed on
+        // (it would only make the reply larger, up to past the broker's limit).
+        let state = state
+            .filter(|s| s.len() <= MAX_TRACESTATE_LEN)
+            .map(<[u8]>::to_vec);
         Some(TraceContext {
             span: parent.child(),
             parent,
@@ -180,6 +193,9 @@ impl TraceContext {
         self
     }
 }
+
+/// The longest `tracestate` passed on (W3C: at most 512 characters).
+const MAX_TRACESTATE_LEN: usize = 512;
 
 /// The trace flags version 00 defines: sampled (bit 0) and random (bit 1).
 const KNOWN_FLAGS: u8 = 0b11;

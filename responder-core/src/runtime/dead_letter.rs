@@ -3,7 +3,7 @@
 
 use rdkafka::Message;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::FutureRecord;
 
 use super::Shared;
@@ -75,11 +75,13 @@ async fn write(
     let headers = || {
         let mut headers = OwnedHeaders::new_with_capacity(8);
         if let Some(original) = message.headers() {
-            for h in original.iter() {
-                if !h.key.starts_with(DLQ_HEADER_PREFIX) {
-                    headers = headers.insert(h);
+            // Byte for byte, keys that are not UTF-8 included.
+            crate::raw_headers::for_each(original.as_borrowed(), |key, value| {
+                if !key.starts_with(DLQ_HEADER_PREFIX.as_bytes()) {
+                    let taken = std::mem::take(&mut headers);
+                    headers = crate::raw_headers::add(taken, key, value);
                 }
-            }
+            });
         }
         for (key, value) in [
             (DLQ_REASON_HEADER, code),

@@ -71,9 +71,11 @@ fn correlation<'a>(cx: &'a RequestContext) -> CorrelationId<'a> {
 /// its fields when it opens), so the responder's own events carry the request's
 /// topic, partition and offset themselves.
 ///
-/// Not an `async fn`: the instrumented block is the task's whole future, with no outer
-/// state machine holding a second copy of its arguments (every byte of it is copied
-/// when the task is spawned).
+/// The span is a root (`parent: None`): a request starts its own trace, or continues
+/// its requester's, never the trace of whatever span the responder runs in.
+///
+/// Not an `async fn`: the task's future is one boxed state machine (see below); the
+/// headers are read at its start, before the span is first entered.
 pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()> + Send {
     let Job {
         message,
@@ -84,6 +86,7 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
         cancel,
     } = job;
     let span = tracing::debug_span!(
+        parent: None,
         "request",
         topic = message.topic(),
         partition = message.partition(),
@@ -223,7 +226,7 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
             if let (Ok(()), Some(produced)) = (&delivered, produced) {
                 metrics.produce_duration(produced.elapsed());
                 if let Some(ts) = cx.timestamp_millis() {
-                    metrics.request_age(deadline::now_millis() - ts);
+                    metrics.request_age(deadline::now_millis().saturating_sub(ts));
                 }
             }
             match delivered {

@@ -293,8 +293,12 @@ impl KafkaBroker {
     pub(super) fn spawn(&mut self) -> Result<(), Error> {
         let log = self.dir.join("kafka.log");
         // The JVM in the background; the shell waits for its standard input to close
-        // (the test process ended, or `kill`), then kills it.
-        let script = r#"java="$1"; shift; "$java" "$@" >>"$KAFKA_TEST_LOG" 2>&1 </dev/null & jvm=$!
+        // (the test process ended, or `kill`), then kills it. The shell ignores the
+        // signals a ctrl-c or a stop sends the process group, so only that pipe ends it
+        // (a non-interactive shell starts the JVM with SIGINT ignored: the shell dying
+        // of one would leave the JVM behind).
+        let script = r#"trap '' INT QUIT TERM HUP
+java="$1"; shift; "$java" "$@" >>"$KAFKA_TEST_LOG" 2>&1 </dev/null & jvm=$!
 cat >/dev/null
 kill -9 "$jvm" 2>/dev/null
 wait "$jvm" 2>/dev/null

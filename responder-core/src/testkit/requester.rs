@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use tokio::sync::oneshot;
@@ -32,8 +32,11 @@ pub struct Reply {
     pub key: Option<Vec<u8>>,
     /// Its payload.
     pub payload: Option<Vec<u8>>,
-    /// Every header, in order.
+    /// Every header, in order (a key that is not UTF-8 read lossily; see
+    /// `header_keys` for the bytes).
     pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// Every header's key as bytes, in order.
+    pub header_keys: Vec<Vec<u8>>,
 }
 
 impl Reply {
@@ -171,19 +174,25 @@ impl Requester {
                         let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) else {
                             continue;
                         };
+                        let (mut headers, mut header_keys) = (Vec::new(), Vec::new());
+                        if let Some(h) = m.headers() {
+                            // Keys as bytes: rust-rdkafka's reader panics on one that
+                            // is not UTF-8.
+                            crate::raw_headers::for_each(h, |key, value| {
+                                headers.push((
+                                    String::from_utf8_lossy(key).into_owned(),
+                                    value.map(<[u8]>::to_vec),
+                                ));
+                                header_keys.push(key.to_vec());
+                            });
+                        }
                         let reply = Reply {
                             partition: m.partition(),
                             offset: m.offset(),
                             key: m.key().map(<[u8]>::to_vec),
                             payload: m.payload().map(<[u8]>::to_vec),
-                            headers: m
-                                .headers()
-                                .map(|h| {
-                                    h.iter()
-                                        .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                                        .collect()
-                                })
-                                .unwrap_or_default(),
+                            headers,
+                            header_keys,
                         };
                         let corr = reply.header(&correlation_header).map(<[u8]>::to_vec);
                         all.lock()
@@ -344,6 +353,37 @@ impl Requester {
                 key: k,
                 value: Some(v),
             })
+        });
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(owned);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        if let Some(p) = payload {
+            record = record.payload(p);
+        }
+        self.producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map(|d| (d.partition, d.offset))
+            .map_err(|(e, _)| RequestError::Send(e.to_string()))
+    }
+
+    /// Produces a record whose header keys are any bytes (rust-rdkafka's own API takes
+    /// only UTF-8 keys), as a client in another language could write them, and waits
+    /// for the broker's acknowledgement. Returns (partition, offset).
+    pub async fn send_raw_keys(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        headers: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<(i32, i64), RequestError> {
+        let owned = headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
+            crate::raw_headers::add(h, k, Some(v))
         });
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(owned);
         if let Some(p) = partition {
