@@ -32,7 +32,8 @@ enum Stage {
 }
 
 /// A request's link back to the dispatcher. Dropped before it is over (a cancelled
-/// task), it reports the request abandoned: its offset stays uncommitted. Dropped
+/// task), it reports the request abandoned: its offset stays uncommitted; dropped by a
+/// panic in its task, it reports it settled (see `Drop`). Dropped
 /// while still queued (a revocation or shutdown cleared the queue), it reports
 /// nothing: the request never started.
 #[derive(Debug)]
@@ -97,7 +98,23 @@ impl Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        self.finish(false);
+        // Dropped by a panic in the request's task (a bug in the responder: a
+        // handler's panics are caught and answered), the request would stay
+        // uncommitted for good: every owner of the partition would meet the same
+        // record, panic again, and never commit past it. It is settled instead,
+        // loudly, so one record cannot block its partition.
+        let panicked =
+            std::thread::panicking() && matches!(self.stage, Stage::Handling | Stage::Delivering);
+        if panicked {
+            tracing::error!(
+                topic = %self.place.topic,
+                partition = self.place.partition,
+                offset = self.place.offset,
+                "the request's task panicked: its offset is committed without a reply, \
+                 so that it cannot block its partition"
+            );
+        }
+        self.finish(panicked);
     }
 }
 
@@ -136,6 +153,21 @@ mod tests {
             "slot held while delivering"
         );
         t.settle();
+        assert!(matches!(rx.try_recv(), Ok(Report::Finished(_, true))));
+        assert!(permits.acquire_timeout(Duration::ZERO).is_some());
+    }
+
+    #[test]
+    fn dropped_by_a_panic_it_is_settled_so_it_cannot_block_its_partition() {
+        let permits = Permits::new(1);
+        let (mut t, mut rx) = ticket(&permits);
+        t.start();
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _held = t;
+            panic!("a bug in the request's task");
+        }));
+        assert!(unwound.is_err());
+        assert!(matches!(rx.try_recv(), Ok(Report::Handled(_))));
         assert!(matches!(rx.try_recv(), Ok(Report::Finished(_, true))));
         assert!(permits.acquire_timeout(Duration::ZERO).is_some());
     }
