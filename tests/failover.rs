@@ -10,25 +10,18 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use common::{Process, kyc_responder, kyc_score};
-use kafka_responder::HeaderConvention;
-use kafka_responder::testkit::{KafkaCluster, Requester, unique_name};
+use common::kyc_load::KycLoad;
+use common::{Process, kyc_responder};
+use kafka_responder::testkit::{KafkaCluster, unique_name};
 use tokio::task::JoinHandle;
 
 const REQUESTS: usize = 5_000;
 const REQUESTERS: usize = 4;
 const BATCH: usize = 125;
 const BATCH_EVERY: Duration = Duration::from_millis(300);
-
-struct Outcome {
-    id: usize,
-    latency: Duration,
-    reply: Option<kafka_responder::testkit::Reply>,
-}
 
 type Shared = Arc<Mutex<KafkaCluster>>;
 
@@ -110,18 +103,7 @@ async fn leaders_fail_over_under_load_and_nothing_is_lost() {
         .map(|_| kyc_responder(&bootstrap, &requests, &group, "spring,smallrye,plain"))
         .collect();
 
-    let mut requesters = Vec::new();
-    for p in 0..REQUESTERS {
-        let r = Requester::new(&bootstrap, HeaderConvention::spring(), &replies, p as i32)
-            .await
-            .expect("requester")
-            .with_timeout(Duration::from_secs(240));
-        requesters.push(r);
-    }
-    let requesters = Arc::new(requesters);
-
-    let mut issued: Vec<HashSet<Vec<u8>>> = vec![HashSet::new(); REQUESTERS];
-    let mut waits = Vec::with_capacity(REQUESTS);
+    let mut load = KycLoad::new(&bootstrap, &requests, &replies, REQUESTERS).await;
     let mut events = Vec::new();
     let mut restarting: Option<JoinHandle<()>> = None;
     let mut killed = 0;
@@ -154,40 +136,7 @@ async fn leaders_fail_over_under_load_and_nothing_is_lost() {
             }
             _ => {}
         }
-        let mut sends = Vec::new();
-        for id in first..(first + BATCH).min(REQUESTS) {
-            let who = id % REQUESTERS;
-            let requester = &requesters[who];
-            let corr = requester.new_correlation_id();
-            issued[who].insert(corr.clone());
-            let rx = requester.expect(corr.clone());
-            let wallet = format!("wallet-{}", id % 997);
-            let sent = Instant::now();
-            waits.push(tokio::spawn(async move {
-                let reply = rx.within(Duration::from_secs(240)).await.ok();
-                Outcome {
-                    id,
-                    latency: sent.elapsed(),
-                    reply,
-                }
-            }));
-            let headers = requester.request_headers(&corr);
-            let body = format!("{{\"wallet_id\":\"{wallet}\"}}").into_bytes();
-            let requests = requests.clone();
-            sends.push(async move {
-                requester
-                    .send_raw(
-                        &requests,
-                        None,
-                        Some(wallet.as_bytes()),
-                        Some(&body),
-                        &headers,
-                    )
-                    .await
-                    .expect("request sent")
-            });
-        }
-        futures_util::future::join_all(sends).await;
+        load.send(first..(first + BATCH).min(REQUESTS)).await;
         tokio::time::sleep(BATCH_EVERY).await;
     }
     if let Some(r) = restarting.take() {
@@ -198,68 +147,12 @@ async fn leaders_fail_over_under_load_and_nothing_is_lost() {
         ));
     }
 
-    let mut lost = Vec::new();
-    let mut wrong = Vec::new();
-    let mut latencies = Vec::with_capacity(REQUESTS);
-    for w in waits {
-        let o = w.await.expect("waiter");
-        let Some(reply) = o.reply else {
-            lost.push(o.id);
-            continue;
-        };
-        latencies.push(o.latency);
-        let who = o.id % REQUESTERS;
-        let wallet = format!("wallet-{}", o.id % 997);
-        let want = format!(
-            "{{\"wallet_id\":\"{wallet}\",\"score\":{}}}",
-            kyc_score(&wallet)
-        );
-        if reply.partition != who as i32
-            || reply.key.as_deref() != Some(wallet.as_bytes())
-            || reply.payload.as_deref() != Some(want.as_bytes())
-        {
-            wrong.push(format!("request {}: {reply:?}", o.id));
-        }
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let (mut duplicates, mut misrouted) = (0, 0);
-    for (who, requester) in requesters.iter().enumerate() {
-        let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
-        for r in requester.received() {
-            let corr = r.header("kafka_correlationId").unwrap_or_default().to_vec();
-            if !issued[who].contains(&corr) || r.partition != who as i32 {
-                misrouted += 1;
-            }
-            *seen.entry(corr).or_default() += 1;
-        }
-        duplicates += seen.values().map(|n| n - 1).sum::<usize>();
-    }
-    latencies.sort_unstable();
-    let p = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
+    let tally = load.finish().await;
     println!("failover on 3 Kafka nodes: {}", events.join(", "));
     println!(
-        "requests {REQUESTS}, answered {}, lost {}, wrong {}, misrouted {misrouted}, duplicates {duplicates}, latency p50 {:?} p99 {:?} max {:?}, run {:.1}s",
-        latencies.len(),
-        lost.len(),
-        wrong.len(),
-        p(0.5),
-        p(0.99),
-        latencies.last().copied().unwrap_or_default(),
+        "{}, run {:.1}s",
+        tally.summary(),
         started.elapsed().as_secs_f64()
     );
-    assert!(lost.is_empty(), "lost: {:?}", &lost[..lost.len().min(20)]);
-    assert!(
-        wrong.is_empty(),
-        "wrong: {:?}",
-        &wrong[..wrong.len().min(5)]
-    );
-    assert_eq!(
-        misrouted, 0,
-        "replies on a partition or requester they were not for"
-    );
+    tally.assert_nothing_lost_or_misrouted();
 }

@@ -16,14 +16,13 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Process, example_binary, kyc_responder, kyc_score};
-use kafka_responder::HeaderConvention;
-use kafka_responder::testkit::{Requester, TestBroker, unique_name};
+use common::kyc_load::KycLoad;
+use common::{Process, example_binary, kyc_responder};
+use kafka_responder::testkit::{TestBroker, unique_name};
 
 const REQUESTS: usize = 10_000;
 const REQUESTERS: usize = 4;
@@ -103,12 +102,6 @@ impl Broker {
     }
 }
 
-struct Outcome {
-    id: usize,
-    latency: Duration,
-    reply: Option<kafka_responder::testkit::Reply>,
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_requests_survive_kills_joins_and_broker_restarts() {
     common::init_tracing();
@@ -121,18 +114,7 @@ async fn ten_thousand_requests_survive_kills_joins_and_broker_restarts() {
     let spawn = || kyc_responder(&bootstrap, &requests, &group, "spring,smallrye,plain");
     let mut responders: Vec<Process> = (0..3).map(|_| spawn()).collect();
 
-    let mut requesters = Vec::new();
-    for p in 0..REQUESTERS {
-        let r = Requester::new(&bootstrap, HeaderConvention::spring(), &replies, p as i32)
-            .await
-            .expect("requester")
-            .with_timeout(Duration::from_secs(240));
-        requesters.push(r);
-    }
-    let requesters = std::sync::Arc::new(requesters);
-
-    let mut issued: Vec<HashSet<Vec<u8>>> = vec![HashSet::new(); REQUESTERS];
-    let mut waits = Vec::with_capacity(REQUESTS);
+    let mut load = KycLoad::new(&bootstrap, &requests, &replies, REQUESTERS).await;
     let mut events = Vec::new();
     for (batch, first) in (0..REQUESTS).step_by(BATCH).enumerate() {
         match batch {
@@ -166,89 +148,11 @@ async fn ten_thousand_requests_survive_kills_joins_and_broker_restarts() {
             }
             _ => {}
         }
-        let mut sends = Vec::new();
-        for id in first..(first + BATCH).min(REQUESTS) {
-            let who = id % REQUESTERS;
-            let requester = &requesters[who];
-            let corr = requester.new_correlation_id();
-            issued[who].insert(corr.clone());
-            let rx = requester.expect(corr.clone());
-            let wallet = format!("wallet-{}", id % 997);
-            let sent = Instant::now();
-            waits.push(tokio::spawn(async move {
-                let reply = rx.within(Duration::from_secs(240)).await.ok();
-                Outcome {
-                    id,
-                    latency: sent.elapsed(),
-                    reply,
-                }
-            }));
-            let headers = requester.request_headers(&corr);
-            let body = format!("{{\"wallet_id\":\"{wallet}\"}}").into_bytes();
-            let requests = requests.clone();
-            sends.push(async move {
-                requester
-                    .send_raw(
-                        &requests,
-                        None,
-                        Some(wallet.as_bytes()),
-                        Some(&body),
-                        &headers,
-                    )
-                    .await
-                    .expect("request sent")
-            });
-        }
-        futures_util::future::join_all(sends).await;
+        load.send(first..(first + BATCH).min(REQUESTS)).await;
         tokio::time::sleep(BATCH_EVERY).await;
     }
 
-    let mut lost = Vec::new();
-    let mut wrong = Vec::new();
-    let mut latencies = Vec::with_capacity(REQUESTS);
-    for w in waits {
-        let o = w.await.expect("waiter");
-        let Some(reply) = o.reply else {
-            lost.push(o.id);
-            continue;
-        };
-        latencies.push(o.latency);
-        let who = o.id % REQUESTERS;
-        let wallet = format!("wallet-{}", o.id % 997);
-        let want = format!(
-            "{{\"wallet_id\":\"{wallet}\",\"score\":{}}}",
-            kyc_score(&wallet)
-        );
-        if reply.partition != who as i32
-            || reply.key.as_deref() != Some(wallet.as_bytes())
-            || reply.payload.as_deref() != Some(want.as_bytes())
-        {
-            wrong.push(format!("request {}: {reply:?}", o.id));
-        }
-    }
-    // Let late duplicates arrive, then look at every reply each requester saw on its
-    // partition: each must answer a request that requester sent.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut duplicates = 0;
-    let mut misrouted = 0;
-    for (who, requester) in requesters.iter().enumerate() {
-        let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
-        for r in requester.received() {
-            let corr = r.header("kafka_correlationId").unwrap_or_default().to_vec();
-            if !issued[who].contains(&corr) {
-                misrouted += 1;
-            }
-            *seen.entry(corr).or_default() += 1;
-        }
-        duplicates += seen.values().map(|n| n - 1).sum::<usize>();
-    }
-    latencies.sort_unstable();
-    let p = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
+    let tally = load.finish().await;
     let broker_name = match &broker {
         Broker::Process(TestBroker::Tansu(_)) => "tansu",
         Broker::Process(_) => "apache kafka",
@@ -256,28 +160,10 @@ async fn ten_thousand_requests_survive_kills_joins_and_broker_restarts() {
     };
     println!("scale-out on {broker_name}: {}", events.join(", "));
     println!(
-        "requests {REQUESTS}, answered {}, lost {}, wrong {}, duplicates {duplicates}, misrouted {misrouted}, latency p50 {:?} p99 {:?} max {:?}, run {:.1}s",
-        latencies.len(),
-        lost.len(),
-        wrong.len(),
-        p(0.5),
-        p(0.99),
-        latencies.last().copied().unwrap_or_default(),
+        "{}, run {:.1}s",
+        tally.summary(),
         started.elapsed().as_secs_f64()
     );
-    assert!(
-        lost.is_empty(),
-        "lost requests: {:?}",
-        &lost[..lost.len().min(20)]
-    );
-    assert!(
-        wrong.is_empty(),
-        "wrong replies: {:?}",
-        &wrong[..wrong.len().min(5)]
-    );
-    assert_eq!(
-        misrouted, 0,
-        "replies on a partition their requester did not ask for"
-    );
+    tally.assert_nothing_lost_or_misrouted();
     drop(responders);
 }

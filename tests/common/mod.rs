@@ -2,6 +2,8 @@
 //! builder with test-friendly settings, and a probe handler that records what it saw.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod kyc_load;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
