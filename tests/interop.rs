@@ -195,15 +195,36 @@ async fn kcat_plain_round_trip() {
     assert_eq!(fields[2], want, "{line}");
 }
 
-/// Spring's `ReplyingKafkaTemplate` as a Java process: `args` after the bootstrap, the
-/// request and the reply topic (reply partition, count, correlation kind).
-fn spring_requester(cache: &std::path::Path, t: &Topics, args: &[&str]) -> Command {
+/// A requester program packaged as a jar in the interop cache (`name/name.jar`), run
+/// with the bootstrap, the request and the reply topic, then `args`.
+fn jvm_requester(cache: &std::path::Path, name: &str, t: &Topics, args: &[&str]) -> Command {
     let mut cmd = Command::new("java");
     cmd.args(["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar"])
-        .arg(cache.join("spring-requester/spring-requester.jar"))
+        .arg(cache.join(name).join(format!("{name}.jar")))
         .args([t.broker.bootstrap_servers(), &t.requests, &t.replies])
         .args(args);
     cmd
+}
+
+/// Runs `commands` at once and checks each printed `expect`.
+fn run_together(commands: Vec<Command>, expect: &str) {
+    let children: Vec<_> = commands
+        .into_iter()
+        .map(|mut c| {
+            c.stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("requester")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("requester");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        println!("{stdout}");
+        assert!(out.status.success(), "{stdout}");
+        assert!(stdout.contains(expect), "{stdout}");
+    }
 }
 
 #[tokio::test]
@@ -217,7 +238,12 @@ async fn spring_replying_kafka_template_requesters() {
     let bootstrap = t.broker.bootstrap_servers().to_owned();
     let _kyc = kyc_responder(&bootstrap, &t.requests, "spring,smallrye,plain");
     for correlation in ["binary", "string"] {
-        let out = run(spring_requester(&cache, &t, &["2", "20", correlation]));
+        let out = run(jvm_requester(
+            &cache,
+            "spring-requester",
+            &t,
+            &["2", "20", correlation],
+        ));
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "spring ({correlation}): {stdout}");
         assert!(
@@ -227,27 +253,13 @@ async fn spring_replying_kafka_template_requesters() {
     }
     // Two requester instances at once, each listening on its own reply partition:
     // each gets exactly its own replies (a record meant for another is a problem).
-    let children: Vec<_> = [("1", "binary"), ("3", "string")]
-        .iter()
-        .map(|(partition, correlation)| {
-            spring_requester(&cache, &t, &[partition, "50", correlation])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spring requester")
-        })
-        .collect();
-    for child in children {
-        let out = child.wait_with_output().expect("spring requester");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-        println!("{stdout}");
-        assert!(out.status.success(), "{stdout}");
-        assert!(
-            stdout.contains("52 replies verified, 0 problems"),
-            "{stdout}"
-        );
-    }
+    run_together(
+        [("1", "binary"), ("3", "string")]
+            .iter()
+            .map(|(p, c)| jvm_requester(&cache, "spring-requester", &t, &[p, "50", c]))
+            .collect(),
+        "52 replies verified, 0 problems",
+    );
 }
 
 /// The topics, and the KYC responder, a NestJS `ClientKafka` needs: NestJS always
@@ -328,38 +340,13 @@ async fn nestjs_client_kafka_instances_of_one_group_get_their_own_replies() {
         .expect("clock")
         .as_millis()
         + 8_000;
-    let children: Vec<_> = ["a", "b"]
-        .iter()
-        .map(|tag| {
-            nest_requester(&cache, &n, tag, &group, at)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("node")
-        })
-        .collect();
-    for child in children {
-        let out = child.wait_with_output().expect("nestjs requester");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        println!("{stdout}");
-        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "{stdout}");
-        assert!(
-            stdout.contains("22 replies verified, 0 problems"),
-            "{stdout}"
-        );
-    }
-}
-
-/// SmallRye's `KafkaRequestReply` (Quarkus) as a Java process: `args` after the
-/// bootstrap, the request and the reply topic (reply partition, count).
-fn smallrye_requester(cache: &std::path::Path, t: &Topics, args: &[&str]) -> Command {
-    let mut cmd = Command::new("java");
-    cmd.args(["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar"])
-        .arg(cache.join("smallrye-requester/smallrye-requester.jar"))
-        .args([t.broker.bootstrap_servers(), &t.requests, &t.replies])
-        .args(args);
-    cmd
+    run_together(
+        ["a", "b"]
+            .iter()
+            .map(|tag| nest_requester(&cache, &n, tag, &group, at))
+            .collect(),
+        "22 replies verified, 0 problems",
+    );
 }
 
 #[tokio::test]
@@ -372,7 +359,12 @@ async fn smallrye_kafka_request_reply_requesters() {
     let t = topics().await;
     let bootstrap = t.broker.bootstrap_servers().to_owned();
     let _kyc = kyc_responder(&bootstrap, &t.requests, "spring,smallrye,plain");
-    let out = run(smallrye_requester(&cache, &t, &["2", "20"]));
+    let out = run(jvm_requester(
+        &cache,
+        "smallrye-requester",
+        &t,
+        &["2", "20"],
+    ));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "smallrye: {stdout}");
     assert!(
@@ -380,25 +372,11 @@ async fn smallrye_kafka_request_reply_requesters() {
         "{stdout}"
     );
     // Two requester instances at once, each on its own reply partition.
-    let children: Vec<_> = ["1", "3"]
-        .iter()
-        .map(|partition| {
-            smallrye_requester(&cache, &t, &[partition, "50"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("smallrye requester")
-        })
-        .collect();
-    for child in children {
-        let out = child.wait_with_output().expect("smallrye requester");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-        println!("{stdout}");
-        assert!(out.status.success(), "{stdout}");
-        assert!(
-            stdout.contains("52 replies verified, 0 problems"),
-            "{stdout}"
-        );
-    }
+    run_together(
+        ["1", "3"]
+            .iter()
+            .map(|p| jvm_requester(&cache, "smallrye-requester", &t, &[p, "50"]))
+            .collect(),
+        "52 replies verified, 0 problems",
+    );
 }
