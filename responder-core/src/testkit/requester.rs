@@ -354,21 +354,8 @@ impl Requester {
                 value: Some(v),
             })
         });
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(owned);
-        if let Some(p) = partition {
-            record = record.partition(p);
-        }
-        if let Some(k) = key {
-            record = record.key(k);
-        }
-        if let Some(p) = payload {
-            record = record.payload(p);
-        }
-        self.producer
-            .send(record, Duration::from_secs(10))
+        self.send_record(topic, partition, key, payload, owned)
             .await
-            .map(|d| (d.partition, d.offset))
-            .map_err(|(e, _)| RequestError::Send(e.to_string()))
     }
 
     /// Produces a record whose header keys are any bytes (rust-rdkafka's own API takes
@@ -385,6 +372,19 @@ impl Requester {
         let owned = headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
             crate::raw_headers::add(h, k, Some(v))
         });
+        self.send_record(topic, partition, key, payload, owned)
+            .await
+    }
+
+    /// Produces one record and waits for the broker's acknowledgement.
+    async fn send_record(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        owned: OwnedHeaders,
+    ) -> Result<(i32, i64), RequestError> {
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(owned);
         if let Some(p) = partition {
             record = record.partition(p);
