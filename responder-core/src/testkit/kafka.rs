@@ -14,7 +14,6 @@
 //! `java` from `JAVA_HOME`, else the `PATH`. A node starts in 1.5 to 3 s here and takes
 //! about 160 MiB.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
@@ -69,13 +68,6 @@ fn java() -> PathBuf {
     }
 }
 
-fn free_port() -> Result<u16, Error> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| Error::config(format!("no free loopback port: {e}")))
-}
-
 /// JVM settings for a small, quick-starting test broker.
 /// (Measured here: with the class-data-sharing archive, start to ready in 1.3 to 2.6 s
 /// and 160 MiB, against 3 to 9 s and 210 to 240 MiB with the heap bound alone.)
@@ -125,12 +117,9 @@ impl KafkaBroker {
     fn start_inner(remove_on_exit: bool, users: &[(&str, &str)]) -> Result<Self, Error> {
         let home = installation()?;
         let dir = fresh_dir()?;
-        let (port, controller) = (free_port()?, free_port()?);
-        let sasl = if users.is_empty() {
-            None
-        } else {
-            Some(free_port()?)
-        };
+        let ports = super::free_ports(3)?;
+        let (port, controller) = (ports[0], ports[1]);
+        let sasl = (!users.is_empty()).then_some(ports[2]);
         let node = Node {
             id: 1,
             port,

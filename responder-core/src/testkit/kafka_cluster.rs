@@ -30,21 +30,10 @@ impl KafkaCluster {
             return Err(Error::config("a cluster needs at least one node"));
         }
         let home = installation()?;
-        let mut ports = Vec::with_capacity(size);
-        // Bound all at once, so no two nodes are handed the same free port.
-        let listeners: Vec<std::net::TcpListener> = (0..2 * size)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-            .collect::<Result<_, _>>()
-            .map_err(|e| Error::config(format!("no free loopback port: {e}")))?;
-        for pair in listeners.chunks(2) {
-            let port = |l: &std::net::TcpListener| {
-                l.local_addr()
-                    .map(|a| a.port())
-                    .map_err(|e| Error::config(format!("no free loopback port: {e}")))
-            };
-            ports.push((port(&pair[0])?, port(&pair[1])?));
-        }
-        drop(listeners);
+        let ports: Vec<(u16, u16)> = super::free_ports(2 * size)?
+            .chunks(2)
+            .map(|pair| (pair[0], pair[1]))
+            .collect();
         let quorum = ports
             .iter()
             .map(|(_, c)| format!("127.0.0.1:{c}"))

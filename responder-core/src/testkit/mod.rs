@@ -151,6 +151,20 @@ impl TestBroker {
     }
 }
 
+/// `n` distinct free loopback ports, bound all at once so that none is handed out twice
+/// (they are released on return, for a broker process to bind).
+pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>, Error> {
+    let no_port = |e: std::io::Error| Error::config(format!("no free loopback port: {e}"));
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(no_port)?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()).map_err(no_port))
+        .collect()
+}
+
 /// A name no other test (or earlier run against the same broker) uses.
 pub fn unique_name(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);

@@ -4,7 +4,7 @@
 //! The binary comes from `TANSU_BIN`, else from where `scripts/install-tansu` caches it
 //! (`~/.cache/kafka-responder/tansu-<version>-libsql/bin/tansu`).
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,13 +35,6 @@ fn default_bin() -> PathBuf {
         .join("bin/tansu")
 }
 
-fn free_port() -> Result<u16, Error> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| Error::config(format!("no free loopback port: {e}")))
-}
-
 impl TansuBroker {
     /// Starts a broker on a free loopback port with a fresh SQLite database.
     pub fn start() -> Result<Self, Error> {
@@ -55,7 +48,7 @@ impl TansuBroker {
         let dir = std::env::temp_dir().join(super::unique_name("tansu"));
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::config(format!("creating {}: {e}", dir.display())))?;
-        let port = free_port()?;
+        let port = super::free_ports(1)?[0];
         let mut broker = TansuBroker {
             bin,
             dir,
