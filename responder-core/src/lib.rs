@@ -16,6 +16,7 @@ mod config;
 mod context;
 mod deadline;
 mod describe_topics;
+mod duration_histogram;
 pub mod env;
 mod error;
 mod error_reply;

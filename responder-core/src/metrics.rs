@@ -20,8 +20,9 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
+
+use crate::duration_histogram::DurationHistogram;
 
 /// Live counters and Prometheus metrics, shared with the running responder.
 #[derive(Debug, Default)]
@@ -115,12 +116,7 @@ struct KindLabels {
     kind: &'static str,
 }
 
-type Histograms = Family<TopicLabels, Histogram, fn() -> Histogram>;
-
-fn seconds_histogram() -> Histogram {
-    // 0.5 ms to about 16 s.
-    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
-}
+type Histograms = Family<TopicLabels, DurationHistogram>;
 
 /// The Prometheus registry and the responder's metric families.
 #[derive(Debug)]
@@ -148,8 +144,7 @@ struct Prometheus {
 impl Default for Prometheus {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("kafka_responder");
-        let histograms =
-            || Histograms::new_with_constructor(seconds_histogram as fn() -> Histogram);
+        let histograms = Histograms::default;
         let p = Prometheus {
             registry: Registry::default(),
             received: Family::default(),
@@ -284,9 +279,9 @@ struct Handles {
     retries: Counter,
     timeouts: Counter,
     panics: Counter,
-    handler_duration: Histogram,
-    request_age: Histogram,
-    produce_duration: Histogram,
+    handler_duration: DurationHistogram,
+    request_age: DurationHistogram,
+    produce_duration: DurationHistogram,
 }
 
 impl TopicMetrics {
@@ -378,20 +373,22 @@ impl TopicMetrics {
 
     pub(crate) fn handler_duration(&self, d: std::time::Duration) {
         if let Some(h) = &self.handles {
-            h.handler_duration.observe(d.as_secs_f64());
+            h.handler_duration.observe(d);
         }
     }
 
     pub(crate) fn produce_duration(&self, d: std::time::Duration) {
         if let Some(h) = &self.handles {
-            h.produce_duration.observe(d.as_secs_f64());
+            h.produce_duration.observe(d);
         }
     }
 
     /// The request's age in milliseconds when its reply was acknowledged.
     pub(crate) fn request_age(&self, millis: i64) {
         if let Some(h) = &self.handles {
-            h.request_age.observe(millis.max(0) as f64 / 1000.0);
+            let millis = u64::try_from(millis).unwrap_or(0);
+            h.request_age
+                .observe(std::time::Duration::from_millis(millis));
         }
     }
 }

@@ -18,10 +18,14 @@ pub const TRACEPARENT_HEADER: &str = "traceparent";
 pub const TRACESTATE_HEADER: &str = "tracestate";
 
 /// A span's place in a trace: what a `traceparent` header says.
+///
+/// Kept as the header's lowercase hex (validated), so a reply's `traceparent` is the
+/// request's trace id copied and a new span id written; the ids are decoded to bytes
+/// only when asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceParent {
-    trace_id: [u8; 16],
-    span_id: [u8; 8],
+    trace_id: [u8; 32],
+    span_id: [u8; 16],
     flags: u8,
 }
 
@@ -46,10 +50,14 @@ impl TraceParent {
         if head[2] != b'-' || head[35] != b'-' || head[52] != b'-' {
             return None;
         }
-        let trace_id = hex::<16>(&head[3..35])?;
-        let span_id = hex::<8>(&head[36..52])?;
+        let trace_id: [u8; 32] = head[3..35].try_into().ok()?;
+        let span_id: [u8; 16] = head[36..52].try_into().ok()?;
         let flags = hex::<1>(&head[53..55])?[0];
-        if trace_id == [0; 16] || span_id == [0; 8] {
+        if !is_lower_hex(&trace_id)
+            || !is_lower_hex(&span_id)
+            || trace_id == [b'0'; 32]
+            || span_id == [b'0'; 16]
+        {
             return None;
         }
         Some(TraceParent {
@@ -62,16 +70,17 @@ impl TraceParent {
 
     /// A child of this span: the same trace and flags, a new span id.
     pub fn child(&self) -> Self {
-        TraceParent {
-            span_id: new_span_id(),
-            ..*self
-        }
+        self.with_span_id(new_span_id())
     }
 
     /// The same trace and flags under another span id.
-    #[cfg(feature = "otel")]
     pub(crate) fn with_span_id(&self, span_id: [u8; 8]) -> Self {
-        TraceParent { span_id, ..*self }
+        let mut hex = [0u8; 16];
+        write_hex(&span_id, &mut hex);
+        TraceParent {
+            span_id: hex,
+            ..*self
+        }
     }
 
     /// The same span under other flags (those version 00 defines).
@@ -85,12 +94,12 @@ impl TraceParent {
 
     /// The trace id (16 bytes).
     pub fn trace_id(&self) -> [u8; 16] {
-        self.trace_id
+        hex(&self.trace_id).unwrap_or_default()
     }
 
     /// The span id (8 bytes).
     pub fn span_id(&self) -> [u8; 8] {
-        self.span_id
+        hex(&self.span_id).unwrap_or_default()
     }
 
     /// The trace flags (bit 0: sampled).
@@ -100,9 +109,7 @@ impl TraceParent {
 
     /// The trace id as 32 lowercase hex digits.
     pub fn trace_id_hex(&self) -> String {
-        let mut out = [0u8; 32];
-        write_hex(&self.trace_id, &mut out);
-        String::from_utf8_lossy(&out).into_owned()
+        String::from_utf8_lossy(&self.trace_id).into_owned()
     }
 
     /// The `traceparent` header value, `00-<trace id>-<span id>-<flags>`, written
@@ -110,8 +117,8 @@ impl TraceParent {
     pub fn header_value(&self) -> [u8; 55] {
         let mut out = [b'-'; 55];
         out[..2].copy_from_slice(b"00");
-        write_hex(&self.trace_id, &mut out[3..35]);
-        write_hex(&self.span_id, &mut out[36..52]);
+        out[3..35].copy_from_slice(&self.trace_id);
+        out[36..52].copy_from_slice(&self.span_id);
         write_hex(&[self.flags], &mut out[53..55]);
         out
     }
@@ -236,6 +243,29 @@ fn hex<const N: usize>(b: &[u8]) -> Option<[u8; N]> {
     (invalid & 0x80 == 0).then_some(out)
 }
 
+/// Whether every byte is a lowercase hex digit, eight bytes at a time (a request's
+/// `traceparent` carries 48): for a byte `x` below 0x80, `x + (0x80 - c)` has its high
+/// bit set exactly when `x >= c`, and no addition carries into the next byte.
+fn is_lower_hex(digits: &[u8]) -> bool {
+    const fn each(b: u8) -> u64 {
+        u64::from_ne_bytes([b; 8])
+    }
+    const HIGH: u64 = each(0x80);
+    let mut chunks = digits.chunks_exact(8);
+    let words_ok = chunks.by_ref().all(|c| {
+        let w = u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]));
+        let at_least = |c: u8| w.wrapping_add(each(0x80 - c)) & HIGH;
+        let digit = at_least(b'0') & !at_least(b'9' + 1);
+        let letter = at_least(b'a') & !at_least(b'f' + 1);
+        w & HIGH == 0 && digit | letter == HIGH
+    });
+    words_ok
+        && chunks
+            .remainder()
+            .iter()
+            .all(|&b| HEX_VALUES[usize::from(b)] != INVALID)
+}
+
 /// Writes `bytes` as lowercase hex into `out` (twice as long).
 fn write_hex(bytes: &[u8], out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -321,6 +351,20 @@ mod tests {
         // A later version may carry more fields after a dash.
         let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future";
         assert!(TraceParent::parse(later.as_bytes()).is_some());
+    }
+
+    /// The eight-at-a-time check agrees with the digit table for every byte value at
+    /// every place in a word, and in a remainder.
+    #[test]
+    fn lower_hex_check_agrees_with_the_table() {
+        for b in 0..=255u8 {
+            let valid = HEX_VALUES[usize::from(b)] != INVALID;
+            for at in 0..19 {
+                let mut digits = *b"0123456789abcdef012";
+                digits[at] = b;
+                assert_eq!(is_lower_hex(&digits), valid, "{b:#x} at {at}");
+            }
+        }
     }
 
     #[test]

@@ -183,8 +183,10 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
                 ))
             });
             let cx = RequestContext::new(message, address, deadline.at, trace);
-            let outcome = match refusal {
-                Some(e) => Err(e),
+            // When timed, the handler's end is also the reply's first produce attempt
+            // (encoding is part of the handler's time): one clock read for both.
+            let (outcome, produced) = match refusal {
+                Some(e) => (Err(e), metrics.timed().then(std::time::Instant::now)),
                 None => handle(&metrics, &cx, &*endpoint, handler_timeout).await,
             };
             if let Err(e) = &outcome {
@@ -200,7 +202,6 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
             }
             let to = cx.reply_to();
             let payload = outcome.as_ref().ok().map(Vec::as_slice);
-            let produced = metrics.timed().then(std::time::Instant::now);
             let delivered = deliver(
                 &shared,
                 &metrics,
@@ -267,23 +268,26 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
 }
 
 /// Runs the handler, bounded by its timeout and the request's deadline; a panic or a
-/// timeout becomes an error reply.
+/// timeout becomes an error reply. Also returns when it ended, if the topic's metrics
+/// are timed.
 async fn handle(
     metrics: &TopicMetrics,
     cx: &RequestContext,
     endpoint: &dyn Endpoint,
     timeout: Duration,
-) -> Result<Vec<u8>, ErrorReply> {
+) -> (Result<Vec<u8>, ErrorReply>, Option<std::time::Instant>) {
     let limit = handler_limit(timeout, cx.deadline_millis());
     let started = metrics.timed().then(std::time::Instant::now);
     // The handler's future is dropped inside the guarded block too (a timed-out one
     // is dropped as the `.await` completes), so a panic in its drop is caught as well.
     let run = async { tokio::time::timeout(limit, endpoint.serve(cx)).await };
     let result = AssertUnwindSafe(run).catch_unwind().await;
-    if let Some(started) = started {
-        metrics.handler_duration(started.elapsed());
-    }
-    match result {
+    let ended = started.map(|started| {
+        let now = std::time::Instant::now();
+        metrics.handler_duration(now.saturating_duration_since(started));
+        now
+    });
+    let outcome = match result {
         Ok(Ok(outcome)) => outcome,
         Err(panic) => {
             metrics.panicked();
@@ -312,7 +316,8 @@ async fn handle(
                 format!("the handler did not answer within {} ms", limit.as_millis()),
             ))
         }
-    }
+    };
+    (outcome, ended)
 }
 
 /// The handler's time limit: its timeout, or less when the request's deadline comes
