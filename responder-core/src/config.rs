@@ -39,6 +39,8 @@ pub(crate) struct Settings {
     /// Where `/metrics`, `/livez` and `/readyz` are served (feature `http`).
     #[cfg(feature = "http")]
     pub(crate) http_addr: Option<std::net::SocketAddr>,
+    /// With exactly-once replies: the reply producer's `transactional.id`.
+    pub(crate) transactional_id: Option<String>,
 }
 
 impl Default for Settings {
@@ -60,6 +62,7 @@ impl Default for Settings {
             commit_interval: Duration::from_millis(500),
             prometheus_metrics: true,
             trace_context: true,
+            transactional_id: None,
         }
     }
 }
@@ -310,6 +313,28 @@ impl ResponderBuilder {
         self
     }
 
+    /// Exactly-once replies: each reply is produced inside a Kafka transaction that
+    /// also commits its request's offset (one transaction per
+    /// [commit interval](Self::commit_interval)), so a requester reading with
+    /// `isolation.level=read_committed` sees each reply once, even when the responder
+    /// is killed between a reply and its commit. Off by default (at-least-once).
+    ///
+    /// `transactional_id` becomes the reply producer's `transactional.id`: unique per
+    /// replica (two live replicas with one id fence each other), and best stable
+    /// across a replica's restarts (a StatefulSet's pod name), so that a restart
+    /// aborts at once what the crashed instance left open instead of after
+    /// `transaction.timeout.ms`. The principal needs WRITE and DESCRIBE on that
+    /// transactional id (see the README's ACLs).
+    ///
+    /// A reply the broker refuses, or a request abandoned after its reply was
+    /// produced, aborts the transaction and stops the responder with an error: its
+    /// requests are answered again after the restart. The producer's
+    /// `message.timeout.ms` defaults to `transaction.timeout.ms` (60 s) here.
+    pub fn exactly_once(mut self, transactional_id: impl Into<String>) -> Self {
+        self.settings.transactional_id = Some(transactional_id.into());
+        self
+    }
+
     /// Sets a librdkafka property on both the consumer and the producer.
     pub fn client_config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.client_config.push((key.into(), value.into()));
@@ -432,6 +457,10 @@ impl ResponderBuilder {
         let consumer = consumer_config(&common, &group, &self.consumer_config)?;
 
         let producer = producer_config(common, &self.producer_config)?;
+        let producer = match &self.settings.transactional_id {
+            Some(id) => transactional(producer, id, self.settings.commit_interval)?,
+            None => producer,
+        };
 
         Responder::new(
             consumer,
@@ -504,12 +533,68 @@ fn producer_config(common: ClientConfig, user: &[(String, String)]) -> Result<Cl
         .set("linger.ms", "1")
         .set("message.timeout.ms", DELIVERY_TIMEOUT_MS);
     apply(&mut producer, user)?;
+    if producer.get("transactional.id").is_some() {
+        // A transactional producer the runtime does not drive would refuse every reply.
+        return Err(Error::config(
+            "transactional.id is set through exactly_once(..) \
+             (RESPONDER_TRANSACTIONAL_ID), not as a client property",
+        ));
+    }
     producer
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("allow.auto.create.topics", "false");
     Ok(producer)
 }
+
+/// The reply producer of exactly-once replies: `producer` with `transactional_id`, a
+/// transaction timeout, and a delivery timeout no longer than it (librdkafka's rule).
+/// Refuses a `transactional.id` set as a client property, and timeouts that would let
+/// a transaction time out between two commits.
+fn transactional(
+    mut producer: ClientConfig,
+    transactional_id: &str,
+    commit_interval: Duration,
+) -> Result<ClientConfig, Error> {
+    if transactional_id.trim().is_empty() {
+        return Err(Error::config("the transactional id is empty"));
+    }
+    let millis = |key: &str, default: &str| -> Result<u64, Error> {
+        let v = producer.get(key).unwrap_or(default);
+        v.parse()
+            .map_err(|_| Error::config(format!("{key}={v} is not a number of milliseconds")))
+    };
+    let txn_timeout = millis("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS)?;
+    // The default 2-minute delivery timeout exceeds a transaction's: lowered to it
+    // unless the user chose one.
+    let user_delivery = producer.get("message.timeout.ms") != Some(DELIVERY_TIMEOUT_MS);
+    let delivery = if user_delivery {
+        millis("message.timeout.ms", DELIVERY_TIMEOUT_MS)?
+    } else {
+        txn_timeout
+    };
+    if delivery > txn_timeout {
+        return Err(Error::config(format!(
+            "message.timeout.ms={delivery} exceeds transaction.timeout.ms={txn_timeout}: \
+             a reply could outlive its transaction (librdkafka refuses it)"
+        )));
+    }
+    if commit_interval.as_millis() * 2 > u128::from(txn_timeout) {
+        return Err(Error::config(format!(
+            "the commit interval ({} ms) must be under half of transaction.timeout.ms \
+             ({txn_timeout} ms): each transaction stays open for one interval",
+            commit_interval.as_millis()
+        )));
+    }
+    producer
+        .set("transactional.id", transactional_id)
+        .set("transaction.timeout.ms", txn_timeout.to_string())
+        .set("message.timeout.ms", delivery.to_string());
+    Ok(producer)
+}
+
+/// `transaction.timeout.ms` of exactly-once replies unless set: Kafka's default.
+const TRANSACTION_TIMEOUT_MS: &str = "60000";
 
 /// `message.timeout.ms` of the reply producer: 2 minutes per attempt (librdkafka's
 /// default is 5). A timed-out reply is retried, so this only sets how often a reply
@@ -554,6 +639,45 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn exactly_once_sets_the_transaction_and_refuses_what_would_break_it() {
+        let base = || producer_config(ClientConfig::new(), &[]).expect("valid");
+        let second = Duration::from_secs(1);
+        let p = transactional(base(), "kyc-0", second).expect("valid");
+        assert_eq!(p.get("transactional.id"), Some("kyc-0"));
+        assert_eq!(
+            p.get("transaction.timeout.ms"),
+            Some(TRANSACTION_TIMEOUT_MS)
+        );
+        assert_eq!(p.get("message.timeout.ms"), Some(TRANSACTION_TIMEOUT_MS));
+        assert_eq!(p.get("enable.idempotence"), Some("true"));
+        let with = |pairs: &[(&str, &str)]| {
+            producer_config(ClientConfig::new(), &props(pairs)).expect("valid")
+        };
+        let own = producer_config(ClientConfig::new(), &props(&[("transactional.id", "t")]));
+        assert!(own.is_err_and(|e| e.to_string().contains("exactly_once")));
+        let p = transactional(with(&[("message.timeout.ms", "20000")]), "t", second)
+            .expect("a shorter delivery timeout is kept");
+        assert_eq!(p.get("message.timeout.ms"), Some("20000"));
+        for (producer, interval, why) in [
+            (base(), second, "empty id"),
+            (with(&[("message.timeout.ms", "90000")]), second, "exceeds"),
+            (
+                with(&[("transaction.timeout.ms", "soon")]),
+                second,
+                "not a number",
+            ),
+            (base(), Duration::from_secs(31), "commit interval"),
+        ] {
+            let id = if why == "empty id" { " " } else { "t" };
+            let err = transactional(producer, id, interval)
+                .expect_err(why)
+                .to_string();
+            let needle = if why == "empty id" { "empty" } else { why };
+            assert!(err.contains(needle), "{why}: {err}");
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! | `RESPONDER_HTTP_ADDR` | `http_addr` (feature `http`) | `host:port` |
 //! | `RESPONDER_TRACE_CONTEXT` | `trace_context` | `true` or `false` |
 //! | `RESPONDER_PROMETHEUS_METRICS` | `prometheus_metrics` | `true` or `false` |
+//! | `RESPONDER_TRANSACTIONAL_ID` | `exactly_once` | the reply producer's `transactional.id`: unique per replica, stable across its restarts (a StatefulSet pod's name) |
 //! | `KAFKA_<PROPERTY>` | `client_config` | any librdkafka property: `KAFKA_SECURITY_PROTOCOL=SASL_SSL` sets `security.protocol` (lowercased, `_` becomes `.`), as Spring Boot maps `spring.kafka.*` |
 //! | `KAFKA_CONSUMER_<PROPERTY>`, `KAFKA_PRODUCER_<PROPERTY>` | `consumer_config`, `producer_config` | the same, for one client |
 //!
@@ -189,6 +190,7 @@ impl ResponderBuilder {
                 "RESPONDER_HTTP_ADDR" => http_addr(self, &name, v)?,
                 "RESPONDER_TRACE_CONTEXT" => self.trace_context(flag(&name, v)?),
                 "RESPONDER_PROMETHEUS_METRICS" => self.prometheus_metrics(flag(&name, v)?),
+                "RESPONDER_TRANSACTIONAL_ID" => self.exactly_once(v.trim()),
                 _ => match name.strip_prefix("KAFKA_") {
                     Some("") => self,
                     Some(rest) if is_service_link(rest) => {

@@ -11,7 +11,8 @@
 //! acknowledgement) and of the reply's produce latency (first attempt to
 //! acknowledgement). Gauges: requests in flight, partitions assigned and paused, and
 //! consumer lag per partition.
-//! Counters: rebalances by `kind` and commit failures.
+//! Counters: rebalances by `kind`, commit failures, and the transactions of exactly-once
+//! replies by `result`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -40,6 +41,8 @@ pub struct Metrics {
     expired: AtomicU64,
     reply_retries: AtomicU64,
     handler_timeouts: AtomicU64,
+    transactions_committed: AtomicU64,
+    transactions_aborted: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -73,6 +76,11 @@ pub struct MetricsSnapshot {
     pub dead_lettered: u64,
     /// Requests not handled because their deadline had passed.
     pub expired: u64,
+    /// Transactions committed (exactly-once replies only; empty ones included).
+    pub transactions_committed: u64,
+    /// Transactions that failed to commit or were aborted (exactly-once replies only;
+    /// the responder stops after one).
+    pub transactions_aborted: u64,
 }
 
 impl MetricsSnapshot {
@@ -116,6 +124,11 @@ struct KindLabels {
     kind: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
 type Histograms = Family<TopicLabels, DurationHistogram>;
 
 /// The Prometheus registry and the responder's metric families.
@@ -139,6 +152,7 @@ struct Prometheus {
     lagging: std::sync::Mutex<Vec<PartitionLabels>>,
     rebalances: Family<KindLabels, Counter>,
     commit_failures: Counter,
+    transactions: Family<ResultLabels, Counter>,
 }
 
 impl Default for Prometheus {
@@ -163,6 +177,7 @@ impl Default for Prometheus {
             lagging: std::sync::Mutex::default(),
             rebalances: Family::default(),
             commit_failures: Counter::default(),
+            transactions: Family::default(),
         };
         let r = &mut registry;
         r.register(
@@ -234,6 +249,11 @@ impl Default for Prometheus {
             "commit_failures",
             "Offset commits that failed (on revocation or at shutdown)",
             p.commit_failures.clone(),
+        );
+        r.register(
+            "transactions",
+            "Transactions of exactly-once replies, by result (committed, aborted)",
+            p.transactions.clone(),
         );
         Prometheus { registry, ..p }
     }
@@ -468,6 +488,21 @@ impl Metrics {
     pub(crate) fn commit_failed(&self) {
         self.prometheus.commit_failures.inc();
     }
+
+    /// A transaction of exactly-once replies ended: committed, or aborted (or failed).
+    pub(crate) fn transaction(&self, committed: bool) {
+        let result = if committed {
+            self.inc_transactions_committed();
+            "committed"
+        } else {
+            self.inc_transactions_aborted();
+            "aborted"
+        };
+        self.prometheus
+            .transactions
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
 }
 
 macro_rules! counters {
@@ -496,4 +531,6 @@ counters! {
     inc_expired => expired,
     inc_reply_retries => reply_retries,
     inc_handler_timeouts => handler_timeouts,
+    inc_transactions_committed => transactions_committed,
+    inc_transactions_aborted => transactions_aborted,
 }

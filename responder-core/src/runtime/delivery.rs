@@ -6,7 +6,8 @@
 //! | record too large, invalid record or message, invalid topic | the record's | refused at once: dead-lettered (a reply) or logged (a dead letter), and committed |
 //! | topic authorization failed, unknown topic or partition | unsure: ACLs change and metadata propagates | retried [`UNSURE_ATTEMPTS`] times over a few seconds, then the record's |
 //! | anything else (timeouts, broker or leader gone, not enough replicas, queue full) | passing | retried with capped exponential backoff for as long as the request's partition is assigned and the responder runs |
-//! | the producer's fatal error (its idempotence guarantee broken) | the producer's, for good | the responder stops with an error; the request stays uncommitted |
+//! | the producer's fatal error (its idempotence guarantee broken, or fenced by another instance with its `transactional.id`) | the producer's, for good | the responder stops with an error; the request stays uncommitted |
+//! | with exactly-once replies, any error after the record was queued | the transaction's: it can only abort | the responder stops with an error; the transaction is aborted, its requests stay uncommitted |
 //!
 //! A retry sends the same encoded record: the handler is not called again, and the
 //! request keeps its in-flight slot. Only a revocation or shutdown abandons it (its
@@ -102,11 +103,16 @@ pub(crate) async fn deliver<'a>(
     kind: Kind,
     record: impl Fn() -> FutureRecord<'a, [u8], [u8]>,
 ) -> Result<(), KafkaError> {
+    if let Some(gate) = &shared.transaction
+        && !ticket.in_transaction()
+    {
+        ticket.enlist(gate.enter().await);
+    }
     let mut retry = 0;
     let mut unsure = 0;
     loop {
         let result = attempt(&shared.producer, record(), ticket).await;
-        let Err(e) = result else {
+        let Err((e, queued)) = result else {
             if retry > 0 {
                 tracing::info!(
                     topic = request.topic(),
@@ -119,6 +125,17 @@ pub(crate) async fn deliver<'a>(
             }
             return Ok(());
         };
+        if queued && let Some(gate) = &shared.transaction {
+            // A record the broker refused makes the open transaction abortable: it
+            // cannot commit, and the records after it cannot enter it.
+            gate.taint("the broker refused a record of the transaction");
+            let why = format!(
+                "{} not delivered inside the transaction: {e}",
+                kind.as_str()
+            );
+            shared.producer_failed.send_replace(Some(why));
+            std::future::pending::<()>().await;
+        }
         match fault(&e) {
             Fault::Fatal => {
                 let why = format!("the reply producer failed for good: {e}");
@@ -149,12 +166,13 @@ pub(crate) async fn deliver<'a>(
 }
 
 /// One attempt: enqueue (waiting while the producer's queue is full), then await the
-/// broker's acknowledgement.
+/// broker's acknowledgement. An error says whether the record was queued (refused by
+/// the broker or timed out) or refused by the producer at once.
 async fn attempt(
     producer: &FutureProducer,
     mut record: FutureRecord<'_, [u8], [u8]>,
     ticket: &mut Ticket,
-) -> Result<(), KafkaError> {
+) -> Result<(), (KafkaError, bool)> {
     let delivery = loop {
         match producer.send_result(record) {
             Ok(delivery) => break delivery,
@@ -164,15 +182,15 @@ async fn attempt(
             }
             Err((e, _)) => {
                 ticket.handled();
-                return Err(e);
+                return Err((e, false));
             }
         }
     };
     ticket.handled();
     match delivery.await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err((e, _))) => Err(e),
-        Err(_canceled) => Err(KafkaError::Canceled),
+        Ok(Err((e, _))) => Err((e, true)),
+        Err(_canceled) => Err((KafkaError::Canceled, true)),
     }
 }
 

@@ -25,6 +25,7 @@ use super::pauses::Pauses;
 use super::permits::Permit;
 use super::request::{Job, process};
 use super::ticket::{Report, Ticket};
+use super::transaction::{Snapshot, Transactions, TxnEvent, Waiter};
 use crate::config::Settings;
 
 /// Every this many commit intervals, every partition's watermark is committed again.
@@ -64,6 +65,8 @@ pub(crate) struct Dispatcher {
     close_deadline: Option<Instant>,
     /// Why the consumer side failed, if it did.
     pub(crate) failure: Option<String>,
+    /// With exactly-once replies: commits go through transactions.
+    txn: Option<Transactions>,
 }
 
 impl Dispatcher {
@@ -77,6 +80,13 @@ impl Dispatcher {
         final_offsets: std::sync::mpsc::Sender<TopicPartitionList>,
     ) -> Self {
         let (reports_tx, reports) = mpsc::unbounded_channel();
+        let txn = shared.transaction.as_ref().map(|gate| {
+            Transactions::new(
+                Arc::clone(gate),
+                shared.producer.clone(),
+                settings.drain_timeout.max(FINAL_COMMIT_TIMEOUT),
+            )
+        });
         let ledger = Ledger::new(Limits {
             max_in_flight: settings.max_in_flight,
             per_partition: settings.max_in_flight_per_partition,
@@ -97,6 +107,7 @@ impl Dispatcher {
             commands: Vec::new(),
             close_deadline: None,
             failure: None,
+            txn,
         }
     }
 
@@ -154,6 +165,7 @@ impl Dispatcher {
                     );
                     return Ended::Forced;
                 }
+                Some(event) = txn_event(&mut self.txn) => self.on_txn(event),
                 () = sleep_until(close_deadline) => {
                     tracing::warn!("the consumer did not close in time; not waiting for it");
                     return Ended::CloseTimedOut;
@@ -164,7 +176,10 @@ impl Dispatcher {
                     self.shared.health.partitions(assigned);
                     if Instant::now() >= next_commit {
                         commits += 1;
-                        self.commit(commits.is_multiple_of(FULL_COMMIT_EVERY));
+                        match &mut self.txn {
+                            Some(txn) => txn.want(),
+                            None => self.commit(commits.is_multiple_of(FULL_COMMIT_EVERY)),
+                        }
                         self.measure_lag();
                         next_commit = Instant::now() + self.settings.commit_interval;
                     }
@@ -308,7 +323,12 @@ impl Dispatcher {
                 );
             }
             if let Some(reply) = self.revocations.remove(&done.id) {
-                let _ = reply.send(offsets_list(&done.commits));
+                match &mut self.txn {
+                    // The revoked partitions' offsets go in a transaction of their own
+                    // before the partitions go; the consumer commits nothing itself.
+                    Some(txn) => txn.commit_with(done.commits, Waiter::Revocation(reply)),
+                    None => drop(reply.send(offsets_list(&done.commits))),
+                }
             }
         }
     }
@@ -343,6 +363,48 @@ impl Dispatcher {
         }
     }
 
+    /// A transaction's commit asks for its offsets, or ended.
+    fn on_txn(&mut self, event: TxnEvent) {
+        match event {
+            TxnEvent::Snapshot(reply) => {
+                // Every reply in the transaction is settled and its report queued (the
+                // gate is closed): read them, so the watermarks include them.
+                while let Ok(report) = self.reports.try_recv() {
+                    self.on_report(report);
+                }
+                let mut commits = self.ledger.commits(false);
+                let Some(txn) = &mut self.txn else {
+                    return;
+                };
+                commits.extend(txn.take_pending());
+                let group = match &self.consumer {
+                    Some(c) => c.group_metadata(),
+                    None => txn.final_group.take(),
+                };
+                let _ = reply.send(Snapshot {
+                    offsets: offsets_list(&latest_per_partition(commits)),
+                    group,
+                });
+            }
+            TxnEvent::Ended(result) => {
+                let Some(txn) = &mut self.txn else {
+                    return;
+                };
+                match txn.on_ended(result) {
+                    Ok(()) => self.shared.metrics.transaction(true),
+                    Err(why) => {
+                        self.shared.metrics.transaction(false);
+                        tracing::error!(error = %why, "transaction failed: stopping (its requests are answered again by the next owner)");
+                        if self.failure.is_none() {
+                            self.failure = Some(why);
+                        }
+                        self.begin_shutdown();
+                    }
+                }
+            }
+        }
+    }
+
     fn begin_shutdown(&mut self) {
         if self.ledger.stopping() {
             return;
@@ -363,14 +425,48 @@ impl Dispatcher {
                 "drain deadline passed at shutdown: in-flight requests abandoned (the next owner answers them)"
             );
         }
+        let mut close_in = FINAL_COMMIT_TIMEOUT + LEAVE_TIMEOUT + Duration::from_secs(2);
+        if let Some(txn) = &mut self.txn {
+            // Kept for the final transaction: the consumer goes to its thread now.
+            txn.final_group = self.consumer.as_ref().and_then(|c| c.group_metadata());
+        }
         // The consumer thread must hold the last reference when it closes.
         drop(self.release_consumer());
         if let Some(tx) = self.final_offsets.take() {
-            let _ = tx.send(offsets_list(&last.commits));
+            match &mut self.txn {
+                Some(txn) => {
+                    txn.commit_with(last.commits, Waiter::Final(tx));
+                    close_in += txn.timeout() * 2;
+                }
+                None => drop(tx.send(offsets_list(&last.commits))),
+            }
         }
         // The thread commits (bounded), then leaves the group (bounded).
-        self.close_deadline =
-            Some(Instant::now() + FINAL_COMMIT_TIMEOUT + LEAVE_TIMEOUT + Duration::from_secs(2));
+        self.close_deadline = Some(Instant::now() + close_in);
+    }
+}
+
+/// The last commit of each partition (revocations and the shutdown may add one the
+/// ledger also gave).
+fn latest_per_partition(commits: Vec<super::ledger::Commit>) -> Vec<super::ledger::Commit> {
+    let mut latest: Vec<super::ledger::Commit> = Vec::with_capacity(commits.len());
+    for c in commits {
+        match latest
+            .iter_mut()
+            .find(|l| l.topic == c.topic && l.partition == c.partition)
+        {
+            Some(l) => *l = c,
+            None => latest.push(c),
+        }
+    }
+    latest
+}
+
+/// The next event of the transactions, or never without them.
+async fn txn_event(txn: &mut Option<Transactions>) -> Option<TxnEvent> {
+    match txn {
+        Some(t) => t.events.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -13,6 +13,7 @@ mod permits;
 mod reply_topics;
 mod request;
 mod ticket;
+mod transaction;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -59,6 +60,9 @@ pub(crate) struct Shared {
     pub(crate) trace_context: bool,
     /// Where unanswerable requests are copied, if anywhere.
     pub(crate) dead_letter_topic: Option<String>,
+    /// With exactly-once replies: the gate between replies and the transaction's
+    /// commit (see `transaction`).
+    pub(crate) transaction: Option<Arc<transaction::TransactionGate>>,
     /// Set when the reply producer failed for good (a fatal error): the responder
     /// stops with it.
     pub(crate) producer_failed: watch::Sender<Option<String>>,
@@ -142,6 +146,7 @@ impl Responder {
                 health,
                 trace_context: settings.trace_context,
                 dead_letter_topic: settings.dead_letter_topic.clone(),
+                transaction: settings.transactional_id.is_some().then(Arc::default),
                 producer_failed: watch::channel(None).0,
             }),
             consumer: Arc::new(consumer),
@@ -221,6 +226,11 @@ impl Responder {
         shutdown: impl Future<Output = ()>,
         force: impl Future<Output = ()>,
     ) -> Result<(), Error> {
+        if self.shared.transaction.is_some() {
+            transaction::init(self.shared.producer.clone())
+                .await
+                .map_err(|e| Error::kafka("starting the reply producer's transactions", e))?;
+        }
         let topics: Vec<&str> = self.shared.router.topics().collect();
         self.consumer
             .subscribe(&topics)

@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 
 use super::ledger::Place;
 use super::permits::Permit;
+use super::transaction::Lease;
 
 /// What a request reports back to the dispatcher.
 #[derive(Debug)]
@@ -45,6 +46,9 @@ pub(crate) struct Ticket {
     /// broker's acknowledgement still holds it, so the bound covers every request the
     /// responder holds.
     permit: Option<Permit>,
+    /// With exactly-once replies: its place in the open transaction, from its first
+    /// produce until its report is sent.
+    lease: Option<Lease>,
 }
 
 impl Ticket {
@@ -58,6 +62,7 @@ impl Ticket {
             place,
             stage: Stage::Queued,
             permit: Some(permit),
+            lease: None,
         }
     }
 
@@ -73,6 +78,16 @@ impl Ticket {
             self.stage = Stage::Delivering;
             let _ = self.reports.send(Report::Handled(self.place.clone()));
         }
+    }
+
+    /// Whether the request's records go into the open transaction already.
+    pub(crate) fn in_transaction(&self) -> bool {
+        self.lease.is_some()
+    }
+
+    /// The request's records go into the open transaction (see `runtime::transaction`).
+    pub(crate) fn enlist(&mut self, lease: Lease) {
+        self.lease = Some(lease);
     }
 
     /// The request's outcome is final: its offset may be committed.
@@ -91,8 +106,16 @@ impl Ticket {
                 .send(Report::Finished(self.place.clone(), settled));
         }
         self.stage = Stage::Over;
-        // After the report: the dispatcher never sees more requests than slots.
+        // After the report: the dispatcher never sees more requests than slots, and a
+        // transaction's commit sees the reports of every reply in it.
         drop(self.permit.take());
+        if let Some(lease) = self.lease.take()
+            && !settled
+        {
+            lease
+                .gate()
+                .taint("a request was abandoned after its reply entered the transaction");
+        }
     }
 }
 
