@@ -87,11 +87,12 @@ async fn replies_and_error_replies_are_produced_in_committed_transactions() {
 async fn a_crash_between_reply_and_commit_leaves_the_reply_unseen_and_answers_it_once() {
     let fx = Fixture::new(1, 1).await;
     let id = unique_name("txn");
-    // The first instance commits no transaction during the test (the interval must
-    // stay under half the 60 s transaction timeout): its reply stays in an open one.
+    // The first instance commits no transaction during the test (the interval may be
+    // at most a quarter of the 60 s transaction timeout): its reply stays in an open
+    // one.
     let first = RunningResponder::spawn(
         exactly_once(&fx, &id)
-            .commit_interval(Duration::from_secs(25))
+            .commit_interval(Duration::from_secs(15))
             .build()
             .expect("responder"),
     );

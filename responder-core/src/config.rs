@@ -41,6 +41,8 @@ pub(crate) struct Settings {
     pub(crate) http_addr: Option<std::net::SocketAddr>,
     /// With exactly-once replies: the reply producer's `transactional.id`.
     pub(crate) transactional_id: Option<String>,
+    /// With exactly-once replies: the producer's `transaction.timeout.ms`.
+    pub(crate) transaction_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -63,6 +65,7 @@ impl Default for Settings {
             prometheus_metrics: true,
             trace_context: true,
             transactional_id: None,
+            transaction_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -457,8 +460,13 @@ impl ResponderBuilder {
         let consumer = consumer_config(&common, &group, &self.consumer_config)?;
 
         let producer = producer_config(common, &self.producer_config)?;
-        let producer = match &self.settings.transactional_id {
-            Some(id) => transactional(producer, id, self.settings.commit_interval)?,
+        let mut settings = self.settings;
+        let producer = match &settings.transactional_id {
+            Some(id) => {
+                let (producer, timeout) = transactional(producer, id, settings.commit_interval)?;
+                settings.transaction_timeout = timeout;
+                producer
+            }
             None => producer,
         };
 
@@ -469,7 +477,7 @@ impl ResponderBuilder {
             self.ordering,
             policy,
             addresses,
-            self.settings,
+            settings,
         )
     }
 }
@@ -549,13 +557,13 @@ fn producer_config(common: ClientConfig, user: &[(String, String)]) -> Result<Cl
 
 /// The reply producer of exactly-once replies: `producer` with `transactional_id`, a
 /// transaction timeout, and a delivery timeout no longer than it (librdkafka's rule).
-/// Refuses a `transactional.id` set as a client property, and timeouts that would let
-/// a transaction time out between two commits.
+/// Refuses timeouts that would let a transaction time out between two commits. Also
+/// returns the transaction timeout.
 fn transactional(
     mut producer: ClientConfig,
     transactional_id: &str,
     commit_interval: Duration,
-) -> Result<ClientConfig, Error> {
+) -> Result<(ClientConfig, Duration), Error> {
     if transactional_id.trim().is_empty() {
         return Err(Error::config("the transactional id is empty"));
     }
@@ -579,10 +587,13 @@ fn transactional(
              a reply could outlive its transaction (librdkafka refuses it)"
         )));
     }
-    if commit_interval.as_millis() * 2 > u128::from(txn_timeout) {
+    // A transaction stays open for an interval, then its commit may wait a quarter
+    // of the timeout for replies in flight and as long for the broker.
+    if commit_interval.as_millis() * 4 > u128::from(txn_timeout) {
         return Err(Error::config(format!(
-            "the commit interval ({} ms) must be under half of transaction.timeout.ms \
-             ({txn_timeout} ms): each transaction stays open for one interval",
+            "the commit interval ({} ms) must be at most a quarter of \
+             transaction.timeout.ms ({txn_timeout} ms): a transaction stays open for an \
+             interval plus its commit",
             commit_interval.as_millis()
         )));
     }
@@ -590,7 +601,7 @@ fn transactional(
         .set("transactional.id", transactional_id)
         .set("transaction.timeout.ms", txn_timeout.to_string())
         .set("message.timeout.ms", delivery.to_string());
-    Ok(producer)
+    Ok((producer, Duration::from_millis(txn_timeout)))
 }
 
 /// `transaction.timeout.ms` of exactly-once replies unless set: Kafka's default.
@@ -645,7 +656,8 @@ mod tests {
     fn exactly_once_sets_the_transaction_and_refuses_what_would_break_it() {
         let base = || producer_config(ClientConfig::new(), &[]).expect("valid");
         let second = Duration::from_secs(1);
-        let p = transactional(base(), "kyc-0", second).expect("valid");
+        let (p, timeout) = transactional(base(), "kyc-0", second).expect("valid");
+        assert_eq!(timeout, Duration::from_secs(60));
         assert_eq!(p.get("transactional.id"), Some("kyc-0"));
         assert_eq!(
             p.get("transaction.timeout.ms"),
@@ -658,7 +670,7 @@ mod tests {
         };
         let own = producer_config(ClientConfig::new(), &props(&[("transactional.id", "t")]));
         assert!(own.is_err_and(|e| e.to_string().contains("exactly_once")));
-        let p = transactional(with(&[("message.timeout.ms", "20000")]), "t", second)
+        let (p, _) = transactional(with(&[("message.timeout.ms", "20000")]), "t", second)
             .expect("a shorter delivery timeout is kept");
         assert_eq!(p.get("message.timeout.ms"), Some("20000"));
         for (producer, interval, why) in [
@@ -669,7 +681,7 @@ mod tests {
                 second,
                 "not a number",
             ),
-            (base(), Duration::from_secs(31), "commit interval"),
+            (base(), Duration::from_secs(16), "commit interval"),
         ] {
             let id = if why == "empty id" { " " } else { "t" };
             let err = transactional(producer, id, interval)

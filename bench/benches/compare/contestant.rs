@@ -25,6 +25,9 @@ pub(crate) enum Contestant {
     FrameworkNoTrace,
     /// The framework with trace context on and metrics off.
     FrameworkNoMetrics,
+    /// The framework with exactly-once replies (`RESPONDER_TRANSACTIONAL_ID`): replies
+    /// and offsets in one transaction per commit interval.
+    FrameworkExactlyOnce,
 }
 
 impl Contestant {
@@ -39,6 +42,7 @@ impl Contestant {
             Contestant::FrameworkBare,
             Contestant::FrameworkNoTrace,
             Contestant::FrameworkNoMetrics,
+            Contestant::FrameworkExactlyOnce,
         ]);
         every.filter(move |c| match only.as_deref() {
             Some(o) => o.split(',').any(|n| n.trim() == c.name()),
@@ -55,6 +59,7 @@ impl Contestant {
             Contestant::FrameworkBare => "framework-bare",
             Contestant::FrameworkNoTrace => "framework-no-trace",
             Contestant::FrameworkNoMetrics => "framework-no-metrics",
+            Contestant::FrameworkExactlyOnce => "framework-exactly-once",
         }
     }
 
@@ -66,6 +71,7 @@ impl Contestant {
             Contestant::FrameworkBare => &[METRICS_OFF, TRACE_OFF],
             Contestant::FrameworkNoTrace => &[TRACE_OFF],
             Contestant::FrameworkNoMetrics => &[METRICS_OFF],
+            Contestant::FrameworkExactlyOnce => &[("RESPONDER_TRANSACTIONAL_ID", "kyc-bench-0")],
             _ => &[],
         }
     }
@@ -76,7 +82,8 @@ impl Contestant {
             Contestant::Framework
             | Contestant::FrameworkBare
             | Contestant::FrameworkNoTrace
-            | Contestant::FrameworkNoMetrics => {
+            | Contestant::FrameworkNoMetrics
+            | Contestant::FrameworkExactlyOnce => {
                 (env!("CARGO_BIN_EXE_framework_responder").into(), vec![])
             }
             Contestant::Python => (

@@ -89,6 +89,23 @@ pub(crate) fn table(r: &Value) -> String {
             );
         }
     }
+    // Exactly-once replies against the default at-least-once, per cell that has both.
+    for (kind, field, unit) in [
+        ("ir", "instructions_per_request", "Ir/request"),
+        ("capacity", "per_sec", "requests/s"),
+    ] {
+        for cell in r[kind].as_array().into_iter().flatten() {
+            let get = |who| find(cell, who)[field].as_f64();
+            if let (Some(once), Some(least)) = (get("framework-exactly-once"), get("framework")) {
+                let _ = writeln!(
+                    t,
+                    "\n{} {kind}: exactly-once {once:.0} {unit}; at-least-once {least:.0}; {:+.1} %",
+                    cell["payload"].as_str().unwrap_or("?"),
+                    (once / least - 1.0) * 100.0
+                );
+            }
+        }
+    }
     if let Some(cells) = r["ir"].as_array() {
         for cell in cells {
             let ir = |who| find(cell, who)["instructions_per_request"].as_f64();

@@ -45,7 +45,12 @@ pub(crate) enum Event {
     /// Partitions were assigned to this member.
     Assigned(Vec<Assigned>),
     /// Partitions are being revoked: drain them, then send back the offsets to commit.
-    Revoked(Vec<(String, i32)>, oneshot::Sender<TopicPartitionList>),
+    /// `true`: the partitions were lost (the group moved on without this member).
+    Revoked(
+        Vec<(String, i32)>,
+        bool,
+        oneshot::Sender<TopicPartitionList>,
+    ),
     /// The consumer side failed (a panic): the responder stops with this error.
     Failed(String),
     /// The consumer thread is done: `left` when it left the group in time (otherwise
@@ -220,7 +225,7 @@ impl ConsumerContext for ConsumerCx {
             let lost = consumer.assignment_lost();
             tracing::info!(partitions = ?revoked, lost, "partitions revoked: draining in-flight requests");
             let (tx, rx) = oneshot::channel();
-            if self.events.send(Event::Revoked(revoked, tx)).is_err() {
+            if self.events.send(Event::Revoked(revoked, lost, tx)).is_err() {
                 return;
             }
             // The dispatcher answers once the revoked partitions are drained (or the

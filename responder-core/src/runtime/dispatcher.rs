@@ -84,7 +84,10 @@ impl Dispatcher {
             Transactions::new(
                 Arc::clone(gate),
                 shared.producer.clone(),
-                settings.drain_timeout.max(FINAL_COMMIT_TIMEOUT),
+                // A quarter of the transaction timeout for closing the gate and as
+                // much per broker call: with the interval (at most another quarter,
+                // see the builder) a transaction ends before the broker aborts it.
+                settings.transaction_timeout / 4,
             )
         });
         let ledger = Ledger::new(Limits {
@@ -138,7 +141,7 @@ impl Dispatcher {
                 event = self.events.recv() => match event {
                     Some(Event::Message(m, permit)) => self.on_message(m, permit),
                     Some(Event::Assigned(tps)) => self.on_assigned(tps),
-                    Some(Event::Revoked(tps, reply)) => self.on_revoked(tps, reply),
+                    Some(Event::Revoked(tps, lost, reply)) => self.on_revoked(tps, lost, reply),
                     Some(Event::Failed(why)) => {
                         self.failure = Some(why);
                         self.begin_shutdown();
@@ -265,7 +268,16 @@ impl Dispatcher {
     fn on_report(&mut self, report: Report) {
         match report {
             Report::Handled(place) => self.ledger.handled(&place, &mut self.commands),
-            Report::Finished(place, settled) => {
+            Report::Finished(place, settled, in_transaction) => {
+                if in_transaction
+                    && settled
+                    && !self.ledger.counts_for(&place)
+                    && let Some(gate) = &self.shared.transaction
+                {
+                    // Settled as its partition went (past a drain deadline): its reply
+                    // is in the open transaction, its offset in no commit.
+                    gate.taint("a reply settled after its partition's offsets were taken");
+                }
                 if !self.ledger.finished(&place, settled, &mut self.commands) {
                     tracing::error!(
                         topic = %place.topic,
@@ -296,7 +308,17 @@ impl Dispatcher {
         self.ledger.assign(assigned);
     }
 
-    fn on_revoked(&mut self, tps: Vec<(String, i32)>, reply: oneshot::Sender<TopicPartitionList>) {
+    fn on_revoked(
+        &mut self,
+        tps: Vec<(String, i32)>,
+        lost: bool,
+        reply: oneshot::Sender<TopicPartitionList>,
+    ) {
+        if lost && let Some(gate) = &self.shared.transaction {
+            // The group moved on: these partitions' offsets cannot be committed, and
+            // their replies may be in the open transaction.
+            gate.taint("partitions lost while their replies may be in the open transaction");
+        }
         self.shared.metrics.rebalance("revoked");
         self.next_revocation += 1;
         let id = self.next_revocation;
@@ -372,7 +394,7 @@ impl Dispatcher {
                 while let Ok(report) = self.reports.try_recv() {
                     self.on_report(report);
                 }
-                let mut commits = self.ledger.commits(false);
+                let mut commits = self.ledger.transaction_commits();
                 let Some(txn) = &mut self.txn else {
                     return;
                 };
@@ -436,7 +458,9 @@ impl Dispatcher {
             match &mut self.txn {
                 Some(txn) => {
                     txn.commit_with(last.commits, Waiter::Final(tx));
-                    close_in += txn.timeout() * 2;
+                    // It may queue behind a running commit: two of them, each
+                    // closing the gate and calling the broker.
+                    close_in += txn.timeout() * 4;
                 }
                 None => drop(tx.send(offsets_list(&last.commits))),
             }

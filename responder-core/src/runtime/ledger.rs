@@ -455,6 +455,32 @@ impl<J> Ledger<J> {
         if self.stopping.is_some() {
             return Vec::new();
         }
+        self.moved(all)
+    }
+
+    /// The offsets that moved, for a transaction: also while draining at shutdown
+    /// (the replies settled meanwhile are in the transaction and need their offsets),
+    /// none once the final snapshot was taken (it covers them).
+    pub(crate) fn transaction_commits(&mut self) -> Vec<Commit> {
+        if self.closed {
+            return Vec::new();
+        }
+        self.moved(false)
+    }
+
+    /// Whether a request finishing at `place` still counts: its partition's book is
+    /// there, of the same assignment, and the final snapshot is not taken. A settled
+    /// request that does not count has its offset committed by no one.
+    pub(crate) fn counts_for(&self, place: &Place) -> bool {
+        !self.closed
+            && self
+                .books
+                .get(&place.topic)
+                .and_then(|b| b.get(&place.partition))
+                .is_some_and(|book| book.epoch == place.epoch)
+    }
+
+    fn moved(&mut self, all: bool) -> Vec<Commit> {
         let mut commits = Vec::new();
         for (topic, books) in &mut self.books {
             for (partition, book) in books.iter_mut() {

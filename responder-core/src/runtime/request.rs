@@ -280,7 +280,13 @@ async fn handle(
     let started = metrics.timed().then(std::time::Instant::now);
     // The handler's future is dropped inside the guarded block too (a timed-out one
     // is dropped as the `.await` completes), so a panic in its drop is caught as well.
-    let run = async { tokio::time::timeout(limit, endpoint.serve(cx)).await };
+    let run = async {
+        // Timed, the start's clock read also sets the timer (one read fewer).
+        match started.and_then(|s| s.checked_add(limit)) {
+            Some(at) => tokio::time::timeout_at(at.into(), endpoint.serve(cx)).await,
+            None => tokio::time::timeout(limit, endpoint.serve(cx)).await,
+        }
+    };
     let result = AssertUnwindSafe(run).catch_unwind().await;
     let ended = started.map(|started| {
         let now = std::time::Instant::now();

@@ -15,8 +15,9 @@ pub(crate) enum Report {
     /// Handled: its reply (if any) is with the producer. Its lane may run the next
     /// request; it still holds its in-flight slot.
     Handled(Place),
-    /// Over: settled (its offset may be committed) or abandoned (it may not).
-    Finished(Place, bool),
+    /// Over: settled (its offset may be committed) or abandoned (it may not); and
+    /// whether its records went into the open transaction (exactly-once replies).
+    Finished(Place, bool, bool),
 }
 
 /// Where a request is in its life.
@@ -101,9 +102,11 @@ impl Ticket {
         }
         self.handled();
         if self.stage == Stage::Delivering {
-            let _ = self
-                .reports
-                .send(Report::Finished(self.place.clone(), settled));
+            let _ = self.reports.send(Report::Finished(
+                self.place.clone(),
+                settled,
+                self.lease.is_some(),
+            ));
         }
         self.stage = Stage::Over;
         // After the report: the dispatcher never sees more requests than slots, and a
@@ -176,7 +179,10 @@ mod tests {
             "slot held while delivering"
         );
         t.settle();
-        assert!(matches!(rx.try_recv(), Ok(Report::Finished(_, true))));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Report::Finished(_, true, false))
+        ));
         assert!(permits.acquire_timeout(Duration::ZERO).is_some());
     }
 
@@ -191,7 +197,10 @@ mod tests {
         }));
         assert!(unwound.is_err());
         assert!(matches!(rx.try_recv(), Ok(Report::Handled(_))));
-        assert!(matches!(rx.try_recv(), Ok(Report::Finished(_, true))));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Report::Finished(_, true, false))
+        ));
         assert!(permits.acquire_timeout(Duration::ZERO).is_some());
     }
 
@@ -202,7 +211,10 @@ mod tests {
         running.start();
         drop(running);
         assert!(matches!(rx.try_recv(), Ok(Report::Handled(_))));
-        assert!(matches!(rx.try_recv(), Ok(Report::Finished(_, false))));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Report::Finished(_, false, false))
+        ));
         let (queued, mut rx) = ticket(&permits);
         drop(queued);
         assert!(rx.try_recv().is_err());

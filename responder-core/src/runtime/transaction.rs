@@ -31,10 +31,12 @@
 //! Revocations and shutdown commit a transaction of their own before the partitions
 //! go, in place of the plain commit.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError;
@@ -208,7 +210,16 @@ impl Transactions {
             (Arc::clone(&self.gate), self.producer.clone(), self.timeout);
         let events = self.events_tx.clone();
         tokio::spawn(async move {
-            let result = commit(&gate, producer, timeout, &events).await;
+            // Always reported: a revocation callback or the final commit waits for it.
+            let result = AssertUnwindSafe(commit(&gate, producer, timeout, &events))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    Err(format!(
+                        "the transaction's commit panicked: {}",
+                        super::request::panic_message(&*panic)
+                    ))
+                });
             let _ = events.send(TxnEvent::Ended(result));
         });
     }
@@ -257,11 +268,14 @@ async fn commit(
         ));
     };
     let (tx, rx) = oneshot::channel();
-    if events.send(TxnEvent::Snapshot(tx)).is_err() {
-        return Err("the dispatcher is gone".into());
-    }
-    let Ok(snapshot) = rx.await else {
-        return Err("the dispatcher is gone".into());
+    let snapshot = match events.send(TxnEvent::Snapshot(tx)) {
+        Ok(()) => rx.await.ok(),
+        Err(_) => None,
+    };
+    let Some(snapshot) = snapshot else {
+        // Not left open: it would hold back read_committed readers of its partitions.
+        let aborted = blocking(producer, move |p| p.abort_transaction(timeout)).await;
+        return Err(format!("the dispatcher is gone (aborted: {aborted:?})"));
     };
     if gate.tainted() {
         let aborted = blocking(producer, move |p| p.abort_transaction(timeout)).await;
@@ -289,11 +303,12 @@ fn commit_blocking(
                     tracing::debug!(error = %e, "{what}: retrying");
                     std::thread::sleep(Duration::from_millis(100).min(left()));
                 }
-                Err(KafkaError::Transaction(e)) if e.txn_requires_abort() => {
+                Err(e) => {
+                    // Abortable, out of retries, or fatal (then this fails at once):
+                    // not left open either way.
                     let aborted = p.abort_transaction(left().max(Duration::from_secs(1)));
                     return Err(format!("{what}: {e} (aborted: {aborted:?})"));
                 }
-                Err(e) => return Err(format!("{what}: {e}")),
             }
         }
     };
