@@ -24,6 +24,21 @@ fn exactly_once(fx: &Fixture, transactional_id: &str) -> ResponderBuilder {
         .route(&fx.requests, Json(Probe(ProbeLog::new())))
 }
 
+/// Sends `n` requests of 20 ms each, one key per request, without waiting for replies.
+async fn send_slow_requests(fx: &Fixture, requester: &Requester, n: u64) {
+    for id in 0..n {
+        let slow = ProbeReq {
+            id,
+            sleep_ms: 20,
+            ..ProbeReq::default()
+        };
+        requester
+            .send(&fx.requests, None, Some(&id.to_be_bytes()), &slow.bytes())
+            .await
+            .expect("sent");
+    }
+}
+
 /// Replies received, per correlation id.
 fn replies_per_request(requester: &Requester) -> HashMap<Vec<u8>, usize> {
     let mut seen = HashMap::new();
@@ -141,17 +156,7 @@ async fn a_responder_killed_mid_batch_leaves_every_reply_seen_exactly_once() {
     let builder = || exactly_once(&fx, &id).max_in_flight(8);
     let first = RunningResponder::spawn(builder().build().expect("responder"));
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
-    for n in 0..REQUESTS {
-        let slow = ProbeReq {
-            id: n,
-            sleep_ms: 20,
-            ..ProbeReq::default()
-        };
-        requester
-            .send(&fx.requests, None, Some(&n.to_be_bytes()), &slow.bytes())
-            .await
-            .expect("sent");
-    }
+    send_slow_requests(&fx, &requester, REQUESTS).await;
     // Killed with part of the batch answered and committed, part answered in the open
     // transaction, part not answered yet.
     eventually(Duration::from_secs(60), || {
@@ -193,17 +198,7 @@ async fn a_rebalance_commits_the_revoked_partitions_in_a_transaction() {
     let builder = |id: &str| exactly_once(&fx, id).max_in_flight(4);
     let first = RunningResponder::spawn(builder(&unique_name("txn-a")).build().expect("a"));
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
-    for n in 0..REQUESTS {
-        let slow = ProbeReq {
-            id: n,
-            sleep_ms: 20,
-            ..ProbeReq::default()
-        };
-        requester
-            .send(&fx.requests, None, Some(&n.to_be_bytes()), &slow.bytes())
-            .await
-            .expect("sent");
-    }
+    send_slow_requests(&fx, &requester, REQUESTS).await;
     eventually(Duration::from_secs(60), || {
         requester.received().len() >= 100
     })
