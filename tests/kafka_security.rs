@@ -286,4 +286,13 @@ async fn reply_topics_are_checked_against_the_real_authorizer() {
     );
     let m = running.shutdown().await.expect("shutdown");
     assert_eq!((m.replied, m.unanswerable), (1, 3));
+    println!(
+        "records written: {} {}, {} (describe only) {}, {} (not even describe) {}",
+        c.allowed,
+        c.written(&c.allowed).await,
+        c.describe_only,
+        c.written(&c.describe_only).await,
+        c.hidden,
+        c.written(&c.hidden).await,
+    );
 }
