@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
 
 pub use responder_core::*;
 /// Derives [`Handler`](trait@Handler) and [`IntoRoutes`] for a type with an inherent

@@ -7,6 +7,7 @@
 //! [error replies](ErrorReply), and commits a request's offset only once its reply is
 //! acknowledged by the broker.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
 
 pub mod acl;
 pub mod address;
@@ -15,7 +16,6 @@ pub mod codes;
 mod config;
 mod context;
 mod deadline;
-mod describe_topics;
 mod duration_histogram;
 pub mod env;
 mod error;
@@ -23,7 +23,6 @@ mod error_reply;
 mod handler;
 pub mod headers;
 pub mod health;
-mod high_watermark;
 #[cfg(feature = "http")]
 mod http;
 mod metrics;
@@ -33,8 +32,6 @@ mod ordering;
 mod otel;
 pub mod policy;
 mod policy_source;
-mod raw_headers;
-mod raw_metadata;
 mod request_headers;
 mod router;
 mod runtime;

@@ -49,7 +49,7 @@ impl<'h> RequestHeaders<'h> {
     pub(crate) fn of(headers: Option<&'h OwnedHeaders>) -> Self {
         let mut read = RequestHeaders::default();
         if let Some(h) = headers {
-            crate::raw_headers::for_each(h.as_borrowed(), |key, value| {
+            responder_ffi::raw_headers::for_each(h.as_borrowed(), |key, value| {
                 match std::str::from_utf8(key) {
                     Ok(key) => read.push(key, value),
                     Err(_) => tracing::debug!(

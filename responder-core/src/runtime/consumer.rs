@@ -176,7 +176,7 @@ fn assigned(consumer: &BaseConsumer<ConsumerCx>, tpl: &TopicPartitionList) -> Ve
                 .collect();
         }
     };
-    let metadata = crate::raw_metadata::metadata_bytes(&committed);
+    let metadata = responder_ffi::raw_metadata::metadata_bytes(&committed);
     committed
         .elements()
         .iter()

@@ -76,10 +76,10 @@ async fn write(
         let mut headers = OwnedHeaders::new_with_capacity(8);
         if let Some(original) = message.headers() {
             // Byte for byte, keys that are not UTF-8 included.
-            crate::raw_headers::for_each(original.as_borrowed(), |key, value| {
+            responder_ffi::raw_headers::for_each(original.as_borrowed(), |key, value| {
                 if !key.starts_with(DLQ_HEADER_PREFIX.as_bytes()) {
                     let taken = std::mem::take(&mut headers);
-                    headers = crate::raw_headers::add(taken, key, value);
+                    headers = responder_ffi::raw_headers::add(taken, key, value);
                 }
             });
         }

@@ -365,7 +365,7 @@ impl Dispatcher {
             .ledger
             .watermarks()
             .filter_map(|(topic, partition, watermark)| {
-                let high = crate::high_watermark::cached(consumer, topic, partition)?;
+                let high = responder_ffi::high_watermark::cached(consumer, topic, partition)?;
                 Some((topic.to_string(), partition, (high - watermark?).max(0)))
             });
         self.shared.metrics.set_lags(lags);

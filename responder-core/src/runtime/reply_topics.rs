@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rdkafka::producer::{FutureProducer, Producer};
 
 use crate::address::{ReplyAddress, Unanswerable};
-use crate::describe_topics::{
+use responder_ffi::describe_topics::{
     TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_OR_PARTITION, describe_topics,
 };
 

@@ -212,7 +212,7 @@ pub async fn commit_with_metadata(
     let mut tpl = rdkafka::TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset))
         .map_err(|e| Error::kafka("setting the offset", e))?;
-    crate::raw_metadata::set_metadata_bytes(&mut tpl, 0, metadata);
+    responder_ffi::raw_metadata::set_metadata_bytes(&mut tpl, 0, metadata);
     tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
         .await
         .map_err(|e| Error::config(format!("offset writer panicked: {e}")))?
@@ -243,7 +243,7 @@ pub async fn committed(
     .await
     .map_err(|e| Error::config(format!("offset reader panicked: {e}")))?
     .map_err(|e| Error::kafka("reading committed offsets", e))?;
-    let metadata = crate::raw_metadata::metadata_bytes(&committed);
+    let metadata = responder_ffi::raw_metadata::metadata_bytes(&committed);
     Ok(committed
         .elements()
         .iter()

@@ -178,7 +178,7 @@ impl Requester {
                         if let Some(h) = m.headers() {
                             // Keys as bytes: rust-rdkafka's reader panics on one that
                             // is not UTF-8.
-                            crate::raw_headers::for_each(h, |key, value| {
+                            responder_ffi::raw_headers::for_each(h, |key, value| {
                                 headers.push((
                                     String::from_utf8_lossy(key).into_owned(),
                                     value.map(<[u8]>::to_vec),
@@ -370,7 +370,7 @@ impl Requester {
         headers: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<(i32, i64), RequestError> {
         let owned = headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
-            crate::raw_headers::add(h, k, Some(v))
+            responder_ffi::raw_headers::add(h, k, Some(v))
         });
         self.send_record(topic, partition, key, payload, owned)
             .await

@@ -5,7 +5,6 @@
 //! wrote, any client in any language, and neither the broker nor librdkafka checks it:
 //! a hostile requester could panic every task that reads its request's headers. The
 //! responder reads them here instead, and copies them into dead letters byte for byte.
-#![allow(unsafe_code)]
 
 use std::ffi::{CStr, c_char, c_void};
 
@@ -19,10 +18,7 @@ fn native(headers: &BorrowedHeaders) -> *const sys::rd_kafka_headers_t {
 
 /// Calls `f` with each header of `headers`, in order: the key's bytes and the value
 /// (`None` for a null value).
-pub(crate) fn for_each<'h>(
-    headers: &'h BorrowedHeaders,
-    mut f: impl FnMut(&'h [u8], Option<&'h [u8]>),
-) {
+pub fn for_each<'h>(headers: &'h BorrowedHeaders, mut f: impl FnMut(&'h [u8], Option<&'h [u8]>)) {
     let list = native(headers);
     for idx in 0.. {
         let mut name: *const c_char = std::ptr::null();
@@ -49,7 +45,7 @@ pub(crate) fn for_each<'h>(
 }
 
 /// `headers` with one more header, its key any bytes (as read by [`for_each`]).
-pub(crate) fn add(headers: OwnedHeaders, key: &[u8], value: Option<&[u8]>) -> OwnedHeaders {
+pub fn add(headers: OwnedHeaders, key: &[u8], value: Option<&[u8]>) -> OwnedHeaders {
     let (value_ptr, value_len) = match value {
         Some(v) => (v.as_ptr().cast::<c_void>(), v.len()),
         None => (std::ptr::null(), 0),

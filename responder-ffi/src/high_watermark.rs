@@ -2,7 +2,6 @@
 //! (`rd_kafka_get_watermark_offsets`: cached, no broker round trip), for the
 //! consumer-lag gauge. rust-rdkafka wraps only the querying variant, which asks the
 //! broker each time.
-#![allow(unsafe_code)]
 
 use std::ffi::CString;
 
@@ -10,7 +9,7 @@ use rdkafka::bindings as sys;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 
 /// The cached high watermark of `topic`/`partition`, if the consumer has fetched it.
-pub(crate) fn cached<C: ConsumerContext>(
+pub fn cached<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     topic: &str,
     partition: i32,

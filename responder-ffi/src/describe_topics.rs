@@ -4,10 +4,9 @@
 //! librdkafka has it (`rd_kafka_DescribeTopics` with
 //! `rd_kafka_AdminOptions_set_include_authorized_operations`); rust-rdkafka's safe
 //! `AdminClient` does not, so this module calls the C API through `rdkafka::bindings`.
-//! It is the library's only `unsafe` outside the test harness: every pointer it
+//! Every pointer it
 //! receives is owned by a guard that frees it, and everything read from the result is
 //! copied out before the result event is destroyed.
-#![allow(unsafe_code)]
 
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::ptr::NonNull;
@@ -34,9 +33,9 @@ unsafe extern "C" {
 }
 
 /// Kafka's error codes the responder acts on.
-pub(crate) const UNKNOWN_TOPIC_OR_PARTITION: i32 = 3;
+pub const UNKNOWN_TOPIC_OR_PARTITION: i32 = 3;
 /// Kafka's error codes the responder acts on.
-pub(crate) const TOPIC_AUTHORIZATION_FAILED: i32 = 29;
+pub const TOPIC_AUTHORIZATION_FAILED: i32 = 29;
 
 /// `AclOperation` values (librdkafka's `rd_kafka_AclOperation_t`).
 const OP_ALL: c_int = 2;
@@ -44,19 +43,21 @@ const OP_WRITE: c_int = 4;
 
 /// What the broker said about one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TopicAccess {
-    pub(crate) name: String,
+pub struct TopicAccess {
+    /// The topic's name.
+    pub name: String,
     /// The topic's own Kafka error code (unknown topic, not authorized to describe it).
-    pub(crate) error: Option<i32>,
-    pub(crate) partitions: usize,
+    pub error: Option<i32>,
+    /// How many partitions it has (0 when it is unknown).
+    pub partitions: usize,
     /// The principal's authorized operations (`rd_kafka_AclOperation_t` values), or
     /// `None` when the broker reported none (it predates KIP-430).
-    pub(crate) authorized: Option<Vec<c_int>>,
+    pub authorized: Option<Vec<c_int>>,
 }
 
 impl TopicAccess {
     /// Whether the reported operations include producing (WRITE, or ALL).
-    pub(crate) fn may_write(&self) -> Option<bool> {
+    pub fn may_write(&self) -> Option<bool> {
         let ops = self.authorized.as_ref()?;
         Some(ops.iter().any(|op| matches!(*op, OP_WRITE | OP_ALL)))
     }
@@ -64,9 +65,11 @@ impl TopicAccess {
 
 /// The request as a whole failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct DescribeError {
-    pub(crate) code: RDKafkaErrorCode,
-    pub(crate) message: String,
+pub struct DescribeError {
+    /// librdkafka's error code.
+    pub code: RDKafkaErrorCode,
+    /// Its message.
+    pub message: String,
 }
 
 /// Frees a librdkafka object when dropped.
@@ -154,7 +157,7 @@ unsafe fn set_option(
 /// librdkafka sends the request to the controller unless `broker` names another
 /// broker; any broker can answer it, and some clusters (librdkafka's mock among them)
 /// report no usable controller, so callers that know a broker should name it.
-pub(crate) fn describe_topics<C: ClientContext>(
+pub fn describe_topics<C: ClientContext>(
     client: &Client<C>,
     topics: &[&str],
     broker: Option<i32>,
@@ -288,13 +291,13 @@ unsafe fn read_description(d: *const sys::rd_kafka_TopicDescription_t) -> TopicA
     }
 }
 
-#[cfg(all(test, feature = "testkit"))]
+#[cfg(test)]
 mod tests {
     use rdkafka::ClientConfig;
     use rdkafka::producer::{BaseProducer, Producer};
 
     use super::*;
-    use crate::testkit::EmbeddedBroker;
+    use crate::mock_cluster::MockCluster as EmbeddedBroker;
 
     fn producer(bootstrap: &str) -> BaseProducer {
         ClientConfig::new()

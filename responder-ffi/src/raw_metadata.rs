@@ -4,12 +4,11 @@
 //! UTF-8 (`TopicPartitionListElem::metadata`, also behind its `Debug` and `PartialEq`).
 //! Metadata is whatever the last committer wrote, any client in any language, so the
 //! responder reads it here as bytes, and never formats a list of committed offsets.
-#![allow(unsafe_code)]
 
 use rdkafka::TopicPartitionList;
 
 /// The metadata of each element of `tpl`, in the order of `tpl.elements()`.
-pub(crate) fn metadata_bytes(tpl: &TopicPartitionList) -> Vec<Vec<u8>> {
+pub fn metadata_bytes(tpl: &TopicPartitionList) -> Vec<Vec<u8>> {
     // SAFETY: `tpl` owns a live list for the duration of this borrow: `elems` points
     // to `cnt` initialised elements, and each element's `metadata` is null or points
     // to `metadata_size` bytes owned by the list.
@@ -31,8 +30,7 @@ pub(crate) fn metadata_bytes(tpl: &TopicPartitionList) -> Vec<Vec<u8>> {
 
 /// Sets the metadata of element `index` of `tpl` to any bytes (rust-rdkafka only
 /// takes UTF-8): a test writes what a foreign client could.
-#[cfg(feature = "testkit")]
-pub(crate) fn set_metadata_bytes(tpl: &mut TopicPartitionList, index: usize, bytes: &[u8]) {
+pub fn set_metadata_bytes(tpl: &mut TopicPartitionList, index: usize, bytes: &[u8]) {
     let mut elements = tpl.elements();
     let Some(elem) = elements.get_mut(index) else {
         return;
@@ -51,7 +49,7 @@ pub(crate) fn set_metadata_bytes(tpl: &mut TopicPartitionList, index: usize, byt
     }
 }
 
-#[cfg(all(test, feature = "testkit"))]
+#[cfg(test)]
 mod tests {
     use super::*;
 
