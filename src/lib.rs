@@ -9,5 +9,9 @@ pub use responder_macros::Handler;
 /// Paths the derive's generated code uses. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use responder_core::*;
+    #[cfg(feature = "bincode")]
+    pub use responder_core::Bincode;
+    pub use responder_core::{
+        ErrorReply, Handler, IntoRoutes, Json, Raw, RequestContext, Route, async_trait,
+    };
 }

@@ -79,7 +79,7 @@ async fn hold_then_refuse(
     let pending = settle_one_then_hold(fx, &requester, log, None).await;
     embedded.push_request_errors(
         api_key::PRODUCE,
-        &vec![ResponseError::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; refusals],
+        &vec![ResponseError::NotEnoughReplicas; refusals],
     );
     log.open_gate(1);
     (requester, pending)

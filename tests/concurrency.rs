@@ -222,10 +222,7 @@ async fn unacknowledged_replies_hold_their_in_flight_slots() {
     log.wait_started(3).await;
     // From now on the broker refuses produces (the replies) with a retriable error for
     // a while; the handler answers the two at once.
-    embedded.push_request_errors(
-        api_key::PRODUCE,
-        &[ResponseError::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 6],
-    );
+    embedded.push_request_errors(api_key::PRODUCE, &[ResponseError::NotEnoughReplicas; 6]);
     log.open_gate(5);
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let started = log.started.lock().expect("lock").len();

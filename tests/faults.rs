@@ -51,10 +51,7 @@ async fn an_outage_longer_than_the_delivery_timeout_stalls_nothing() {
     log.wait_started(5).await;
     // ~3 s of refusals (librdkafka retries every 100 ms): each reply times out in the
     // producer several times over.
-    embedded.push_request_errors(
-        api_key::PRODUCE,
-        &[ResponseError::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 30],
-    );
+    embedded.push_request_errors(api_key::PRODUCE, &[ResponseError::NotEnoughReplicas; 30]);
     log.open_gate(4);
     eventually(Duration::from_secs(10), || {
         running.metrics().reply_retries >= 4

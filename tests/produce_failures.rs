@@ -142,12 +142,9 @@ async fn replies_the_broker_refuses_for_good_are_dead_lettered_and_committed() {
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
     // (error, how many produce attempts it refuses)
     let refusals = [
-        (
-            ResponseError::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
-            UNSURE_ATTEMPTS,
-        ),
-        (ResponseError::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, 1),
-        (ResponseError::RD_KAFKA_RESP_ERR_INVALID_RECORD, 1),
+        (ResponseError::TopicAuthorizationFailed, UNSURE_ATTEMPTS),
+        (ResponseError::MessageTooLarge, 1),
+        (ResponseError::InvalidRecord, 1),
     ];
     let mut last = 0;
     for (i, (refusal, attempts)) in refusals.into_iter().enumerate() {
@@ -186,7 +183,7 @@ async fn replies_the_broker_refuses_for_good_are_dead_lettered_and_committed() {
     log.wait_started(7).await;
     embedded.push_request_errors(
         api_key::PRODUCE,
-        &[ResponseError::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 1],
+        &[ResponseError::TopicAuthorizationFailed; 1],
     );
     log.open_gate(1);
     let reply = requester

@@ -37,7 +37,7 @@ impl RequestContext {
     /// it; a handler passes it on (as `traceparent`) to the calls it makes, so they
     /// join the same trace.
     pub fn traceparent(&self) -> Option<TraceParent> {
-        self.trace.as_ref().map(|t| t.span)
+        self.trace.as_ref().map(TraceContext::span)
     }
 
     /// The request's trace context, if any.

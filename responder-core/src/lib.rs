@@ -11,6 +11,7 @@
 
 pub mod acl;
 pub mod address;
+mod admission;
 pub mod codec;
 pub mod codes;
 mod config;
@@ -26,7 +27,7 @@ pub mod health;
 #[cfg(feature = "http")]
 mod http;
 mod metrics;
-pub mod offset_metadata;
+mod offset_metadata;
 mod ordering;
 #[cfg(feature = "otel")]
 mod otel;
@@ -37,7 +38,7 @@ mod router;
 mod runtime;
 pub mod topic;
 mod trace_context;
-pub mod watermark;
+mod watermark;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -19,7 +19,7 @@ use std::fmt::Write;
 const PREFIX: &str = "kr1@";
 
 /// The longest metadata written.
-pub const MAX_METADATA_LEN: usize = 3000;
+pub(crate) const MAX_METADATA_LEN: usize = 3000;
 
 /// Encodes settled offsets (ascending, all above `watermark`) as commit metadata.
 pub(crate) fn encode(watermark: i64, settled: impl IntoIterator<Item = i64>) -> String {

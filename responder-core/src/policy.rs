@@ -138,6 +138,16 @@ impl ReplyTopicPolicy {
     }
 
     /// Denies the topic `name` exactly, whatever allows it.
+    ///
+    /// ```
+    /// use responder_core::ReplyTopicPolicy;
+    ///
+    /// let policy = "replies-*".parse::<ReplyTopicPolicy>()?.deny_literal("replies-audit")?;
+    /// assert!(policy.allows("replies-kyc"));
+    /// assert!(!policy.allows("replies-audit"));
+    /// assert!(policy.allows("replies-audit-2"), "exactly that name");
+    /// # Ok::<_, responder_core::PolicyError>(())
+    /// ```
     pub fn deny_literal(self, name: &str) -> Result<Self, PolicyError> {
         Ok(self.with(PolicyEntry::new(
             name,

@@ -131,12 +131,14 @@ impl fmt::Display for TraceParent {
     }
 }
 
-/// A request's trace context: the span it names, the responder's child span, and the
-/// trace state to pass on.
+/// A request's trace context: the span it names, the responder's child span (the same
+/// trace: only its span id and flags are kept), and the trace state to pass on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TraceContext {
     pub(crate) parent: TraceParent,
-    pub(crate) span: TraceParent,
+    /// The responder's span id, as hex.
+    span_id: [u8; 16],
+    span_flags: u8,
     pub(crate) state: Option<Vec<u8>>,
 }
 
@@ -167,11 +169,23 @@ impl TraceContext {
         let state = state
             .filter(|s| s.len() <= MAX_TRACESTATE_LEN)
             .map(<[u8]>::to_vec);
+        let mut span_id = [0u8; 16];
+        write_hex(&new_span_id(), &mut span_id);
         Some(TraceContext {
-            span: parent.child(),
+            span_id,
+            span_flags: parent.flags,
             parent,
             state,
         })
+    }
+
+    /// The responder's span: the reply's `traceparent`.
+    pub(crate) fn span(&self) -> TraceParent {
+        TraceParent {
+            span_id: self.span_id,
+            flags: self.span_flags,
+            ..self.parent
+        }
     }
 }
 
@@ -180,24 +194,21 @@ impl TraceContext {
     /// and, with the `otel` feature and an OpenTelemetry layer that enables the span,
     /// makes the exported span the requester's span's child and names it in the reply.
     /// Call before the span is first entered.
-    pub(crate) fn adopted_by(self, span: &tracing::Span) -> Self {
+    pub(crate) fn adopt(&mut self, span: &tracing::Span) {
         // A disabled span (the usual case: it is at DEBUG) records nothing, so the
         // trace id is not even formatted.
         if span.is_disabled() {
-            return self;
+            return;
         }
         span.record(
             "trace_id",
             tracing::field::display(self.parent.trace_id_hex()),
         );
         #[cfg(feature = "otel")]
-        if let Some(exported) = crate::otel::adopt(span, &self) {
-            return TraceContext {
-                span: exported,
-                ..self
-            };
+        if let Some(exported) = crate::otel::adopt(span, self) {
+            self.span_id = exported.span_id;
+            self.span_flags = exported.flags;
         }
-        self
     }
 }
 

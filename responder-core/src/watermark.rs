@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 /// What to do with a received record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Received {
+pub(crate) enum Received {
     /// Handle it; settle it later.
     Handle,
     /// A previous owner already settled it (commit metadata): recorded as settled,
@@ -22,7 +22,7 @@ pub enum Received {
 
 /// Tracks the received and settled offsets of one partition.
 #[derive(Debug, Default, Clone)]
-pub struct WatermarkTracker {
+pub(crate) struct WatermarkTracker {
     /// Offsets received and not yet below the watermark, in increasing order, each
     /// with whether it is settled. The front, if any, is unsettled.
     window: VecDeque<(i64, bool)>,
@@ -43,19 +43,19 @@ pub struct WatermarkTracker {
 
 impl WatermarkTracker {
     /// An empty tracker.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Records offsets a previous owner already settled (ascending, inclusive ranges):
     /// when they arrive, [`receive`](Self::receive) reports them as
     /// [`Received::AlreadySettled`].
-    pub fn set_known_settled(&mut self, ranges: impl IntoIterator<Item = (i64, i64)>) {
+    pub(crate) fn set_known_settled(&mut self, ranges: impl IntoIterator<Item = (i64, i64)>) {
         self.known_settled = ranges.into_iter().collect();
     }
 
     /// Records a received offset and says what to do with it.
-    pub fn receive(&mut self, offset: i64) -> Received {
+    pub(crate) fn receive(&mut self, offset: i64) -> Received {
         if self.next.is_some_and(|next| offset < next) {
             return Received::Redelivered;
         }
@@ -86,7 +86,7 @@ impl WatermarkTracker {
 
     /// Marks a received offset settled. Returns `false` when the offset is not pending
     /// (never received, or already settled).
-    pub fn settle(&mut self, offset: i64) -> bool {
+    pub(crate) fn settle(&mut self, offset: i64) -> bool {
         let Ok(i) = self.window.binary_search_by_key(&offset, |(o, _)| *o) else {
             return false;
         };
@@ -103,7 +103,7 @@ impl WatermarkTracker {
 
     /// The offset to commit: the lowest unsettled offset, or one past the highest
     /// received. `None` before anything was received.
-    pub fn watermark(&self) -> Option<i64> {
+    pub(crate) fn watermark(&self) -> Option<i64> {
         match self.window.front() {
             Some((offset, _)) => Some(*offset),
             None => self.next,
@@ -111,7 +111,7 @@ impl WatermarkTracker {
     }
 
     /// How many received offsets are not settled yet.
-    pub fn unsettled(&self) -> usize {
+    pub(crate) fn unsettled(&self) -> usize {
         self.unsettled
     }
 
@@ -119,7 +119,7 @@ impl WatermarkTracker {
     ///
     /// This includes offsets a previous owner settled that have not arrived yet, so
     /// the next owner inherits them too.
-    pub fn settled_above_watermark(&self) -> impl Iterator<Item = i64> + '_ {
+    pub(crate) fn settled_above_watermark(&self) -> impl Iterator<Item = i64> + '_ {
         let next = self.next.unwrap_or(i64::MIN);
         let received = self.window.iter().filter(|(_, s)| *s).map(|(o, _)| *o);
         let inherited = self
@@ -131,7 +131,7 @@ impl WatermarkTracker {
 
     /// The watermark and its commit metadata (see [`crate::offset_metadata`]), if
     /// either changed since the last call; remembers them as committed.
-    pub fn take_commit(&mut self) -> Option<(i64, String)> {
+    pub(crate) fn take_commit(&mut self) -> Option<(i64, String)> {
         let watermark = self.watermark()?;
         if self.committed == Some(watermark) && self.committed_version == self.version {
             return None;
@@ -143,7 +143,7 @@ impl WatermarkTracker {
 
     /// The watermark and its commit metadata, whether or not they changed. `None`
     /// before anything was received: there is nothing to commit.
-    pub fn commit(&self) -> Option<(i64, String)> {
+    pub(crate) fn commit(&self) -> Option<(i64, String)> {
         let watermark = self.watermark()?;
         let metadata = crate::offset_metadata::encode(watermark, self.settled_above_watermark());
         Some((watermark, metadata))

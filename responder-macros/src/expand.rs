@@ -73,24 +73,70 @@ fn expand(v: &Valid<'_>) -> TokenStream {
     }
 }
 
-/// On error: the compile errors, plus an `IntoRoutes` impl so that code using the type
-/// does not fail a second time for the same mistake.
+/// On error: the compile errors, plus `Handler` and `IntoRoutes` impls (through the
+/// attribute's `crate = ...` path, if it can be read) so that code using the type does
+/// not fail a second time for the same mistake.
 fn fallback(node: &DeriveInput, e: syn::Error) -> TokenStream {
     let errors = e.to_compile_error();
     let ident = &node.ident;
     if !node.generics.params.is_empty() {
         return errors;
     }
+    let krate = crate_path(node);
+    let p = quote!(#krate::__private);
     quote! {
         #errors
 
         #[automatically_derived]
-        impl ::kafka_responder::__private::IntoRoutes for #ident {
+        #[#p::async_trait]
+        impl #p::Handler for #ident {
+            type Request = ();
+            type Reply = ();
+            type Error = #p::ErrorReply;
+
+            async fn handle(
+                &self,
+                _request: (),
+                _cx: &#p::RequestContext,
+            ) -> ::core::result::Result<(), #p::ErrorReply> {
+                ::core::unreachable!()
+            }
+        }
+
+        #[automatically_derived]
+        impl #p::IntoRoutes for #ident {
             const TOPICS: &'static [&'static str] = &[];
 
-            fn into_routes(self) -> ::std::vec::Vec<::kafka_responder::__private::Route> {
+            fn into_routes(self) -> ::std::vec::Vec<#p::Route> {
                 ::core::unreachable!()
             }
         }
     }
+}
+
+/// The attribute's `crate = ...` path, read leniently (the attribute may hold the
+/// mistake): the other keys' values are skipped, and reading stops at the first thing
+/// it cannot read. `::kafka_responder` when there is none.
+fn crate_path(node: &DeriveInput) -> syn::Path {
+    let mut found = None;
+    for a in node.attrs.iter().filter(|a| a.path().is_ident("handler")) {
+        let _ = a.parse_nested_meta(|meta| {
+            let v = meta.value()?;
+            if meta.path.is_ident("crate") {
+                found = Some(if v.peek(syn::LitStr) {
+                    v.parse::<syn::LitStr>()?.parse()?
+                } else {
+                    v.parse()?
+                });
+            } else if v.peek(syn::LitStr) {
+                v.parse::<syn::LitStr>()?;
+            } else if v.peek(syn::token::Bracket) {
+                v.parse::<syn::ExprArray>()?;
+            } else {
+                v.parse::<syn::Type>()?;
+            }
+            Ok(())
+        });
+    }
+    found.unwrap_or_else(|| syn::parse_quote!(::kafka_responder))
 }

@@ -19,7 +19,8 @@
 //! trace context off, and `framework-no-trace`, `framework-no-metrics` with one of them
 //! off, run only when named); `BENCH_IR_PAYLOADS=small` (or `large`) runs one payload
 //! of the `ir` cell; `BENCH_TRACEPARENT=1` puts a W3C
-//! `traceparent` on every request; `BENCH_IR_PAIRS` sets the number of callgrind pairs. Prints a table and writes
+//! `traceparent` on every request; `BENCH_IR_PAIRS` sets the number of callgrind pairs,
+//! `BENCH_IR_REQUESTS=N1,N2` the two 100 B backlogs. Prints a table and writes
 //! `compare.json` to `BENCH_OUT` (default `$TMPDIR/responder-bench`).
 
 mod contestant;
@@ -63,6 +64,15 @@ impl Sizes {
             .and_then(|p| p.parse().ok())
         {
             sizes.ir_pairs = pairs;
+        }
+        // BENCH_IR_REQUESTS=N1,N2: the two 100 B backlogs (larger ones average the
+        // batching's run-to-run variation over more requests).
+        if let Some((n1, n2)) = std::env::var("BENCH_IR_REQUESTS").ok().and_then(|v| {
+            let (a, b) = v.split_once(',')?;
+            Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+        }) && n1 < n2
+        {
+            sizes.ir[0] = (n1, n2);
         }
         sizes
     }

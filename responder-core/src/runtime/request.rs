@@ -19,7 +19,8 @@ use super::cancel::Cancel;
 use super::delivery::{Kind, deliver};
 use super::ticket::Ticket;
 use super::{Shared, dead_letter};
-use crate::address::{ReplyAddress, RequestHeaders, Unanswerable};
+use crate::address::{ReplyAddress, RequestHeaders};
+use crate::admission;
 use crate::codes;
 use crate::context::RequestContext;
 use crate::deadline;
@@ -101,15 +102,21 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
         // requester's span, must be set before).
         let (address, deadline, trace) = {
             let headers = RequestHeaders::of(message.headers());
-            let trace = shared
+            let mut trace = shared
                 .trace_context
                 .then(|| TraceContext::read(headers.iter()))
-                .flatten()
-                .map(|t| t.adopted_by(&span));
-            let address = shared
-                .addresses
-                .read(&headers)
-                .and_then(|a| shared.check_allowed(a));
+                .flatten();
+            if let Some(t) = &mut trace {
+                t.adopt(&span);
+            }
+            let address = shared.addresses.read(&headers).and_then(|a| {
+                admission::admit(
+                    a,
+                    &shared.policy,
+                    |t| shared.router.get(t).is_some(),
+                    shared.dead_letter_topic.as_deref(),
+                )
+            });
             let timestamp = message.timestamp().to_millis();
             (
                 address,
@@ -375,7 +382,7 @@ fn reply_headers(
     if let Some(t) = trace {
         headers = headers.insert(Header {
             key: TRACEPARENT_HEADER,
-            value: Some(&t.span.header_value()[..]),
+            value: Some(&t.span().header_value()[..]),
         });
         if let Some(state) = &t.state {
             headers = headers.insert(Header {
@@ -428,21 +435,4 @@ pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> &str {
         .copied()
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(non-string panic payload)")
-}
-
-impl Shared {
-    /// Applies the reply-topic policy plus the rules no policy can lift: never an
-    /// internal topic, never one of our own request topics (no request loops), never
-    /// the dead-letter topic (no forged dead letters).
-    pub(crate) fn check_allowed(&self, a: ReplyAddress) -> Result<ReplyAddress, Unanswerable> {
-        let topic = a.topic.as_str();
-        if crate::topic::is_internal_topic(topic)
-            || self.router.get(topic).is_some()
-            || self.dead_letter_topic.as_deref() == Some(topic)
-            || !self.policy.allows(topic)
-        {
-            return Err(Unanswerable::TopicNotAllowed(a.topic));
-        }
-        Ok(a)
-    }
 }

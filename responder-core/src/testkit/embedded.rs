@@ -5,8 +5,43 @@ use responder_ffi::mock_cluster::MockCluster;
 
 use crate::error::Error;
 
-/// Kafka protocol error codes, for fault injection.
-pub use rdkafka::types::RDKafkaRespErr as ResponseError;
+/// A broker's answer to inject ([`EmbeddedBroker::push_request_errors`]): the Kafka
+/// protocol errors the tests meet, by their protocol names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResponseError {
+    /// `NOT_ENOUGH_REPLICAS` (19): passing, retried.
+    NotEnoughReplicas,
+    /// `NOT_LEADER_OR_FOLLOWER` (6): passing, retried.
+    NotLeaderOrFollower,
+    /// `REQUEST_TIMED_OUT` (7): passing, retried.
+    RequestTimedOut,
+    /// `TOPIC_AUTHORIZATION_FAILED` (29): retried a few times, then the record's fault.
+    TopicAuthorizationFailed,
+    /// `MESSAGE_TOO_LARGE` (10): the record's fault.
+    MessageTooLarge,
+    /// `INVALID_RECORD` (87): the record's fault.
+    InvalidRecord,
+    /// `REBALANCE_IN_PROGRESS` (27), e.g. for an offset commit.
+    RebalanceInProgress,
+}
+
+impl ResponseError {
+    fn librdkafka(self) -> rdkafka::types::RDKafkaRespErr {
+        use rdkafka::types::RDKafkaRespErr as E;
+        match self {
+            ResponseError::NotEnoughReplicas => E::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+            ResponseError::NotLeaderOrFollower => E::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            ResponseError::RequestTimedOut => E::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+            ResponseError::TopicAuthorizationFailed => {
+                E::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
+            }
+            ResponseError::MessageTooLarge => E::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+            ResponseError::InvalidRecord => E::RD_KAFKA_RESP_ERR_INVALID_RECORD,
+            ResponseError::RebalanceInProgress => E::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
+        }
+    }
+}
 
 /// Kafka API keys, for fault injection.
 pub mod api_key {
@@ -52,7 +87,8 @@ impl EmbeddedBroker {
     /// Makes the next `errors.len()` requests of API `api_key` (a Kafka API key, e.g.
     /// 0 for Produce) fail with the given errors, in order.
     pub fn push_request_errors(&self, api_key: i16, errors: &[ResponseError]) {
-        self.mock.push_request_errors(api_key, errors);
+        let errors: Vec<_> = errors.iter().map(|e| e.librdkafka()).collect();
+        self.mock.push_request_errors(api_key, &errors);
     }
 
     /// Takes broker `broker_id` down (its connections are closed and new ones refused)
