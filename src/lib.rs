@@ -11,7 +11,5 @@ pub use responder_macros::Handler;
 pub mod __private {
     #[cfg(feature = "bincode")]
     pub use responder_core::Bincode;
-    pub use responder_core::{
-        ErrorReply, Handler, IntoRoutes, Json, Raw, RequestContext, Route, async_trait,
-    };
+    pub use responder_core::{ErrorReply, Handler, IntoRoutes, Json, Raw, RequestContext, Route};
 }

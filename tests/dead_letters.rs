@@ -132,7 +132,6 @@ fn a_dead_letter_topic_that_is_a_request_topic_is_refused() {
 
 struct Echo;
 
-#[kafka_responder::async_trait]
 impl kafka_responder::Handler for Echo {
     type Request = Vec<u8>;
     type Reply = Vec<u8>;

@@ -7,7 +7,7 @@ use common::{Fixture, ProbeLog, ProbeReq};
 use kafka_responder::testkit::RunningResponder;
 use kafka_responder::{
     Bincode, ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, ErrorReply, Handler, HeaderConvention, Raw,
-    RequestContext, async_trait, codes,
+    RequestContext, codes,
 };
 use serde::{Deserialize, Serialize};
 
@@ -122,7 +122,6 @@ struct Point {
 
 struct Mirror;
 
-#[async_trait]
 impl Handler for Mirror {
     type Request = Point;
     type Reply = Point;
@@ -138,7 +137,6 @@ impl Handler for Mirror {
 
 struct Reverse;
 
-#[async_trait]
 impl Handler for Reverse {
     type Request = Vec<u8>;
     type Reply = Vec<u8>;

@@ -11,7 +11,7 @@ use common::{Fixture, Probe, ProbeLog, ProbeReq, epoch_ms_from_now, eventually};
 use kafka_responder::testkit::{Reply, Requester, RunningResponder, unique_name};
 use kafka_responder::{
     Bincode, DEADLINE_HEADER, DLQ_REASON_HEADER, ErrorReply, Handler, HeaderConvention, Json,
-    RequestContext, async_trait, codes,
+    RequestContext, codes,
 };
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -56,7 +56,6 @@ struct Topics {
 /// Doubles a number (bincode-encoded `u64`).
 struct Double;
 
-#[async_trait]
 impl Handler for Double {
     type Request = u64;
     type Reply = u64;

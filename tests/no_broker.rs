@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use kafka_responder::testkit::{TestRequest, serve};
-use kafka_responder::{ErrorReply, Handler, Json, RequestContext, async_trait};
+use kafka_responder::{ErrorReply, Handler, Json, RequestContext};
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize)]
@@ -25,7 +25,6 @@ struct Seen {
 /// Reports what it saw of the request.
 struct Inspect;
 
-#[async_trait]
 impl Handler for Inspect {
     type Request = Query;
     type Reply = Seen;

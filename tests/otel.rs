@@ -13,7 +13,7 @@ use common::{Fixture, eventually};
 use kafka_responder::testkit::{Reply, RunningResponder};
 use kafka_responder::{
     ErrorReply, Handler, HeaderConvention, Json, RequestContext, TRACEPARENT_HEADER,
-    TRACESTATE_HEADER, TraceParent, async_trait,
+    TRACESTATE_HEADER, TraceParent,
 };
 use opentelemetry::trace::{SpanId, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
@@ -45,7 +45,6 @@ fn exporter() -> &'static InMemorySpanExporter {
 /// Scores in a span of its own, which must nest under the request's span.
 struct Scorer;
 
-#[async_trait]
 impl Handler for Scorer {
     type Request = String;
     type Reply = String;

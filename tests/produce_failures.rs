@@ -9,13 +9,12 @@ use std::time::Duration;
 use common::{Fixture, ProbeLog, ProbeReq, eventually};
 use kafka_responder::testkit::{Requester, ResponseError, api_key, unique_name};
 use kafka_responder::{
-    DLQ_REASON_HEADER, ErrorReply, Handler, HeaderConvention, Raw, RequestContext, async_trait,
+    DLQ_REASON_HEADER, ErrorReply, Handler, HeaderConvention, Raw, RequestContext,
 };
 
 /// Answers with as many bytes as the request's payload says (ASCII decimal).
 struct Sized;
 
-#[async_trait]
 impl Handler for Sized {
     type Request = Vec<u8>;
     type Reply = Vec<u8>;

@@ -10,7 +10,6 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use kafka_responder::address::{AddressReader, RequestHeaders};
 use kafka_responder::{
     Bincode, Codec, ErrorReply, Handler, HeaderConvention, Json, ReplyTopicPolicy, RequestContext,
-    async_trait,
 };
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use responder_bench::contract::{Payload, Query, Score, score};
@@ -18,7 +17,6 @@ use responder_bench::contract::{Payload, Query, Score, score};
 /// The KYC handler's shape, for the codecs (never called here).
 struct Kyc;
 
-#[async_trait]
 impl Handler for Kyc {
     type Request = Query;
     type Reply = Score;

@@ -2,7 +2,7 @@
 //! partitions and 256 requests in flight, draining a queued backlog on the embedded
 //! broker. Every reply is checked against its request.
 //!
-//! Run: `cargo bench --bench slow_handler` (env `BENCH_REQUESTS`, default 20000).
+//! Run: `cargo bench -p responder-bench --bench slow_handler` (env `BENCH_REQUESTS`, default 20000).
 //! Prints a table and a JSON line.
 
 use std::collections::HashSet;
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use kafka_responder::testkit::{Requester, RunningResponder, TestBroker, unique_name};
 use kafka_responder::{
-    ErrorReply, Handler, HeaderConvention, Json, Ordering, RequestContext, Responder, async_trait,
+    ErrorReply, Handler, HeaderConvention, Json, Ordering, RequestContext, Responder,
 };
 use serde::{Deserialize, Serialize};
 
@@ -37,7 +37,6 @@ struct Slow(Duration);
 static HANDLED: AtomicU64 = AtomicU64::new(0);
 static HANDLER_NANOS: AtomicU64 = AtomicU64::new(0);
 
-#[async_trait]
 impl Handler for Slow {
     type Request = Req;
     type Reply = Resp;

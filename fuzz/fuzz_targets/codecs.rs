@@ -27,7 +27,6 @@ enum Kind {
 
 struct Sink;
 
-#[async_trait::async_trait]
 impl Handler for Sink {
     type Request = Request;
     type Reply = Request;
@@ -40,7 +39,6 @@ impl Handler for Sink {
 
 struct Bytes;
 
-#[async_trait::async_trait]
 impl Handler for Bytes {
     type Request = Vec<u8>;
     type Reply = Vec<u8>;

@@ -83,11 +83,9 @@ const GUARDED: &[(&str, &str)] = &[
 /// Builds a [`Responder`]. Start with [`Responder::builder`].
 ///
 /// ```no_run
-/// # use async_trait::async_trait;
 /// # use responder_core::{ErrorReply, Handler, RequestContext};
 /// use responder_core::{Json, Responder};
 /// # struct Echo;
-/// # #[async_trait]
 /// # impl Handler for Echo {
 /// #     type Request = String; type Reply = String; type Error = ErrorReply;
 /// #     async fn handle(&self, r: String, _: &RequestContext) -> Result<String, ErrorReply> { Ok(r) }

@@ -328,7 +328,6 @@ mod tests {
 
     struct Echo;
 
-    #[async_trait::async_trait]
     impl crate::Handler for Echo {
         type Request = Vec<u8>;
         type Reply = Vec<u8>;

@@ -4,21 +4,19 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use async_trait::async_trait;
-
 use crate::codec::Codec;
 use crate::context::RequestContext;
 use crate::error_reply::ErrorReply;
 
-/// Answers requests of one kind.
+/// Answers requests of one kind: an `async fn` in the impl (native async functions in
+/// traits; no macro). Its future must be `Send`, as requests run on a multi-threaded
+/// runtime: the compiler says so at the impl when it is not.
 ///
 /// ```
-/// use async_trait::async_trait;
 /// use responder_core::{ErrorReply, Handler, RequestContext};
 ///
 /// struct Echo;
 ///
-/// #[async_trait]
 /// impl Handler for Echo {
 ///     type Request = String;
 ///     type Reply = String;
@@ -32,7 +30,6 @@ use crate::error_reply::ErrorReply;
 ///     }
 /// }
 /// ```
-#[async_trait]
 pub trait Handler: Send + Sync + 'static {
     /// The decoded request.
     type Request: Send + 'static;
@@ -42,27 +39,26 @@ pub trait Handler: Send + Sync + 'static {
     type Error: Into<ErrorReply> + Send + 'static;
 
     /// Answers one request.
-    async fn handle(
+    fn handle(
         &self,
         request: Self::Request,
         cx: &RequestContext,
-    ) -> Result<Self::Reply, Self::Error>;
+    ) -> impl Future<Output = Result<Self::Reply, Self::Error>> + Send;
 }
 
 /// A shared handler answers like the handler itself (one handler serving several
 /// topics is shared this way).
-#[async_trait]
 impl<H: Handler> Handler for std::sync::Arc<H> {
     type Request = H::Request;
     type Reply = H::Reply;
     type Error = H::Error;
 
-    async fn handle(
+    fn handle(
         &self,
         request: Self::Request,
         cx: &RequestContext,
-    ) -> Result<Self::Reply, Self::Error> {
-        (**self).handle(request, cx).await
+    ) -> impl Future<Output = Result<Self::Reply, Self::Error>> + Send {
+        (**self).handle(request, cx)
     }
 }
 
@@ -70,7 +66,7 @@ impl<H: Handler> Handler for std::sync::Arc<H> {
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The object-safe form of a handler with its codec: payload bytes in, reply bytes or
-/// an error reply out.
+/// an error reply out. The one place a request's future is boxed (type erasure).
 pub(crate) trait Endpoint: Send + Sync + 'static {
     fn serve<'a>(&'a self, cx: &'a RequestContext) -> BoxFuture<'a, Result<Vec<u8>, ErrorReply>>;
 }

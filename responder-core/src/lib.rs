@@ -65,6 +65,3 @@ pub use runtime::{
     DLQ_REASON_HEADER, DLQ_TIME_HEADER, DLQ_TOPIC_HEADER, Responder, Unreported, shutdown_signal,
 };
 pub use trace_context::{TRACEPARENT_HEADER, TRACESTATE_HEADER, TraceParent};
-
-/// Re-exported so handlers can be written without adding the dependency.
-pub use async_trait::async_trait;

@@ -13,11 +13,9 @@ use crate::ordering::Ordering;
 /// A request topic bound to a handler (with its codec), and optionally its own ordering.
 ///
 /// ```
-/// # use async_trait::async_trait;
 /// # use responder_core::{ErrorReply, Handler, RequestContext};
 /// use responder_core::{Json, Ordering, Route};
 /// # struct Echo;
-/// # #[async_trait]
 /// # impl Handler for Echo {
 /// #     type Request = String; type Reply = String; type Error = ErrorReply;
 /// #     async fn handle(&self, r: String, _: &RequestContext) -> Result<String, ErrorReply> { Ok(r) }

@@ -43,7 +43,6 @@ fn expand(v: &Valid<'_>) -> TokenStream {
     let call = quote_spanned!(method.span()=> #ident::#method(self, request, cx).await);
     quote! {
         #[automatically_derived]
-        #[#p::async_trait]
         impl #p::Handler for #ident {
             type Request = #request;
             type Reply = #reply;
@@ -88,7 +87,6 @@ fn fallback(node: &DeriveInput, e: syn::Error) -> TokenStream {
         #errors
 
         #[automatically_derived]
-        #[#p::async_trait]
         impl #p::Handler for #ident {
             type Request = ();
             type Reply = ();

@@ -14,7 +14,7 @@ use kafka_responder::testkit::{
     EmbeddedBroker, Requester, RunningResponder, TestBroker, committed_offset, unique_name,
 };
 use kafka_responder::{
-    ErrorReply, Handler, HeaderConvention, Json, RequestContext, ResponderBuilder, async_trait,
+    ErrorReply, Handler, HeaderConvention, Json, RequestContext, ResponderBuilder,
 };
 use serde::{Deserialize, Serialize};
 
@@ -259,7 +259,6 @@ impl ProbeLog {
 /// Answers with the request's coordinates, after doing what the request asks.
 pub struct Probe(pub Arc<ProbeLog>);
 
-#[async_trait]
 impl Handler for Probe {
     type Request = ProbeReq;
     type Reply = ProbeReply;

@@ -10,7 +10,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use kafka_responder::{Handler, Json, RequestContext, async_trait};
+use kafka_responder::{Handler, Json, RequestContext};
 use responder_bench::alloc_count::{self, Counting};
 
 #[path = "../../../examples/shared/kyc.rs"]
@@ -24,7 +24,6 @@ static ALLOC: Counting = Counting;
 /// A handler that sleeps before delegating.
 struct Delayed<H>(H, Duration);
 
-#[async_trait]
 impl<H: Handler> Handler for Delayed<H> {
     type Request = H::Request;
     type Reply = H::Reply;

@@ -4,11 +4,10 @@
 //!
 //! ```
 //! use responder_core::testkit::{TestRequest, serve};
-//! use responder_core::{ErrorReply, Handler, Json, RequestContext, async_trait};
+//! use responder_core::{ErrorReply, Handler, Json, RequestContext};
 //!
 //! struct Echo;
 //!
-//! #[async_trait]
 //! impl Handler for Echo {
 //!     type Request = String;
 //!     type Reply = String;
