@@ -488,6 +488,13 @@ fn consumer_config(
     group: &str,
     user: &[(String, String)],
 ) -> Result<ClientConfig, Error> {
+    if common.get("group.id").is_some() || user.iter().any(|(k, _)| k == "group.id") {
+        // The group is the responder's identity (its commits, its metadata, its
+        // replicas): one setting names it.
+        return Err(Error::config(
+            "group.id is set with group_id(..) (RESPONDER_GROUP_ID), not as a client property",
+        ));
+    }
     let mut consumer = common.clone();
     consumer
         .set("group.id", group)
@@ -701,10 +708,17 @@ mod tests {
             Some(PARTITION_FETCH_BYTES)
         );
         assert_eq!(c.get("fetch.queue.backoff.ms"), Some(PREFETCH_BACKOFF_MS));
-        let user = props(&[("queued.min.messages", "50000"), ("group.id", "mine")]);
+        let user = props(&[("queued.min.messages", "50000")]);
         let c = consumer_config(&common, "g", &user).expect("valid");
         assert_eq!(c.get("queued.min.messages"), Some("50000"));
-        assert_eq!(c.get("group.id"), Some("mine"));
+        assert_eq!(c.get("group.id"), Some("g"));
+        // The group is named once, by group_id(..): not overridden by a property.
+        let err = consumer_config(&common, "g", &props(&[("group.id", "mine")]))
+            .expect_err("group.id as a consumer property");
+        assert!(err.to_string().contains("group_id"), "{err}");
+        let mut with_group = ClientConfig::new();
+        with_group.set("group.id", "mine");
+        assert!(consumer_config(&with_group, "g", &[]).is_err());
         assert_eq!(c.get("enable.auto.commit"), Some("false"));
     }
 
