@@ -3,12 +3,12 @@
 
 use rdkafka::Message;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureRecord;
 
-use super::Shared;
 use super::delivery::{Kind, deliver};
 use super::ticket::Ticket;
+use super::{Shared, records};
 use crate::metrics::TopicMetrics;
 
 /// The prefix of every header the responder writes on a dead letter. A request's own
@@ -72,32 +72,8 @@ async fn write(
         message.offset().to_string(),
         crate::deadline::now_millis().to_string(),
     );
-    let headers = || {
-        let mut headers = OwnedHeaders::new_with_capacity(8);
-        if let Some(original) = message.headers() {
-            // Byte for byte, keys that are not UTF-8 included.
-            responder_ffi::raw_headers::for_each(original.as_borrowed(), |key, value| {
-                if !key.starts_with(DLQ_HEADER_PREFIX.as_bytes()) {
-                    let taken = std::mem::take(&mut headers);
-                    headers = responder_ffi::raw_headers::add(taken, key, value);
-                }
-            });
-        }
-        for (key, value) in [
-            (DLQ_REASON_HEADER, code),
-            (DLQ_MESSAGE_HEADER, reason),
-            (DLQ_TOPIC_HEADER, message.topic()),
-            (DLQ_PARTITION_HEADER, &partition),
-            (DLQ_OFFSET_HEADER, &offset),
-            (DLQ_TIME_HEADER, &time),
-        ] {
-            headers = headers.insert(Header {
-                key,
-                value: Some(value),
-            });
-        }
-        headers
-    };
+    let headers =
+        || records::dead_letter_headers(message, code, reason, &partition, &offset, &time);
     deliver(shared, metrics, ticket, message, Kind::DeadLetter, || {
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers());
         if let Some(k) = message.key() {

@@ -10,6 +10,7 @@ mod lanes;
 mod ledger;
 mod pauses;
 mod permits;
+mod records;
 mod reply_topics;
 mod request;
 mod ticket;

@@ -11,24 +11,23 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use rdkafka::Message;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureRecord;
 use tracing::Instrument;
 
 use super::cancel::Cancel;
 use super::delivery::{Kind, deliver};
 use super::ticket::Ticket;
-use super::{Shared, dead_letter};
-use crate::address::{ReplyAddress, RequestHeaders};
+use super::{Shared, dead_letter, records};
+use crate::address::RequestHeaders;
 use crate::admission;
 use crate::codes;
 use crate::context::RequestContext;
 use crate::deadline;
-use crate::error_reply::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, ErrorReply};
+use crate::error_reply::ErrorReply;
 use crate::handler::Endpoint;
-use crate::headers::ErrorValue;
 use crate::metrics::{Outcome, TopicMetrics};
-use crate::trace_context::{TRACEPARENT_HEADER, TRACESTATE_HEADER, TraceContext};
+use crate::trace_context::TraceContext;
 
 /// A request ready to run.
 pub(crate) struct Job {
@@ -216,7 +215,7 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
                 cx.message(),
                 Kind::Reply,
                 || {
-                    let headers = reply_headers(to, &outcome, cx.trace());
+                    let headers = records::reply_headers(to, &outcome, cx.trace());
                     let mut record = FutureRecord::to(&to.topic).headers(headers);
                     if let Some(p) = to.partition {
                         record = record.partition(p);
@@ -360,72 +359,6 @@ fn refused(cx: &RequestContext, e: &KafkaError) {
         reply_partition = cx.reply_to().partition,
         "reply refused by the broker; committing the request without a reply"
     );
-}
-
-/// The reply's headers: the echoed correlation id; the trace context (the
-/// responder's span as `traceparent`, the request's `tracestate` unchanged) when the
-/// request carried one; and for an error reply its code and message (also under the
-/// convention's own error header, if it has one).
-fn reply_headers(
-    to: &ReplyAddress,
-    outcome: &Result<Vec<u8>, ErrorReply>,
-    trace: Option<&TraceContext>,
-) -> OwnedHeaders {
-    let convention = &to.convention;
-    let mut headers = OwnedHeaders::new_with_capacity(4);
-    if let Some(id) = &to.correlation_id {
-        headers = headers.insert(Header {
-            key: convention.correlation_id_header(),
-            value: Some(id),
-        });
-    }
-    if let Some(t) = trace {
-        headers = headers.insert(Header {
-            key: TRACEPARENT_HEADER,
-            value: Some(&t.span().header_value()[..]),
-        });
-        if let Some(state) = &t.state {
-            headers = headers.insert(Header {
-                key: TRACESTATE_HEADER,
-                value: Some(state),
-            });
-        }
-    }
-    if let Err(e) = outcome {
-        headers = headers
-            .insert(Header {
-                key: ERROR_CODE_HEADER,
-                value: Some(e.code()),
-            })
-            .insert(Header {
-                key: ERROR_MESSAGE_HEADER,
-                value: Some(e.message()),
-            });
-        if let Some(own) = convention.error_header() {
-            let value = match convention.error_value() {
-                ErrorValue::Json => std::borrow::Cow::Owned(
-                    serde_json::json!({
-                        "status": "error",
-                        "code": e.code(),
-                        "message": e.message(),
-                    })
-                    .to_string(),
-                ),
-                _ => std::borrow::Cow::Borrowed(e.message()),
-            };
-            headers = headers.insert(Header {
-                key: own,
-                value: Some(value.as_ref()),
-            });
-        }
-    }
-    for (key, value) in convention.reply_headers() {
-        headers = headers.insert(Header {
-            key,
-            value: Some(value),
-        });
-    }
-    headers
 }
 
 /// The message of a caught panic.
