@@ -6,7 +6,7 @@ mod common;
 
 use common::{Fixture, ProbeLog, ProbeReply, ProbeReq};
 use kafka_responder::testkit::{Requester, ResponseError, api_key};
-use kafka_responder::{HeaderConvention, Ordering};
+use kafka_responder::{HandlingOrder, HeaderConvention};
 use std::sync::atomic::Ordering::SeqCst;
 
 /// A request: partition (or the partitioner's choice), key, body.
@@ -43,7 +43,7 @@ async fn send_all(fx: &Fixture, requester: &Requester, requests: &[Spec<'_>]) ->
 async fn partition_ordering_handles_one_request_at_a_time_in_offset_order() {
     let fx = Fixture::new(1, 1).await;
     let log = ProbeLog::new();
-    let running = fx.serve(log.clone(), |b| b.ordering(Ordering::Partition));
+    let running = fx.serve(log.clone(), |b| b.ordering(HandlingOrder::Partition));
     let requester = fx.requester(HeaderConvention::plain(), 0).await;
     // Earlier requests sleep longer: any concurrency would reorder them.
     let reqs: Vec<_> = (0..12u64)
@@ -67,7 +67,7 @@ async fn partitions_are_handled_concurrently() {
     let fx = Fixture::new(4, 1).await;
     // All four requests must be inside the handler at the same time to pass the barrier.
     let log = ProbeLog::with_barrier(4);
-    let running = fx.serve(log.clone(), |b| b.ordering(Ordering::Partition));
+    let running = fx.serve(log.clone(), |b| b.ordering(HandlingOrder::Partition));
     let requester = fx.requester(HeaderConvention::plain(), 0).await;
     let reqs: Vec<_> = (0..4)
         .map(|p| {
@@ -137,7 +137,7 @@ async fn in_flight_bounds_apply_backpressure() {
     let fx = Fixture::new(2, 1).await;
     let log = ProbeLog::new();
     let running = fx.serve(log.clone(), |b| {
-        b.ordering(Ordering::Unordered).max_in_flight(3)
+        b.ordering(HandlingOrder::Unordered).max_in_flight(3)
     });
     let requester = fx.requester(HeaderConvention::plain(), 0).await;
     let reqs: Vec<_> = (0..30u64)
@@ -161,7 +161,7 @@ async fn per_partition_bound_caps_a_partitions_concurrency() {
     let fx = Fixture::new(1, 1).await;
     let log = ProbeLog::new();
     let running = fx.serve(log.clone(), |b| {
-        b.ordering(Ordering::Unordered)
+        b.ordering(HandlingOrder::Unordered)
             .max_in_flight_per_partition(4)
     });
     let requester = fx.requester(HeaderConvention::plain(), 0).await;
@@ -199,7 +199,7 @@ async fn unacknowledged_replies_hold_their_in_flight_slots() {
     let embedded = fx.fault_injection();
     let log = ProbeLog::new();
     let running = fx.serve(log.clone(), |b| {
-        b.ordering(Ordering::Unordered).max_in_flight(2)
+        b.ordering(HandlingOrder::Unordered).max_in_flight(2)
     });
     let requester = fx.requester(HeaderConvention::plain(), 0).await;
     // One reply through first: the producer has its id and the topic's metadata.

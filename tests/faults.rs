@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{Fixture, Probe, ProbeLog, ProbeReq, Process, epoch_ms_from_now, eventually};
 use kafka_responder::testkit::{ResponseError, RunningResponder, api_key, commit_with_metadata};
-use kafka_responder::{DEADLINE_HEADER, HeaderConvention, Json, Ordering, codes};
+use kafka_responder::{DEADLINE_HEADER, HandlingOrder, HeaderConvention, Json, codes};
 
 /// The broker refuses every produce (a retriable error) for several times the
 /// producer's delivery timeout while the responder holds 4 requests, its whole
@@ -29,7 +29,7 @@ async fn an_outage_longer_than_the_delivery_timeout_stalls_nothing() {
     let log = ProbeLog::new();
     let running = fx.serve(log.clone(), |b| {
         b.max_in_flight(4)
-            .ordering(Ordering::Unordered)
+            .ordering(HandlingOrder::Unordered)
             .producer_config("message.timeout.ms", "600")
             .producer_config("retry.backoff.ms", "100")
             .producer_config("retry.backoff.max.ms", "100")
@@ -90,7 +90,7 @@ async fn hung_handlers_get_timeout_replies() {
     let log = ProbeLog::new();
     let running = fx.serve(log.clone(), |b| {
         b.handler_timeout(Duration::from_secs(3))
-            .ordering(Ordering::Unordered)
+            .ordering(HandlingOrder::Unordered)
     });
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
     let hung = ProbeReq::held(1);

@@ -165,7 +165,7 @@ async fn shutdown_with_queued_requests_leaves_them_to_the_next_owner() {
 async fn a_paused_partition_that_comes_back_is_fetched_again() {
     let fx = Fixture::new(1, 1).await;
     let configure = |b: kafka_responder::ResponderBuilder| {
-        b.ordering(kafka_responder::Ordering::Partition)
+        b.ordering(kafka_responder::HandlingOrder::Partition)
             .max_in_flight_per_partition(2)
             .drain_timeout(Duration::from_millis(500))
     };

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{Fixture, Probe, ProbeLog, ProbeReq, eventually};
 use kafka_responder::testkit::{Requester, RunningResponder, committed};
-use kafka_responder::{HeaderConvention, Json, Ordering};
+use kafka_responder::{HandlingOrder, HeaderConvention, Json};
 
 /// Sends `n` requests over `keys` keys, all at once, and returns the seconds from the
 /// first send to the last reply, checking that each key's replies come back in order.
@@ -72,7 +72,7 @@ async fn key_ordering_answers_ten_times_faster_than_partition_ordering_with_a_sl
     const N: u64 = 200;
     const KEYS: u64 = 100;
     let mut rates = Vec::new();
-    for ordering in [Ordering::Partition, Ordering::Key] {
+    for ordering in [HandlingOrder::Partition, HandlingOrder::Key] {
         let fx = Fixture::new(1, 1).await;
         let running = fx.serve(ProbeLog::new(), |b| b.ordering(ordering));
         let requester = fx.requester(HeaderConvention::spring(), 0).await;

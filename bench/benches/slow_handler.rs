@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use kafka_responder::testkit::{Requester, RunningResponder, TestBroker, unique_name};
 use kafka_responder::{
-    ErrorReply, Handler, HeaderConvention, Json, Ordering, RequestContext, Responder,
+    ErrorReply, Handler, HandlingOrder, HeaderConvention, Json, RequestContext, Responder,
 };
 use serde::{Deserialize, Serialize};
 
@@ -62,12 +62,12 @@ fn in_flight() -> usize {
 }
 
 /// Which cells to run: all, or those whose ordering names `BENCH_ONLY` (e.g. `Key`).
-fn selected(ordering: Ordering) -> bool {
+fn selected(ordering: HandlingOrder) -> bool {
     std::env::var("BENCH_ONLY").map_or(true, |only| format!("{ordering:?}") == only)
 }
 
 struct Cell {
-    ordering: Ordering,
+    ordering: HandlingOrder,
     handler: Duration,
     /// Mean time the handler really took.
     actual: Duration,
@@ -75,7 +75,7 @@ struct Cell {
     secs: f64,
 }
 
-async fn run(ordering: Ordering, handler: Duration, n: u64) -> anyhow::Result<Cell> {
+async fn run(ordering: HandlingOrder, handler: Duration, n: u64) -> anyhow::Result<Cell> {
     // A fresh broker per cell: the embedded broker slows down as data accumulates.
     let broker = TestBroker::embedded()?;
     let (requests, replies) = (unique_name("bench-req"), unique_name("bench-rep"));
@@ -181,10 +181,10 @@ async fn main() -> anyhow::Result<()> {
     // The last cell, with no handler latency, is the broker's (and framework's) own
     // limit on this machine: what the slow-handler cells can reach at best.
     let cells = [
-        (Ordering::Partition, HANDLER),
-        (Ordering::Key, HANDLER),
-        (Ordering::Unordered, HANDLER),
-        (Ordering::Unordered, Duration::ZERO),
+        (HandlingOrder::Partition, HANDLER),
+        (HandlingOrder::Key, HANDLER),
+        (HandlingOrder::Unordered, HANDLER),
+        (HandlingOrder::Unordered, Duration::ZERO),
     ];
     for (ordering, handler) in cells {
         if !selected(ordering) {

@@ -11,7 +11,7 @@ use crate::codec::Codec;
 use crate::deadline::DeadlineRules;
 use crate::error::Error;
 use crate::headers::HeaderConvention;
-use crate::ordering::Ordering;
+use crate::ordering::HandlingOrder;
 use crate::policy::ReplyTopicPolicy;
 use crate::router::Route;
 use crate::runtime::{Responder, Unreported};
@@ -109,7 +109,7 @@ pub struct ResponderBuilder {
     routes: Vec<Route>,
     policy: Option<ReplyTopicPolicy>,
     conventions: Option<Vec<HeaderConvention>>,
-    ordering: Ordering,
+    ordering: HandlingOrder,
     settings: Settings,
     client_config: Vec<(String, String)>,
     consumer_config: Vec<(String, String)>,
@@ -164,8 +164,8 @@ impl ResponderBuilder {
         self
     }
 
-    /// Default ordering of routes that set none. Default: [`Ordering::Key`].
-    pub fn ordering(mut self, ordering: Ordering) -> Self {
+    /// Default ordering of routes that set none. Default: [`HandlingOrder::Key`].
+    pub fn ordering(mut self, ordering: HandlingOrder) -> Self {
         self.ordering = ordering;
         self
     }

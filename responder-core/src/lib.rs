@@ -56,7 +56,10 @@ pub use handler::Handler;
 pub use headers::{ErrorValue, HeaderConvention, PartitionEncoding};
 pub use health::Health;
 pub use metrics::{Metrics, MetricsSnapshot};
-pub use ordering::Ordering;
+pub use ordering::HandlingOrder;
+/// The former name of [`HandlingOrder`] (it collided with `std`'s `Ordering`s).
+#[deprecated(since = "0.1.0", note = "renamed `HandlingOrder`")]
+pub type Ordering = HandlingOrder;
 pub use policy::{PolicyError, ReplyTopicPolicy};
 pub use policy_source::{PolicyLoadError, PolicySource};
 pub use router::{IntoRoutes, Route};

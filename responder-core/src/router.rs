@@ -8,26 +8,26 @@ use std::time::Duration;
 use crate::codec::Codec;
 use crate::handler::Endpoint;
 use crate::metrics::{Metrics, TopicMetrics};
-use crate::ordering::Ordering;
+use crate::ordering::HandlingOrder;
 
 /// A request topic bound to a handler (with its codec), and optionally its own ordering.
 ///
 /// ```
 /// # use responder_core::{ErrorReply, Handler, RequestContext};
-/// use responder_core::{Json, Ordering, Route};
+/// use responder_core::{Json, HandlingOrder, Route};
 /// # struct Echo;
 /// # impl Handler for Echo {
 /// #     type Request = String; type Reply = String; type Error = ErrorReply;
 /// #     async fn handle(&self, r: String, _: &RequestContext) -> Result<String, ErrorReply> { Ok(r) }
 /// # }
-/// let route = Route::new("echo-requests", Json(Echo)).ordering(Ordering::Partition);
+/// let route = Route::new("echo-requests", Json(Echo)).ordering(HandlingOrder::Partition);
 /// assert_eq!(route.topic(), "echo-requests");
 /// ```
 #[derive(Clone)]
 pub struct Route {
     topic: String,
     endpoint: Arc<dyn Endpoint>,
-    ordering: Option<Ordering>,
+    ordering: Option<HandlingOrder>,
     handler_timeout: Option<Duration>,
 }
 
@@ -43,7 +43,7 @@ impl Route {
     }
 
     /// Sets this route's ordering (otherwise the responder's default applies).
-    pub fn ordering(mut self, ordering: Ordering) -> Self {
+    pub fn ordering(mut self, ordering: HandlingOrder) -> Self {
         self.ordering = Some(ordering);
         self
     }
@@ -86,24 +86,25 @@ pub trait IntoRoutes {
     fn into_routes(self) -> Vec<Route>;
 }
 
-/// A route as the runtime uses it.
-pub(crate) struct Bound {
+/// A route as the runtime serves it: the topic, its type-erased handler and codec, its
+/// ordering, timeout and metrics.
+pub(crate) struct ServedRoute {
     pub(crate) topic: Arc<str>,
     pub(crate) endpoint: Arc<dyn Endpoint>,
-    pub(crate) ordering: Ordering,
+    pub(crate) ordering: HandlingOrder,
     pub(crate) handler_timeout: Duration,
     pub(crate) metrics: Arc<TopicMetrics>,
 }
 
 /// The routing table: request topic → handler.
 pub(crate) struct Router {
-    routes: HashMap<String, Bound>,
+    routes: HashMap<String, ServedRoute>,
 }
 
 impl Router {
     pub(crate) fn new(
         routes: Vec<Route>,
-        default_ordering: Ordering,
+        default_ordering: HandlingOrder,
         default_handler_timeout: Duration,
         metrics: &Arc<Metrics>,
         prometheus: bool,
@@ -114,7 +115,7 @@ impl Router {
                 .map(|r| {
                     (
                         r.topic.clone(),
-                        Bound {
+                        ServedRoute {
                             topic: Arc::from(r.topic.as_str()),
                             endpoint: r.endpoint,
                             ordering: r.ordering.unwrap_or(default_ordering),
@@ -127,7 +128,7 @@ impl Router {
         }
     }
 
-    pub(crate) fn get(&self, topic: &str) -> Option<&Bound> {
+    pub(crate) fn get(&self, topic: &str) -> Option<&ServedRoute> {
         self.routes.get(topic)
     }
 

@@ -5,18 +5,18 @@ use std::collections::hash_map::{DefaultHasher, Entry};
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 
-use crate::ordering::Ordering;
+use crate::ordering::HandlingOrder;
 
 /// Which lane a request belongs to; `None` means it may run at once.
-pub(crate) fn lane_of(ordering: Ordering, key: Option<&[u8]>) -> Option<u64> {
+pub(crate) fn lane_of(ordering: HandlingOrder, key: Option<&[u8]>) -> Option<u64> {
     match (ordering, key) {
-        (Ordering::Partition, _) => Some(0),
-        (Ordering::Key, Some(key)) => {
+        (HandlingOrder::Partition, _) => Some(0),
+        (HandlingOrder::Key, Some(key)) => {
             let mut h = DefaultHasher::new();
             key.hash(&mut h);
             Some(h.finish())
         }
-        (Ordering::Key, None) | (Ordering::Unordered, _) => None,
+        (HandlingOrder::Key, None) | (HandlingOrder::Unordered, _) => None,
     }
 }
 
@@ -91,16 +91,16 @@ mod tests {
 
     #[test]
     fn lane_choice() {
-        assert_eq!(lane_of(Ordering::Partition, Some(b"k")), Some(0));
-        assert_eq!(lane_of(Ordering::Unordered, Some(b"k")), None);
-        assert_eq!(lane_of(Ordering::Key, None), None);
+        assert_eq!(lane_of(HandlingOrder::Partition, Some(b"k")), Some(0));
+        assert_eq!(lane_of(HandlingOrder::Unordered, Some(b"k")), None);
+        assert_eq!(lane_of(HandlingOrder::Key, None), None);
         assert_eq!(
-            lane_of(Ordering::Key, Some(b"k")),
-            lane_of(Ordering::Key, Some(b"k"))
+            lane_of(HandlingOrder::Key, Some(b"k")),
+            lane_of(HandlingOrder::Key, Some(b"k"))
         );
         assert_ne!(
-            lane_of(Ordering::Key, Some(b"k1")),
-            lane_of(Ordering::Key, Some(b"k2"))
+            lane_of(HandlingOrder::Key, Some(b"k1")),
+            lane_of(HandlingOrder::Key, Some(b"k2"))
         );
     }
 }

@@ -37,7 +37,7 @@ use crate::deadline::DeadlineRules;
 use crate::error::Error;
 use crate::health::Health;
 use crate::metrics::Metrics;
-use crate::ordering::Ordering;
+use crate::ordering::HandlingOrder;
 use crate::policy::ReplyTopicPolicy;
 use crate::router::{Route, Router};
 
@@ -102,7 +102,7 @@ impl Responder {
         consumer_config: ClientConfig,
         producer_config: ClientConfig,
         routes: Vec<Route>,
-        ordering: Ordering,
+        ordering: HandlingOrder,
         policy: ReplyTopicPolicy,
         addresses: AddressReader,
         settings: Settings,

@@ -39,7 +39,8 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_ENTRIES: usize = 10_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Known {
+/// What the broker said about a reply topic (cached).
+enum TopicVerdict {
     Partitions(i32),
     Missing,
     NotAuthorized,
@@ -48,7 +49,7 @@ enum Known {
     Unverified,
 }
 
-type Entry = (Instant, Known);
+type Entry = (Instant, TopicVerdict);
 
 /// The cache, one per responder.
 pub(crate) struct ReplyTopics {
@@ -83,18 +84,18 @@ impl ReplyTopics {
         // A partition beyond a count learnt a while ago: the topic may have grown.
         let recheck = matches!(
             (entry, to.partition),
-            (Some((at, Known::Partitions(n))), Some(p)) if p >= n && at.elapsed() >= RECHECK_AFTER
+            (Some((at, TopicVerdict::Partitions(n))), Some(p)) if p >= n && at.elapsed() >= RECHECK_AFTER
         );
         let known = match entry {
             Some((_, known)) if !recheck => known,
             _ => self.look_up(producer, &to.topic, recheck).await,
         };
         match (known, to.partition) {
-            (Known::Missing, _) => Err(Unanswerable::UnknownReplyTopic(to.topic.clone())),
-            (Known::NotAuthorized, _) => {
+            (TopicVerdict::Missing, _) => Err(Unanswerable::UnknownReplyTopic(to.topic.clone())),
+            (TopicVerdict::NotAuthorized, _) => {
                 Err(Unanswerable::ReplyTopicNotAuthorized(to.topic.clone()))
             }
-            (Known::Partitions(n), Some(p)) if p >= n => {
+            (TopicVerdict::Partitions(n), Some(p)) if p >= n => {
                 Err(Unanswerable::ReplyPartitionOutOfRange {
                     topic: to.topic.clone(),
                     partition: p,
@@ -110,8 +111,8 @@ impl ReplyTopics {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         let (at, known) = *entries.get(topic)?;
         let fresh_for = match known {
-            Known::Partitions(_) => self.ttl,
-            Known::Missing | Known::NotAuthorized | Known::Unverified => {
+            TopicVerdict::Partitions(_) => self.ttl,
+            TopicVerdict::Missing | TopicVerdict::NotAuthorized | TopicVerdict::Unverified => {
                 RECHECK_AFTER.min(self.ttl)
             }
         };
@@ -120,7 +121,7 @@ impl ReplyTopics {
 
     /// Asks the broker, once per topic at a time. With `recheck`, an entry is taken
     /// from the cache only if another request refreshed it moments ago.
-    async fn look_up(&self, producer: &FutureProducer, topic: &str, recheck: bool) -> Known {
+    async fn look_up(&self, producer: &FutureProducer, topic: &str, recheck: bool) -> TopicVerdict {
         let lock = {
             let mut lookups = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
             Arc::clone(lookups.entry(topic.to_owned()).or_default())
@@ -150,14 +151,14 @@ impl ReplyTopics {
         known
     }
 
-    async fn fetch(&self, producer: &FutureProducer, topic: &str) -> Known {
+    async fn fetch(&self, producer: &FutureProducer, topic: &str) -> TopicVerdict {
         let producer = producer.clone();
         let name = topic.to_owned();
         let write_access = self.write_access;
         let known =
             tokio::task::spawn_blocking(move || ask_broker(&producer, &name, write_access)).await;
         match known {
-            Ok(Some(Known::Partitions(0)) | None) | Err(_) => Known::Unverified,
+            Ok(Some(TopicVerdict::Partitions(0)) | None) | Err(_) => TopicVerdict::Unverified,
             Ok(Some(known)) => known,
         }
     }
@@ -170,7 +171,7 @@ fn ask_broker(
     producer: &FutureProducer,
     topic: &str,
     write_access: Option<Unreported>,
-) -> Option<Known> {
+) -> Option<TopicVerdict> {
     let metadata = producer
         .client()
         .fetch_metadata(Some(topic), METADATA_TIMEOUT)
@@ -182,7 +183,7 @@ fn ask_broker(
     }
     let partitions = i32::try_from(t.partitions().len()).unwrap_or(i32::MAX);
     let Some(unreported) = write_access else {
-        return Some(Known::Partitions(partitions));
+        return Some(TopicVerdict::Partitions(partitions));
     };
     let broker = t
         .partitions()
@@ -213,17 +214,17 @@ fn ask_broker(
         }
     };
     Some(if may_write {
-        Known::Partitions(partitions)
+        TopicVerdict::Partitions(partitions)
     } else {
-        Known::NotAuthorized
+        TopicVerdict::NotAuthorized
     })
 }
 
 /// A topic-level Kafka error code, as far as the check is concerned.
-fn from_error(topic: &str, code: i32) -> Option<Known> {
+fn from_error(topic: &str, code: i32) -> Option<TopicVerdict> {
     match code {
-        UNKNOWN_TOPIC_OR_PARTITION => Some(Known::Missing),
-        TOPIC_AUTHORIZATION_FAILED => Some(Known::NotAuthorized),
+        UNKNOWN_TOPIC_OR_PARTITION => Some(TopicVerdict::Missing),
+        TOPIC_AUTHORIZATION_FAILED => Some(TopicVerdict::NotAuthorized),
         other => {
             tracing::debug!(topic, code = other, "reply topic metadata has an error");
             None
