@@ -330,7 +330,10 @@ impl ResponderBuilder {
     /// A reply the broker refuses, or a request abandoned after its reply was
     /// produced, aborts the transaction and stops the responder with an error: its
     /// requests are answered again after the restart. The producer's
-    /// `message.timeout.ms` defaults to `transaction.timeout.ms` (60 s) here.
+    /// `message.timeout.ms` defaults to `transaction.timeout.ms` (60 s) here, and
+    /// `build()` refuses a commit interval over a quarter of `transaction.timeout.ms`
+    /// (a commit may then wait another quarter for replies in flight and as long for
+    /// the broker, and the transaction must end before the broker aborts it).
     pub fn exactly_once(mut self, transactional_id: impl Into<String>) -> Self {
         self.settings.transactional_id = Some(transactional_id.into());
         self
