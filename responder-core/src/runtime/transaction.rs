@@ -261,11 +261,11 @@ async fn commit(
         // Replies in flight did not finish in time (the broker is away): what they
         // produced cannot be committed without their offsets.
         gate.taint("replies in flight did not finish before the transaction's commit");
-        let aborted = blocking(producer, move |p| p.abort_transaction(timeout)).await;
-        return Err(format!(
-            "the transaction could not close in {} ms (aborted: {aborted:?})",
+        let why = format!(
+            "the transaction could not close in {} ms",
             timeout.as_millis()
-        ));
+        );
+        return Err(blocking(producer, move |p| abort(p, timeout, why)).await);
     };
     let (tx, rx) = oneshot::channel();
     let snapshot = match events.send(TxnEvent::Snapshot(tx)) {
@@ -273,15 +273,14 @@ async fn commit(
         Err(_) => None,
     };
     let Some(snapshot) = snapshot else {
-        // Not left open: it would hold back read_committed readers of its partitions.
-        let aborted = blocking(producer, move |p| p.abort_transaction(timeout)).await;
-        return Err(format!("the dispatcher is gone (aborted: {aborted:?})"));
+        return Err(blocking(producer, move |p| {
+            abort(p, timeout, "the dispatcher is gone")
+        })
+        .await);
     };
     if gate.tainted() {
-        let aborted = blocking(producer, move |p| p.abort_transaction(timeout)).await;
-        return Err(format!(
-            "the transaction was aborted ({aborted:?}): it held a reply whose request is not committed with it"
-        ));
+        let why = "the transaction held a reply whose request is not committed with it";
+        return Err(blocking(producer, move |p| abort(p, timeout, why)).await);
     }
     blocking(producer, move |p| commit_blocking(p, snapshot, timeout)).await
 }
@@ -303,21 +302,21 @@ fn commit_blocking(
                     tracing::debug!(error = %e, "{what}: retrying");
                     std::thread::sleep(Duration::from_millis(100).min(left()));
                 }
+                // Abortable, out of retries, or fatal (then the abort fails at once).
                 Err(e) => {
-                    // Abortable, out of retries, or fatal (then this fails at once):
-                    // not left open either way.
-                    let aborted = p.abort_transaction(left().max(Duration::from_secs(1)));
-                    return Err(format!("{what}: {e} (aborted: {aborted:?})"));
+                    return Err(abort(
+                        p,
+                        left().max(Duration::from_secs(1)),
+                        format!("{what}: {e}"),
+                    ));
                 }
             }
         }
     };
     if snapshot.offsets.count() > 0 {
         let Some(group) = &snapshot.group else {
-            let aborted = p.abort_transaction(left());
-            return Err(format!(
-                "no consumer group metadata to commit offsets with (aborted: {aborted:?})"
-            ));
+            let why = "no consumer group metadata to commit offsets with";
+            return Err(abort(p, left(), why));
         };
         step("sending offsets to the transaction", &|| {
             p.send_offsets_to_transaction(&snapshot.offsets, group, left())
@@ -329,6 +328,14 @@ fn commit_blocking(
     tracing::debug!(offsets = ?snapshot.offsets, "transaction committed");
     p.begin_transaction()
         .map_err(|e| format!("beginning the next transaction: {e}"))
+}
+
+/// Aborts the open transaction, so that it does not hold back `read_committed` readers
+/// of its partitions until the broker times it out, and says why the commit failed,
+/// with the abort's own result.
+fn abort(p: &FutureProducer, timeout: Duration, why: impl std::fmt::Display) -> String {
+    let aborted = p.abort_transaction(timeout);
+    format!("{why} (aborted: {aborted:?})")
 }
 
 /// Starts the transactional producer: `init_transactions` (fencing an earlier
