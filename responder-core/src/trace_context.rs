@@ -169,11 +169,10 @@ impl TraceContext {
         let state = state
             .filter(|s| s.len() <= MAX_TRACESTATE_LEN)
             .map(<[u8]>::to_vec);
-        let mut span_id = [0u8; 16];
-        write_hex(&new_span_id(), &mut span_id);
+        let child = parent.child();
         Some(TraceContext {
-            span_id,
-            span_flags: parent.flags,
+            span_id: child.span_id,
+            span_flags: child.flags,
             parent,
             state,
         })
