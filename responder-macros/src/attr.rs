@@ -38,6 +38,20 @@ fn lit_str(expr: Expr) -> syn::Result<LitStr> {
 }
 
 /// Parses every `#[handler(...)]` attribute of the item.
+/// The value of `crate = ...`: a path, bare or in a string.
+pub(crate) fn crate_path(value: syn::parse::ParseStream<'_>) -> syn::Result<Path> {
+    if value.peek(LitStr) {
+        value.parse::<LitStr>()?.parse()
+    } else {
+        value.parse()
+    }
+}
+
+/// The facade's path, used when `crate = ...` is not given.
+pub(crate) fn default_crate() -> Path {
+    syn::parse_quote!(::kafka_responder)
+}
+
 pub(crate) fn parse(attrs: &[syn::Attribute]) -> syn::Result<Option<Attr>> {
     let mut found = None::<Attr>;
     for a in attrs.iter().filter(|a| a.path().is_ident("handler")) {
@@ -81,15 +95,7 @@ pub(crate) fn parse(attrs: &[syn::Attribute]) -> syn::Result<Option<Attr>> {
                 "reply" => once(&mut out.reply, &key, meta.value()?.parse()?)?,
                 "error" => once(&mut out.error, &key, meta.value()?.parse()?)?,
                 "method" => once(&mut out.method, &key, meta.value()?.parse()?)?,
-                "crate" => {
-                    let v = meta.value()?;
-                    let path: Path = if v.peek(LitStr) {
-                        v.parse::<LitStr>()?.parse()?
-                    } else {
-                        v.parse()?
-                    };
-                    once(&mut out.krate, &key, path)?;
-                }
+                "crate" => once(&mut out.krate, &key, crate_path(meta.value()?)?)?,
                 other => {
                     return Err(syn::Error::new_spanned(
                         &key,

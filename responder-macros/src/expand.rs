@@ -121,11 +121,7 @@ fn crate_path(node: &DeriveInput) -> syn::Path {
         let _ = a.parse_nested_meta(|meta| {
             let v = meta.value()?;
             if meta.path.is_ident("crate") {
-                found = Some(if v.peek(syn::LitStr) {
-                    v.parse::<syn::LitStr>()?.parse()?
-                } else {
-                    v.parse()?
-                });
+                found = Some(crate::attr::crate_path(v)?);
             } else if v.peek(syn::LitStr) {
                 v.parse::<syn::LitStr>()?;
             } else if v.peek(syn::token::Bracket) {
@@ -136,5 +132,5 @@ fn crate_path(node: &DeriveInput) -> syn::Path {
             Ok(())
         });
     }
-    found.unwrap_or_else(|| syn::parse_quote!(::kafka_responder))
+    found.unwrap_or_else(crate::attr::default_crate)
 }

@@ -165,6 +165,6 @@ pub(crate) fn validate<'a>(input: &'a Input<'a>) -> syn::Result<Valid<'a>> {
         krate: attr
             .krate
             .clone()
-            .unwrap_or_else(|| syn::parse_quote!(::kafka_responder)),
+            .unwrap_or_else(crate::attr::default_crate),
     })
 }
