@@ -27,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
     if let Ok(bootstrap) = std::env::var("KAFKA_BOOTSTRAP_SERVERS")
         && !bootstrap.trim().is_empty()
     {
-        return Ok(responder(&bootstrap, None, Json(Kyc))?.run().await?);
+        return Ok(responder(&bootstrap, None, Json, Kyc)?.run().await?);
     }
     demo().await
 }
@@ -42,7 +42,7 @@ async fn demo() -> anyhow::Result<()> {
 
     // The embedded broker does not wake a waiting fetch when data arrives: keep the
     // fetch wait short so round trips show the responder, not the broker's timer.
-    let running = RunningResponder::spawn(responder(&bootstrap, Some("10".into()), Json(Kyc))?);
+    let running = RunningResponder::spawn(responder(&bootstrap, Some("10".into()), Json, Kyc)?);
     let requester = Requester::new(
         &bootstrap,
         HeaderConvention::spring(),

@@ -123,7 +123,7 @@ fn a_dead_letter_topic_that_is_a_request_topic_is_refused() {
     let built = kafka_responder::Responder::builder()
         .bootstrap_servers("127.0.0.1:1")
         .group_id("g")
-        .route("requests", kafka_responder::Raw(Echo))
+        .route("requests", kafka_responder::Raw, Echo)
         .reply_topics("replies".parse().expect("policy"))
         .dead_letter_topic("requests")
         .build();

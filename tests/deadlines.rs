@@ -103,7 +103,8 @@ fn a_zero_maximum_age_is_refused() {
         .group_id("g")
         .route(
             "requests",
-            kafka_responder::Json(common::Probe(ProbeLog::new())),
+            kafka_responder::Json,
+            common::Probe(ProbeLog::new()),
         )
         .reply_topics("replies".parse().expect("policy"))
         .max_request_age(Duration::ZERO)

@@ -155,8 +155,8 @@ async fn bincode_and_raw_codecs() {
     fx.broker.create_topic(&raw_topic, 1).await.expect("topic");
     let responder = fx
         .builder()
-        .route(&fx.requests, Bincode(Mirror))
-        .route(&raw_topic, Raw(Reverse))
+        .route(&fx.requests, Bincode, Mirror)
+        .route(&raw_topic, Raw, Reverse)
         .build()
         .expect("responder");
     let running = RunningResponder::spawn(responder);

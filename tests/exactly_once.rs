@@ -21,7 +21,7 @@ use kafka_responder::{HeaderConvention, Json, ResponderBuilder};
 fn exactly_once(fx: &Fixture, transactional_id: &str) -> ResponderBuilder {
     fx.builder()
         .exactly_once(transactional_id)
-        .route(&fx.requests, Json(Probe(ProbeLog::new())))
+        .route(&fx.requests, Json, Probe(ProbeLog::new()))
 }
 
 /// Sends `n` requests of 20 ms each, one key per request, without waiting for replies.

@@ -157,7 +157,7 @@ async fn a_member_with_every_slot_hung_still_rebalances() {
     let joined = Instant::now();
     let second = RunningResponder::spawn(
         fx.builder()
-            .route(&fx.requests, Json(Probe(second_log.clone())))
+            .route(&fx.requests, Json, Probe(second_log.clone()))
             .build()
             .expect("responder"),
     );
@@ -403,7 +403,7 @@ async fn signal_child(spec: &str) {
         .consumer_config("fetch.wait.max.ms", "10")
         .drain_timeout(Duration::from_secs(60))
         .handler_timeout(Duration::from_secs(120))
-        .route(requests, Json(Probe(log)))
+        .route(requests, Json, Probe(log))
         .build()
         .expect("responder")
         .run()

@@ -39,7 +39,7 @@ async fn metrics_and_health_are_served_while_the_responder_runs() {
     let responder = fx
         .builder()
         .http_addr("127.0.0.1:0".parse().expect("addr"))
-        .route(&fx.requests, Json(Probe(ProbeLog::new())))
+        .route(&fx.requests, Json, Probe(ProbeLog::new()))
         .build()
         .expect("responder");
     let addr = responder.http_local_addr().expect("bound");
@@ -101,7 +101,7 @@ async fn a_taken_address_fails_the_build() {
         .group_id("g")
         .reply_topics("replies".parse().expect("policy"))
         .http_addr(taken.local_addr().expect("addr"))
-        .route("requests", Json(Probe(ProbeLog::new())))
+        .route("requests", Json, Probe(ProbeLog::new()))
         .build();
     let err = built.expect_err("the port is taken");
     assert_eq!(err.code(), kafka_responder::codes::HTTP);

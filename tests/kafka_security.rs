@@ -118,7 +118,7 @@ impl Cluster {
             .reply_topics(policy)
             .check_write_access(Unreported::Refuse)
             .reply_topic_cache_ttl(TTL)
-            .route(&self.requests, Json(Probe(ProbeLog::new())))
+            .route(&self.requests, Json, Probe(ProbeLog::new()))
             .build()
             .expect("responder");
         RunningResponder::spawn(responder)

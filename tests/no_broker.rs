@@ -56,7 +56,7 @@ async fn a_handler_is_tested_without_a_broker() {
         .deadline(SystemTime::now() + Duration::from_secs(5))
         .reply_to("WALLET-KYC-RESPONSE", Some(1), b"c-1".to_vec())
         .context();
-    let reply = serve(&Json(Inspect), &cx).await.expect("reply");
+    let reply = serve(&Json, &Inspect, &cx).await.expect("reply");
     let seen: Seen = serde_json::from_slice(&reply).expect("json");
     assert_eq!(
         seen,
@@ -75,7 +75,7 @@ async fn a_handler_is_tested_without_a_broker() {
     let err = |payload: &[u8]| {
         let cx = TestRequest::new(payload.to_vec()).context();
         async move {
-            serve(&Json(Inspect), &cx)
+            serve(&Json, &Inspect, &cx)
                 .await
                 .expect_err("an error reply")
         }
@@ -85,6 +85,6 @@ async fn a_handler_is_tested_without_a_broker() {
         "not_found"
     );
     assert_eq!(err(b"not json").await.code(), "bad_request");
-    let tombstone = serve(&Json(Inspect), &TestRequest::tombstone().context()).await;
+    let tombstone = serve(&Json, &Inspect, &TestRequest::tombstone().context()).await;
     assert_eq!(tombstone.expect_err("no payload").code(), "bad_request");
 }

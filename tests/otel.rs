@@ -88,7 +88,7 @@ async fn one_trace_from_request_to_reply() {
     let fx = Fixture::new(1, 1).await;
     let running = RunningResponder::spawn(
         fx.builder()
-            .route(&fx.requests, Json(Scorer))
+            .route(&fx.requests, Json, Scorer)
             .build()
             .expect("responder"),
     );
@@ -159,7 +159,7 @@ async fn one_trace_from_request_to_reply() {
     // span), and the reply carries no traceparent (none was asked for).
     let responder = fx
         .builder()
-        .route(&fx.requests, Json(Scorer))
+        .route(&fx.requests, Json, Scorer)
         .build()
         .expect("responder");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

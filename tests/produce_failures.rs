@@ -58,7 +58,7 @@ async fn replies_that_cannot_be_written_are_dead_lettered_and_committed() {
         .reply_topics(format!("{},{ghost}", fx.replies).parse().expect("policy"))
         .dead_letter_topic(&dlq)
         .producer_config("message.max.bytes", "20000")
-        .route(&fx.requests, Raw(Sized));
+        .route(&fx.requests, Raw, Sized);
     let running = kafka_responder::testkit::RunningResponder::spawn(builder.build().expect("ok"));
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
 

@@ -41,7 +41,7 @@ async fn no_request_is_lost_when_members_join_and_leave() {
     let fx = Fixture::new(6, 1).await;
     let builder = || {
         fx.builder()
-            .route(&fx.requests, Json(Probe(ProbeLog::new())))
+            .route(&fx.requests, Json, Probe(ProbeLog::new()))
             .build()
             .expect("responder")
     };
@@ -151,7 +151,7 @@ async fn shutdown_with_queued_requests_leaves_them_to_the_next_owner() {
     // The next owner answers the four that were waiting.
     let next = RunningResponder::spawn(
         fx.builder()
-            .route(&fx.requests, Json(Probe(ProbeLog::new())))
+            .route(&fx.requests, Json, Probe(ProbeLog::new()))
             .build()
             .expect("responder"),
     );

@@ -140,7 +140,7 @@ fn base() -> kafka_responder::ResponderBuilder {
     Responder::builder()
         .bootstrap_servers("127.0.0.1:1")
         .group_id("g")
-        .route("requests", Json(Probe(ProbeLog::new())))
+        .route("requests", Json, Probe(ProbeLog::new()))
         .reply_topics("replies".parse().expect("policy"))
 }
 
@@ -179,15 +179,15 @@ fn configuration_that_fights_the_guarantees_is_refused() {
         ("no conventions", base().header_conventions([])),
         (
             "bad topic",
-            base().route("a b", Json(Probe(ProbeLog::new()))),
+            base().route("a b", Json, Probe(ProbeLog::new())),
         ),
         (
             "internal topic",
-            base().route("__consumer_offsets", Json(Probe(ProbeLog::new()))),
+            base().route("__consumer_offsets", Json, Probe(ProbeLog::new())),
         ),
         (
             "same topic twice",
-            base().route("requests", Json(Probe(ProbeLog::new()))),
+            base().route("requests", Json, Probe(ProbeLog::new())),
         ),
         ("no group", base().group_id("")),
         ("zero bound", base().max_in_flight(0)),

@@ -123,8 +123,8 @@ async fn several_request_topics_each_reach_their_own_handler() {
     let (log_a, log_b) = (ProbeLog::new(), ProbeLog::new());
     let responder = fx
         .builder()
-        .route(&fx.requests, Json(Probe(log_a.clone())))
-        .route(&second, Json(Probe(log_b.clone())))
+        .route(&fx.requests, Json, Probe(log_a.clone()))
+        .route(&second, Json, Probe(log_b.clone()))
         .build()
         .expect("responder");
     let running = RunningResponder::spawn(responder);

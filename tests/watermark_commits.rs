@@ -103,7 +103,7 @@ async fn after_a_crash_only_unsettled_requests_are_answered_again() {
     let first_log = ProbeLog::new();
     let first = RunningResponder::spawn(
         fx.builder()
-            .route(&fx.requests, Json(Probe(first_log.clone())))
+            .route(&fx.requests, Json, Probe(first_log.clone()))
             .build()
             .expect("responder"),
     );
@@ -160,7 +160,7 @@ async fn after_a_crash_only_unsettled_requests_are_answered_again() {
     second_log.open_gate(1000);
     let second = RunningResponder::spawn(
         fx.builder()
-            .route(&fx.requests, Json(Probe(second_log.clone())))
+            .route(&fx.requests, Json, Probe(second_log.clone()))
             .build()
             .expect("responder"),
     );

@@ -8,28 +8,9 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use kafka_responder::address::{AddressReader, RequestHeaders};
-use kafka_responder::{
-    Bincode, Codec, ErrorReply, Handler, HeaderConvention, Json, ReplyTopicPolicy, RequestContext,
-};
+use kafka_responder::{Bincode, Codec, HeaderConvention, Json, ReplyTopicPolicy};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use responder_bench::contract::{Payload, Query, Score, score};
-
-/// The KYC handler's shape, for the codecs (never called here).
-struct Kyc;
-
-impl Handler for Kyc {
-    type Request = Query;
-    type Reply = Score;
-    type Error = ErrorReply;
-
-    async fn handle(&self, q: Query, _cx: &RequestContext) -> Result<Score, ErrorReply> {
-        Ok(Score {
-            score: score(&q.wallet_id),
-            wallet_id: q.wallet_id,
-            documents: q.documents,
-        })
-    }
-}
 
 fn headers(convention: &HeaderConvention) -> OwnedHeaders {
     let mut h = traceparent().insert(Header {
@@ -111,8 +92,8 @@ fn address(c: &mut Criterion) {
 fn codecs(c: &mut Criterion) {
     let mut group = c.benchmark_group("codecs");
     for payload in [Payload::Small, Payload::Large] {
-        let json = Json(Kyc);
-        let bincode = Bincode(Kyc);
+        let json = Json;
+        let bincode = Bincode;
         let (_, query) = payload.request(42);
         let reply = Score {
             score: score(&query.wallet_id),
@@ -123,22 +104,31 @@ fn codecs(c: &mut Criterion) {
         let bincode_bytes = bincode::serialize(&query).expect("serializes");
         let label = payload.label().replace(' ', "");
         group.bench_function(format!("json_decode_{label}"), |b| {
-            b.iter(|| black_box(json.decode(black_box(&json_bytes)).expect("decodes")))
+            b.iter(|| {
+                black_box(
+                    Codec::<Query, Score>::decode(&json, black_box(&json_bytes)).expect("decodes"),
+                )
+            })
         });
         group.bench_function(format!("json_encode_{label}"), |b| {
             b.iter_batched(
                 || reply.clone(),
-                |r| black_box(json.encode(r).expect("encodes")),
+                |r| black_box(Codec::<Query, Score>::encode(&json, r).expect("encodes")),
                 BatchSize::SmallInput,
             )
         });
         group.bench_function(format!("bincode_decode_{label}"), |b| {
-            b.iter(|| black_box(bincode.decode(black_box(&bincode_bytes)).expect("decodes")))
+            b.iter(|| {
+                black_box(
+                    Codec::<Query, Score>::decode(&bincode, black_box(&bincode_bytes))
+                        .expect("decodes"),
+                )
+            })
         });
         group.bench_function(format!("bincode_encode_{label}"), |b| {
             b.iter_batched(
                 || reply.clone(),
-                |r| black_box(bincode.encode(r).expect("encodes")),
+                |r| black_box(Codec::<Query, Score>::encode(&bincode, r).expect("encodes")),
                 BatchSize::SmallInput,
             )
         });

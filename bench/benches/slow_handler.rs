@@ -118,7 +118,7 @@ async fn run(ordering: HandlingOrder, handler: Duration, n: u64) -> anyhow::Resu
     let responder = Responder::builder()
         .bootstrap_servers(broker.bootstrap_servers())
         .group_id(unique_name("bench"))
-        .route(&requests, Json(Slow(handler)))
+        .route(&requests, Json, Slow(handler))
         .reply_topics(replies.parse()?)
         .ordering(ordering)
         .max_in_flight(in_flight())

@@ -2,7 +2,7 @@
 //! README's "The KYC example"). Shared by the example and the benchmark, so the
 //! benchmark measures the service as it ships.
 
-use kafka_responder::{Codec, Responder, env};
+use kafka_responder::{Codec, Handler, Responder, env};
 
 /// Logs to stderr at INFO (librdkafka's own at WARN), or as `RUST_LOG` says.
 pub(crate) fn init_tracing() {
@@ -14,21 +14,26 @@ pub(crate) fn init_tracing() {
         .init();
 }
 
-/// The responder serving `handler` (the KYC handler under its codec) on `bootstrap`,
+/// The responder serving `handler` (the KYC handler) under `codec` on `bootstrap`,
 /// configured from the environment (the library's `RESPONDER_*` and `KAFKA_*`
 /// variables, see `kafka_responder::env`, plus `RESPONDER_REQUEST_TOPIC`).
 /// `fetch_wait_ms` overrides `RESPONDER_FETCH_WAIT_MS`.
-pub(crate) fn responder(
+pub(crate) fn responder<C, H>(
     bootstrap: &str,
     fetch_wait_ms: Option<String>,
-    handler: impl Codec,
-) -> anyhow::Result<Responder> {
+    codec: C,
+    handler: H,
+) -> anyhow::Result<Responder>
+where
+    H: Handler,
+    C: Codec<H::Request, H::Reply>,
+{
     let mut builder = Responder::builder()
         .bootstrap_servers(bootstrap)
         .group_id("kyc")
         .reply_topics("WALLET-KYC-RESPONSE*".parse()?)
         .from_env()?
-        .route(env::request_topic("WALLET-KYC-REQUEST"), handler);
+        .route(env::request_topic("WALLET-KYC-REQUEST"), codec, handler);
     if let Some(ms) = fetch_wait_ms {
         builder = builder.consumer_config("fetch.wait.max.ms", ms);
     }

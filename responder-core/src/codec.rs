@@ -1,13 +1,33 @@
-//! Codecs: how a handler's request and reply types travel as bytes.
+//! Codecs: how a route's request and reply types travel as bytes.
 //!
-//! A route pairs a [`Handler`] with a codec by wrapping it: [`Json`], [`Bincode`]
-//! (feature `bincode`) or [`Raw`]. Implement [`Codec`] on a wrapper of your own for any
-//! other format.
+//! A codec is chosen per route, next to the handler and apart from it:
+//! `Route::new("requests", Json, MyHandler)`. The codecs here are [`Json`], [`Bincode`]
+//! (feature `bincode`) and [`Raw`]; any other format is a type of your own that
+//! implements [`Codec`] for the request and reply types it can carry.
+//!
+//! ```
+//! use responder_core::{Codec, CodecError};
+//!
+//! /// UTF-8 text in and out.
+//! #[derive(Debug, Clone, Copy, Default)]
+//! struct Text;
+//!
+//! impl Codec<String, String> for Text {
+//!     fn decode(&self, payload: &[u8]) -> Result<String, CodecError> {
+//!         String::from_utf8(payload.to_vec()).map_err(|e| CodecError::new("text", e))
+//!     }
+//!
+//!     fn encode(&self, reply: String) -> Result<Vec<u8>, CodecError> {
+//!         Ok(reply.into_bytes())
+//!     }
+//! }
+//!
+//! assert_eq!(Text.decode(b"hi").unwrap(), "hi");
+//! assert!(Text.decode(b"\xff").is_err());
+//! ```
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-
-use crate::handler::Handler;
 
 /// A payload could not be decoded, or a reply could not be encoded.
 #[derive(Debug, thiserror::Error)]
@@ -25,44 +45,36 @@ impl CodecError {
             message: message.to_string(),
         }
     }
+
+    /// The format's name, as given to [`CodecError::new`].
+    pub fn format(&self) -> &'static str {
+        self.format
+    }
 }
 
-/// A handler together with the format of its payloads.
-pub trait Codec: Send + Sync + 'static {
-    /// The wrapped handler.
-    type Handler: Handler;
-
-    /// The wrapped handler.
-    fn handler(&self) -> &Self::Handler;
-
+/// A format that decodes requests of type `Req` and encodes replies of type `Rep`.
+///
+/// A payload that does not decode is answered with a `bad_request` error reply; a reply
+/// that does not encode with `internal_error`.
+pub trait Codec<Req, Rep>: Send + Sync + 'static {
     /// Decodes a request payload (a tombstone arrives as an empty slice).
-    fn decode(&self, payload: &[u8]) -> Result<<Self::Handler as Handler>::Request, CodecError>;
+    fn decode(&self, payload: &[u8]) -> Result<Req, CodecError>;
 
     /// Encodes a reply payload.
-    fn encode(&self, reply: <Self::Handler as Handler>::Reply) -> Result<Vec<u8>, CodecError>;
+    fn encode(&self, reply: Rep) -> Result<Vec<u8>, CodecError>;
 }
 
-/// JSON payloads (serde_json).
-#[derive(Debug, Clone, Default)]
-pub struct Json<H>(pub H);
+/// JSON payloads (serde_json), for any `DeserializeOwned` request and `Serialize`
+/// reply.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json;
 
-impl<H> Codec for Json<H>
-where
-    H: Handler,
-    H::Request: DeserializeOwned,
-    H::Reply: Serialize,
-{
-    type Handler = H;
-
-    fn handler(&self) -> &H {
-        &self.0
-    }
-
-    fn decode(&self, payload: &[u8]) -> Result<H::Request, CodecError> {
+impl<Req: DeserializeOwned, Rep: Serialize> Codec<Req, Rep> for Json {
+    fn decode(&self, payload: &[u8]) -> Result<Req, CodecError> {
         serde_json::from_slice(payload).map_err(|e| CodecError::new("json", e))
     }
 
-    fn encode(&self, reply: H::Reply) -> Result<Vec<u8>, CodecError> {
+    fn encode(&self, reply: Rep) -> Result<Vec<u8>, CodecError> {
         // Sized like the last reply this thread encoded: a service's replies are
         // mostly alike, and a buffer grown by doubling from serde_json's 128 bytes
         // reallocates (and often copies) six times for a 10 KiB reply.
@@ -82,23 +94,12 @@ where
 /// Bincode 1.x payloads (feature `bincode`). Decoding is bounded by the payload's own
 /// length, and trailing bytes are refused.
 #[cfg(feature = "bincode")]
-#[derive(Debug, Clone, Default)]
-pub struct Bincode<H>(pub H);
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bincode;
 
 #[cfg(feature = "bincode")]
-impl<H> Codec for Bincode<H>
-where
-    H: Handler,
-    H::Request: DeserializeOwned,
-    H::Reply: Serialize,
-{
-    type Handler = H;
-
-    fn handler(&self) -> &H {
-        &self.0
-    }
-
-    fn decode(&self, payload: &[u8]) -> Result<H::Request, CodecError> {
+impl<Req: DeserializeOwned, Rep: Serialize> Codec<Req, Rep> for Bincode {
+    fn decode(&self, payload: &[u8]) -> Result<Req, CodecError> {
         use bincode::Options;
         bincode::DefaultOptions::new()
             .with_fixint_encoding()
@@ -107,25 +108,16 @@ where
             .map_err(|e| CodecError::new("bincode", e))
     }
 
-    fn encode(&self, reply: H::Reply) -> Result<Vec<u8>, CodecError> {
+    fn encode(&self, reply: Rep) -> Result<Vec<u8>, CodecError> {
         bincode::serialize(&reply).map_err(|e| CodecError::new("bincode", e))
     }
 }
 
 /// Raw bytes in and out: the handler's request and reply are `Vec<u8>`.
-#[derive(Debug, Clone, Default)]
-pub struct Raw<H>(pub H);
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Raw;
 
-impl<H> Codec for Raw<H>
-where
-    H: Handler<Request = Vec<u8>, Reply = Vec<u8>>,
-{
-    type Handler = H;
-
-    fn handler(&self) -> &H {
-        &self.0
-    }
-
+impl Codec<Vec<u8>, Vec<u8>> for Raw {
     fn decode(&self, payload: &[u8]) -> Result<Vec<u8>, CodecError> {
         Ok(payload.to_vec())
     }

@@ -94,7 +94,7 @@ const GUARDED: &[(&str, &str)] = &[
 /// Responder::builder()
 ///     .bootstrap_servers("127.0.0.1:9092")
 ///     .group_id("echo")
-///     .route("echo-requests", Json(Echo))
+///     .route("echo-requests", Json, Echo)
 ///     .reply_topics("echo-replies*".parse()?)
 ///     .build()?
 ///     .run_until(responder_core::shutdown_signal())
@@ -129,10 +129,14 @@ impl ResponderBuilder {
         self
     }
 
-    /// Answers requests of `topic` with `handler` (a [`Handler`](crate::Handler)
-    /// wrapped in its codec, e.g. `Json(MyHandler)`).
-    pub fn route(self, topic: impl Into<String>, handler: impl Codec) -> Self {
-        self.add_route(Route::new(topic, handler))
+    /// Answers requests of `topic` with `handler`, its payloads in `codec` (e.g.
+    /// `.route("requests", Json, MyHandler)`; see [`Route::new`]).
+    pub fn route<C, H>(self, topic: impl Into<String>, codec: C, handler: H) -> Self
+    where
+        H: crate::Handler,
+        C: Codec<H::Request, H::Reply>,
+    {
+        self.add_route(Route::new(topic, codec, handler))
     }
 
     /// Answers the request topics of a handler that names its own topics and codec

@@ -107,12 +107,12 @@ impl ResponderBuilder {
     /// read.
     ///
     /// ```no_run
-    /// # async fn run(handler: impl responder_core::Codec) -> Result<(), responder_core::Error> {
-    /// use responder_core::{Responder, env};
+    /// # async fn run(handler: impl responder_core::Handler<Request = String, Reply = String>) -> Result<(), responder_core::Error> {
+    /// use responder_core::{Json, Responder, env};
     ///
     /// Responder::builder()
     ///     .from_env()?
-    ///     .route(env::request_topic("WALLET-KYC-REQUEST"), handler)
+    ///     .route(env::request_topic("WALLET-KYC-REQUEST"), Json, handler)
     ///     .build()?
     ///     .run()
     ///     .await
@@ -320,7 +320,7 @@ mod tests {
                 ("KAFKA_ENABLE_AUTO_COMMIT", "true"),
             ]))
             .expect("read")
-            .route("requests", crate::Raw(Echo))
+            .route("requests", crate::Raw, Echo)
             .build();
         let err = built.expect_err("auto commit refused");
         assert!(err.to_string().contains("enable.auto.commit"), "{err}");

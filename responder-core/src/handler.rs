@@ -1,10 +1,7 @@
-//! The [`Handler`] trait a service implements, and its type-erased form used by the
-//! router.
+//! The [`Handler`] trait a service implements.
 
 use std::future::Future;
-use std::pin::Pin;
 
-use crate::codec::Codec;
 use crate::context::RequestContext;
 use crate::error_reply::ErrorReply;
 
@@ -59,31 +56,5 @@ impl<H: Handler> Handler for std::sync::Arc<H> {
         cx: &RequestContext,
     ) -> impl Future<Output = Result<Self::Reply, Self::Error>> + Send {
         (**self).handle(request, cx)
-    }
-}
-
-/// A boxed future, as served by an [`Endpoint`].
-pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// The object-safe form of a handler with its codec: payload bytes in, reply bytes or
-/// an error reply out. The one place a request's future is boxed (type erasure).
-pub(crate) trait Endpoint: Send + Sync + 'static {
-    fn serve<'a>(&'a self, cx: &'a RequestContext) -> BoxFuture<'a, Result<Vec<u8>, ErrorReply>>;
-}
-
-impl<C: Codec> Endpoint for C {
-    fn serve<'a>(&'a self, cx: &'a RequestContext) -> BoxFuture<'a, Result<Vec<u8>, ErrorReply>> {
-        Box::pin(async move {
-            let request = self
-                .decode(cx.payload().unwrap_or_default())
-                .map_err(|e| ErrorReply::bad_request(e.to_string()))?;
-            let reply = self
-                .handler()
-                .handle(request, cx)
-                .await
-                .map_err(Into::into)?;
-            self.encode(reply)
-                .map_err(|e| ErrorReply::internal(format!("reply could not be encoded: {e}")))
-        })
     }
 }

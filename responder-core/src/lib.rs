@@ -1,7 +1,8 @@
 //! The runtime of `kafka-responder`: the reply side of request-reply over Apache Kafka.
 //!
-//! A service implements [`Handler`], wraps it in a codec ([`Json`], [`Raw`],
-//! `Bincode`), routes a request topic to it, and runs a [`Responder`]. The responder
+//! A service implements [`Handler`], routes a request topic to it with the codec of its
+//! payloads ([`Json`], [`Raw`], `Bincode`, or its own [`Codec`]), and runs a
+//! [`Responder`]. The responder
 //! reads the reply address from the request's headers (through a [`HeaderConvention`]),
 //! refuses reply topics its [`ReplyTopicPolicy`] does not allow, answers failures with
 //! [error replies](ErrorReply), and commits a request's offset only once its reply is
@@ -18,6 +19,7 @@ mod config;
 mod context;
 mod deadline;
 mod duration_histogram;
+mod endpoint;
 pub mod env;
 mod error;
 mod error_reply;

@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::codec::Codec;
-use crate::handler::Endpoint;
+use crate::endpoint::{Endpoint, Served};
+use crate::handler::Handler;
 use crate::metrics::{Metrics, TopicMetrics};
 use crate::ordering::HandlingOrder;
 
-/// A request topic bound to a handler (with its codec), and optionally its own ordering.
+/// A request topic bound to a handler and the codec of its payloads, and optionally its
+/// own ordering and handler timeout.
 ///
 /// ```
 /// # use responder_core::{ErrorReply, Handler, RequestContext};
@@ -20,7 +22,7 @@ use crate::ordering::HandlingOrder;
 /// #     type Request = String; type Reply = String; type Error = ErrorReply;
 /// #     async fn handle(&self, r: String, _: &RequestContext) -> Result<String, ErrorReply> { Ok(r) }
 /// # }
-/// let route = Route::new("echo-requests", Json(Echo)).ordering(HandlingOrder::Partition);
+/// let route = Route::new("echo-requests", Json, Echo).ordering(HandlingOrder::Partition);
 /// assert_eq!(route.topic(), "echo-requests");
 /// ```
 #[derive(Clone)]
@@ -32,11 +34,17 @@ pub struct Route {
 }
 
 impl Route {
-    /// Routes requests of `topic` to `endpoint` (a handler wrapped in its codec).
-    pub fn new(topic: impl Into<String>, endpoint: impl Codec) -> Self {
+    /// Routes requests of `topic` to `handler`, their payloads read and the replies
+    /// written by `codec` ([`Json`](crate::Json), [`Raw`](crate::Raw), `Bincode`, or
+    /// your own [`Codec`]).
+    pub fn new<C, H>(topic: impl Into<String>, codec: C, handler: H) -> Self
+    where
+        H: Handler,
+        C: Codec<H::Request, H::Reply>,
+    {
         Route {
             topic: topic.into(),
-            endpoint: Arc::new(endpoint),
+            endpoint: Arc::new(Served { codec, handler }),
             ordering: None,
             handler_timeout: None,
         }

@@ -9,7 +9,8 @@ pub(crate) struct Attr {
     pub(crate) topics: Vec<LitStr>,
     /// Where the topics were given (`topic` or `topics` key).
     pub(crate) topics_key: Option<Ident>,
-    pub(crate) codec: Option<Ident>,
+    /// `json`, `bincode`, `raw`, or the path of a codec type of the user's.
+    pub(crate) codec: Option<Path>,
     pub(crate) request: Option<Type>,
     pub(crate) reply: Option<Type>,
     pub(crate) error: Option<Type>,
@@ -37,8 +38,7 @@ fn lit_str(expr: Expr) -> syn::Result<LitStr> {
     }
 }
 
-/// Parses every `#[handler(...)]` attribute of the item.
-/// The value of `crate = ...`: a path, bare or in a string.
+/// The value of `crate = ...` or `codec = ...`: a path, bare or in a string.
 pub(crate) fn crate_path(value: syn::parse::ParseStream<'_>) -> syn::Result<Path> {
     if value.peek(LitStr) {
         value.parse::<LitStr>()?.parse()
@@ -52,6 +52,7 @@ pub(crate) fn default_crate() -> Path {
     syn::parse_quote!(::kafka_responder)
 }
 
+/// Parses every `#[handler(...)]` attribute of the item.
 pub(crate) fn parse(attrs: &[syn::Attribute]) -> syn::Result<Option<Attr>> {
     let mut found = None::<Attr>;
     for a in attrs.iter().filter(|a| a.path().is_ident("handler")) {
@@ -82,13 +83,7 @@ pub(crate) fn parse(attrs: &[syn::Attribute]) -> syn::Result<Option<Attr>> {
                     }
                 }
                 "codec" => {
-                    let v = meta.value()?;
-                    let codec = if v.peek(LitStr) {
-                        let s: LitStr = v.parse()?;
-                        Ident::new(&s.value(), s.span())
-                    } else {
-                        v.parse()?
-                    };
+                    let codec = crate_path(meta.value()?)?;
                     once(&mut out.codec, &key, codec)?;
                 }
                 "request" => once(&mut out.request, &key, meta.value()?.parse()?)?,

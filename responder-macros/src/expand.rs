@@ -34,10 +34,13 @@ fn expand(v: &Valid<'_>) -> TokenStream {
         Some(e) => quote!(#e),
         None => quote!(#p::ErrorReply),
     };
-    let codec = match v.codec {
-        Codec::Json => quote!(#p::Json),
-        Codec::Bincode => quote!(#p::Bincode),
-        Codec::Raw => quote!(#p::Raw),
+    // Spanned at the codec's name: an unknown codec type is one error, there.
+    let at = v.codec_span;
+    let codec = match &v.codec {
+        Codec::Json => quote_spanned!(at=> #p::Json),
+        Codec::Bincode => quote_spanned!(at=> #p::Bincode),
+        Codec::Raw => quote_spanned!(at=> #p::Raw),
+        Codec::Custom(path) => quote_spanned!(at=> <#path as ::core::default::Default>::default()),
     };
     // The call carries the method name's span: a missing method is one error, there.
     let call = quote_spanned!(method.span()=> #ident::#method(self, request, cx).await);
@@ -65,7 +68,7 @@ fn expand(v: &Valid<'_>) -> TokenStream {
                 let handler = ::std::sync::Arc::new(self);
                 <Self as #p::IntoRoutes>::TOPICS
                     .iter()
-                    .map(|topic| #p::Route::new(*topic, #codec(::std::sync::Arc::clone(&handler))))
+                    .map(|topic| #p::Route::new(*topic, #codec, ::std::sync::Arc::clone(&handler)))
                     .collect()
             }
         }

@@ -9,6 +9,8 @@ pub(crate) struct Valid<'a> {
     pub(crate) ident: &'a Ident,
     pub(crate) topics: Vec<LitStr>,
     pub(crate) codec: Codec,
+    /// Where the codec is named (the derive's input when it is not).
+    pub(crate) codec_span: proc_macro2::Span,
     pub(crate) request: Type,
     pub(crate) reply: Type,
     pub(crate) error: Option<Type>,
@@ -16,10 +18,13 @@ pub(crate) struct Valid<'a> {
     pub(crate) krate: Path,
 }
 
+/// The route's codec: one the facade exports, or a type of the user's (built with
+/// `Default::default()`).
 pub(crate) enum Codec {
     Json,
     Bincode,
     Raw,
+    Custom(Path),
 }
 
 /// Collects errors so the user sees all of them at once.
@@ -103,22 +108,14 @@ pub(crate) fn validate<'a>(input: &'a Input<'a>) -> syn::Result<Valid<'a>> {
         None => {
             errors.push(syn::Error::new_spanned(
                 input.ident,
-                "missing `codec = ...`: one of json, bincode, raw",
+                "missing `codec = ...`: json, bincode, raw, or the path of a type that implements `Codec<Request, Reply>` and `Default`",
             ));
             Codec::Json
         }
-        Some(c) => match c.to_string().as_str() {
-            "json" => Codec::Json,
-            "bincode" => Codec::Bincode,
-            "raw" => Codec::Raw,
-            other => {
-                errors.push(syn::Error::new(
-                    c.span(),
-                    format!("unsupported codec `{other}`; expected one of json, bincode, raw"),
-                ));
-                Codec::Json
-            }
-        },
+        Some(c) if c.is_ident("json") => Codec::Json,
+        Some(c) if c.is_ident("bincode") => Codec::Bincode,
+        Some(c) if c.is_ident("raw") => Codec::Raw,
+        Some(c) => Codec::Custom(c.clone()),
     };
     let request = attr.request.clone();
     let reply = attr.reply.clone();
@@ -158,6 +155,10 @@ pub(crate) fn validate<'a>(input: &'a Input<'a>) -> syn::Result<Valid<'a>> {
         ident: input.ident,
         topics: attr.topics.clone(),
         codec,
+        codec_span: attr
+            .codec
+            .as_ref()
+            .map_or_else(|| input.ident.span(), syn::spanned::Spanned::span),
         request: request.expect("checked"),
         reply: reply.expect("checked"),
         error: attr.error.clone(),

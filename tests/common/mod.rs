@@ -122,7 +122,7 @@ impl Fixture {
         log: Arc<ProbeLog>,
         configure: impl FnOnce(ResponderBuilder) -> ResponderBuilder,
     ) -> RunningResponder {
-        let builder = configure(self.builder()).route(&self.requests, Json(Probe(log)));
+        let builder = configure(self.builder()).route(&self.requests, Json, Probe(log));
         RunningResponder::spawn(builder.build().expect("responder"))
     }
 

@@ -45,8 +45,8 @@ async fn main() -> anyhow::Result<()> {
         .transpose()
         .context("BENCH_HANDLER_DELAY_MS")?;
     let responder = match delay {
-        Some(d) => kyc_service::responder(&bootstrap, None, Json(Delayed(kyc::Kyc, d)))?,
-        None => kyc_service::responder(&bootstrap, None, Json(kyc::Kyc))?,
+        Some(d) => kyc_service::responder(&bootstrap, None, Json, Delayed(kyc::Kyc, d))?,
+        None => kyc_service::responder(&bootstrap, None, Json, kyc::Kyc)?,
     };
     let stdin_closed = async {
         let _ = tokio::task::spawn_blocking(|| std::io::stdin().read_to_end(&mut Vec::new())).await;

@@ -24,8 +24,8 @@ use crate::admission;
 use crate::codes;
 use crate::context::RequestContext;
 use crate::deadline;
+use crate::endpoint::Endpoint;
 use crate::error_reply::ErrorReply;
-use crate::handler::Endpoint;
 use crate::metrics::{Outcome, TopicMetrics};
 use crate::trace_context::TraceContext;
 

@@ -20,9 +20,9 @@
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let cx = TestRequest::new(br#""hello""#.to_vec()).topic("echo").context();
-//! let reply = serve(&Json(Echo), &cx).await.expect("a reply");
+//! let reply = serve(&Json, &Echo, &cx).await.expect("a reply");
 //! assert_eq!(reply, br#""hello from echo""#);
-//! let bad = serve(&Json(Echo), &TestRequest::new(b"{".to_vec()).context()).await;
+//! let bad = serve(&Json, &Echo, &TestRequest::new(b"{".to_vec()).context()).await;
 //! assert_eq!(bad.unwrap_err().code(), "bad_request");
 //! # });
 //! ```
@@ -37,7 +37,7 @@ use crate::address::ReplyAddress;
 use crate::codec::Codec;
 use crate::context::RequestContext;
 use crate::error_reply::ErrorReply;
-use crate::handler::Endpoint;
+use crate::handler::Handler;
 use crate::headers::HeaderConvention;
 use crate::trace_context::TraceContext;
 
@@ -162,11 +162,19 @@ fn millis(t: SystemTime) -> Option<i64> {
     i64::try_from(t.duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()
 }
 
-/// Runs `codec`'s handler on the request as the responder does: decodes the payload,
-/// calls the handler, encodes the reply. The reply's bytes, or the error reply the
+/// Runs `handler` on the request under `codec`, as the responder does: decodes the
+/// payload, calls the handler, encodes the reply. The reply's bytes, or the error reply the
 /// requester would receive (`bad_request` for a payload that does not decode,
 /// `internal_error` for a reply that does not encode, the handler's own otherwise).
 /// Panics and timeouts are the runtime's business and are not caught here.
-pub async fn serve(codec: &impl Codec, request: &RequestContext) -> Result<Vec<u8>, ErrorReply> {
-    codec.serve(request).await
+pub async fn serve<C, H>(
+    codec: &C,
+    handler: &H,
+    request: &RequestContext,
+) -> Result<Vec<u8>, ErrorReply>
+where
+    H: Handler,
+    C: Codec<H::Request, H::Reply>,
+{
+    crate::endpoint::run(codec, handler, request).await
 }

@@ -14,6 +14,6 @@ impl Kyc {
 
 fn main() {
     // Needs `Kyc: Handler` (a codec over it) and `Kyc: IntoRoutes`.
-    let _ = kr::Responder::builder().route("requests", kr::Json(Kyc));
+    let _ = kr::Responder::builder().route("requests", kr::Json, Kyc);
     let _ = kr::Responder::builder().handler(Kyc);
 }

@@ -1,0 +1,13 @@
+use kafka_responder::{ErrorReply, Handler, RequestContext};
+
+#[derive(Handler)]
+#[handler(topic = "requests", codec = protobuf::Codec, request = String, reply = String, method = answer)]
+struct Kyc;
+
+impl Kyc {
+    async fn answer(&self, s: String, _cx: &RequestContext) -> Result<String, ErrorReply> {
+        Ok(s)
+    }
+}
+
+fn main() {}
