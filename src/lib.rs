@@ -11,5 +11,6 @@ pub use responder_macros::Handler;
 pub mod __private {
     #[cfg(feature = "bincode")]
     pub use responder_core::Bincode;
+    pub use responder_core::topic::assert_request_topic;
     pub use responder_core::{ErrorReply, Handler, IntoRoutes, Json, Raw, RequestContext, Route};
 }

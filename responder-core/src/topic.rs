@@ -30,6 +30,37 @@ pub enum TopicNameError {
     },
 }
 
+/// What is wrong with a topic name: Kafka's rules, in a `const fn` so that the derive's
+/// compile-time check ([`assert_request_topic`]) and the run-time checks share them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Problem {
+    Empty,
+    TooLong,
+    Dots,
+    IllegalByte(usize),
+}
+
+const fn problem(name: &[u8]) -> Option<Problem> {
+    if name.is_empty() {
+        return Some(Problem::Empty);
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return Some(Problem::TooLong);
+    }
+    if matches!(name, b"." | b"..") {
+        return Some(Problem::Dots);
+    }
+    let mut i = 0;
+    while i < name.len() {
+        let b = name[i];
+        if !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
+            return Some(Problem::IllegalByte(i));
+        }
+        i += 1;
+    }
+    None
+}
+
 /// Checks `name` against Kafka's topic naming rules and returns it as `&str`.
 ///
 /// ```
@@ -39,37 +70,44 @@ pub enum TopicNameError {
 /// assert!(validate_topic_name(b"..").is_err());
 /// ```
 pub fn validate_topic_name(name: &[u8]) -> Result<&str, TopicNameError> {
-    if name.is_empty() {
-        return Err(TopicNameError::Empty);
-    }
-    if name.len() > MAX_TOPIC_NAME_LEN {
-        return Err(TopicNameError::TooLong(name.len()));
-    }
-    if name == b"." || name == b".." {
-        return Err(TopicNameError::Dots);
-    }
-    if let Some(index) = name
-        .iter()
-        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')))
-    {
-        return Err(TopicNameError::IllegalByte {
-            name: String::from_utf8_lossy(name).into_owned(),
-            byte: name[index],
-            index,
-        });
-    }
-    // Only ASCII bytes remain, so this cannot fail.
-    std::str::from_utf8(name).map_err(|e| TopicNameError::IllegalByte {
+    let illegal = |index: usize| TopicNameError::IllegalByte {
         name: String::from_utf8_lossy(name).into_owned(),
-        byte: name[e.valid_up_to()],
-        index: e.valid_up_to(),
-    })
+        byte: name[index],
+        index,
+    };
+    match problem(name) {
+        Some(Problem::Empty) => Err(TopicNameError::Empty),
+        Some(Problem::TooLong) => Err(TopicNameError::TooLong(name.len())),
+        Some(Problem::Dots) => Err(TopicNameError::Dots),
+        Some(Problem::IllegalByte(index)) => Err(illegal(index)),
+        // Only ASCII bytes remain, so this cannot fail.
+        None => std::str::from_utf8(name).map_err(|e| illegal(e.valid_up_to())),
+    }
+}
+
+/// The derive's compile-time check of a request topic named in `#[handler(...)]`:
+/// Kafka's naming rules, and not an internal topic. Evaluated in a constant, so a bad
+/// name fails the build with the rule it breaks. Not meant to be called otherwise.
+#[doc(hidden)]
+pub const fn assert_request_topic(name: &str) {
+    match problem(name.as_bytes()) {
+        Some(Problem::Empty) => panic!("a topic name cannot be empty"),
+        Some(Problem::TooLong) => panic!("a topic name has at most 249 characters"),
+        Some(Problem::Dots) => panic!("a topic name cannot be `.` or `..`"),
+        Some(Problem::IllegalByte(_)) => {
+            panic!("a topic name has only ASCII letters, digits, `.`, `_` and `-` (Kafka's rule)")
+        }
+        None => {}
+    }
+    if is_internal_topic(name) {
+        panic!("topics starting with `__` are Kafka's internal topics");
+    }
 }
 
 /// Whether `name` is one of Kafka's internal topics (`__consumer_offsets`,
 /// `__transaction_state`, ...): every name that starts with two underscores.
-pub fn is_internal_topic(name: &str) -> bool {
-    name.starts_with("__")
+pub const fn is_internal_topic(name: &str) -> bool {
+    matches!(name.as_bytes(), [b'_', b'_', ..])
 }
 
 #[cfg(test)]
@@ -101,6 +139,23 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    // The derive's check holds in a constant for a good name...
+    const _: () = assert_request_topic("WALLET-KYC-REQUEST");
+
+    #[test]
+    fn the_compile_time_check_refuses_what_the_run_time_check_refuses() {
+        for bad in ["", ".", "..", "a/b", "a b", "café", "__consumer_offsets"] {
+            let long = "x".repeat(250);
+            for name in [bad, long.as_str()] {
+                let refused = std::panic::catch_unwind(|| assert_request_topic(name)).is_err();
+                let invalid =
+                    validate_topic_name(name.as_bytes()).is_err() || is_internal_topic(name);
+                assert!(refused && invalid, "{name:?}");
+            }
+        }
+        assert!(std::panic::catch_unwind(|| assert_request_topic("a.b_c-D9")).is_ok());
     }
 
     #[test]

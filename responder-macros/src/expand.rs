@@ -42,9 +42,21 @@ fn expand(v: &Valid<'_>) -> TokenStream {
         Codec::Raw => quote_spanned!(at=> #p::Raw),
         Codec::Custom(path) => quote_spanned!(at=> <#path as ::core::default::Default>::default()),
     };
+    // Kafka's naming rules, the runtime's own, evaluated at compile time; a bad name
+    // fails the build at its literal.
+    let topic_checks = topics.iter().map(|t| {
+        // The call is written with the literal's span (only the import is not), so the
+        // error points at the literal.
+        quote_spanned!(t.span()=> const _: () = {
+            use #p::assert_request_topic as check;
+            check(#t)
+        };)
+    });
     // The call carries the method name's span: a missing method is one error, there.
     let call = quote_spanned!(method.span()=> #ident::#method(self, request, cx).await);
     quote! {
+        #(#topic_checks)*
+
         #[automatically_derived]
         impl #p::Handler for #ident {
             type Request = #request;

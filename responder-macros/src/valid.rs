@@ -40,34 +40,6 @@ impl Errors {
     }
 }
 
-/// Kafka's topic naming rules, as the broker applies them.
-fn topic_problem(name: &str) -> Option<String> {
-    if name.is_empty() {
-        return Some("a topic name cannot be empty".into());
-    }
-    if name.len() > 249 {
-        return Some(format!(
-            "a topic name has at most 249 characters; this one has {}",
-            name.len()
-        ));
-    }
-    if name == "." || name == ".." {
-        return Some("a topic name cannot be `.` or `..`".into());
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Some(format!(
-            "invalid character {c:?} in topic name: Kafka allows only ASCII letters, digits, `.`, `_` and `-`"
-        ));
-    }
-    if name.starts_with("__") {
-        return Some("topics starting with `__` are Kafka's internal topics".into());
-    }
-    None
-}
-
 pub(crate) fn validate<'a>(input: &'a Input<'a>) -> syn::Result<Valid<'a>> {
     let node = input.original;
     let mut errors = Errors::default();
@@ -98,9 +70,9 @@ pub(crate) fn validate<'a>(input: &'a Input<'a>) -> syn::Result<Valid<'a>> {
     }
     let mut seen = std::collections::HashSet::new();
     for t in &attr.topics {
-        if let Some(problem) = topic_problem(&t.value()) {
-            errors.push(syn::Error::new(t.span(), problem));
-        } else if !seen.insert(t.value()) {
+        // Kafka's naming rules are checked by the expansion, in a constant that calls
+        // the runtime's own rules (`topic::assert_request_topic`).
+        if !seen.insert(t.value()) {
             errors.push(syn::Error::new(t.span(), "this topic is listed twice"));
         }
     }

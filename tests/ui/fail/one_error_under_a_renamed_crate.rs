@@ -1,9 +1,9 @@
-// One mistake (a topic name Kafka refuses) under `crate = ...`: one error. The type is
+// One mistake (a topic listed twice) under `crate = ...`: one error. The type is
 // still a `Handler` and has routes, so the code that uses it does not fail again.
 use kafka_responder as kr;
 
 #[derive(kr::Handler)]
-#[handler(crate = kr, topic = "wallet/kyc", codec = json, request = String, reply = String, method = answer)]
+#[handler(crate = kr, topics = ["kyc", "kyc"], codec = json, request = String, reply = String, method = answer)]
 struct Kyc;
 
 impl Kyc {

@@ -1,4 +1,4 @@
-use kafka_responder::Handler;
+use kafka_responder::{ErrorReply, Handler, RequestContext};
 
 #[derive(Handler)]
 #[handler(
@@ -9,5 +9,11 @@ use kafka_responder::Handler;
     method = answer
 )]
 struct Kyc;
+
+impl Kyc {
+    async fn answer(&self, s: String, _cx: &RequestContext) -> Result<String, ErrorReply> {
+        Ok(s)
+    }
+}
 
 fn main() {}
