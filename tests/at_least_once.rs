@@ -125,7 +125,7 @@ async fn a_crash_after_the_reply_and_before_the_commit_answers_the_request_again
     let builder = || {
         fx.builder()
             // Nothing is committed by the timer during the test.
-            .commit_interval(Duration::from_secs(3600))
+            .bounds(|b| b.commit_interval(Duration::from_secs(3600)))
             .route(&fx.requests, Json, Probe(ProbeLog::new()))
     };
     let first = RunningResponder::spawn(builder().build().expect("responder"));

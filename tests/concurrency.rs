@@ -137,7 +137,8 @@ async fn in_flight_bounds_apply_backpressure() {
     let fx = Fixture::new(2, 1).await;
     let log = ProbeLog::new();
     let running = fx.serve(log.clone(), |b| {
-        b.ordering(HandlingOrder::Unordered).max_in_flight(3)
+        b.ordering(HandlingOrder::Unordered)
+            .bounds(|b| b.max_in_flight(3))
     });
     let requester = fx.requester(HeaderConvention::plain(), 0).await;
     let reqs: Vec<_> = (0..30u64)
@@ -162,7 +163,7 @@ async fn per_partition_bound_caps_a_partitions_concurrency() {
     let log = ProbeLog::new();
     let running = fx.serve(log.clone(), |b| {
         b.ordering(HandlingOrder::Unordered)
-            .max_in_flight_per_partition(4)
+            .bounds(|b| b.max_in_flight_per_partition(4))
     });
     let requester = fx.requester(HeaderConvention::plain(), 0).await;
     let reqs: Vec<_> = (0..40u64)
@@ -199,7 +200,8 @@ async fn unacknowledged_replies_hold_their_in_flight_slots() {
     let embedded = fx.fault_injection();
     let log = ProbeLog::new();
     let running = fx.serve(log.clone(), |b| {
-        b.ordering(HandlingOrder::Unordered).max_in_flight(2)
+        b.ordering(HandlingOrder::Unordered)
+            .bounds(|b| b.max_in_flight(2))
     });
     let requester = fx.requester(HeaderConvention::plain(), 0).await;
     // One reply through first: the producer has its id and the topic's metadata.

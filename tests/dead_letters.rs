@@ -22,7 +22,7 @@ async fn unanswerable_requests_are_dead_lettered_with_their_reason() {
     let dlq_reader = Requester::new(fx.bootstrap(), HeaderConvention::plain(), &dlq, 0)
         .await
         .expect("dead-letter reader");
-    let running = fx.serve(ProbeLog::new(), |b| b.dead_letter_topic(&dlq));
+    let running = fx.serve(ProbeLog::new(), |b| b.dead_letters(|d| d.topic(&dlq)));
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
 
     let body = ProbeReq::id(1).bytes();
@@ -125,7 +125,7 @@ fn a_dead_letter_topic_that_is_a_request_topic_is_refused() {
         .group_id("g")
         .route("requests", kafka_responder::Raw, Echo)
         .reply_topics("replies".parse().expect("policy"))
-        .dead_letter_topic("requests")
+        .dead_letters(|d| d.topic("requests"))
         .build();
     assert!(matches!(built, Err(kafka_responder::Error::Config(_))));
 }
@@ -158,7 +158,7 @@ async fn header_keys_that_are_not_utf8_change_nothing() {
     let dlq_reader = Requester::new(fx.bootstrap(), HeaderConvention::plain(), &dlq, 0)
         .await
         .expect("dead-letter reader");
-    let running = fx.serve(ProbeLog::new(), |b| b.dead_letter_topic(&dlq));
+    let running = fx.serve(ProbeLog::new(), |b| b.dead_letters(|d| d.topic(&dlq)));
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
     let odd_key = b"\xff\xfe-key".to_vec();
 

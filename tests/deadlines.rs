@@ -84,7 +84,9 @@ async fn requests_older_than_the_maximum_age_are_not_handled() {
     }
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let log = ProbeLog::new();
-    let running = fx.serve(log.clone(), |b| b.max_request_age(Duration::from_secs(2)));
+    let running = fx.serve(log.clone(), |b| {
+        b.dead_letters(|d| d.max_request_age(Duration::from_secs(2)))
+    });
     // ...a fresh one is answered.
     requester
         .request(&fx.requests, None, &ProbeReq::id(3).bytes())
@@ -107,7 +109,7 @@ fn a_zero_maximum_age_is_refused() {
             common::Probe(ProbeLog::new()),
         )
         .reply_topics("replies".parse().expect("policy"))
-        .max_request_age(Duration::ZERO)
+        .dead_letters(|d| d.max_request_age(Duration::ZERO))
         .build();
     assert!(matches!(built, Err(kafka_responder::Error::Config(_))));
 }

@@ -75,7 +75,9 @@ async fn handler_errors_decode_failures_and_panics_become_error_replies() {
 async fn conventions_with_an_error_header_get_it_too() {
     let fx = Fixture::new(1, 1).await;
     let running = fx.serve(ProbeLog::new(), |b| {
-        b.header_conventions([HeaderConvention::nestjs(), HeaderConvention::smallrye()])
+        b.reply_checks(|c| {
+            c.header_conventions([HeaderConvention::nestjs(), HeaderConvention::smallrye()])
+        })
     });
     let failing = ProbeReq {
         fail: Some("no".into()),

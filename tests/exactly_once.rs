@@ -107,7 +107,7 @@ async fn a_crash_between_reply_and_commit_leaves_the_reply_unseen_and_answers_it
     // one.
     let first = RunningResponder::spawn(
         exactly_once(&fx, &id)
-            .commit_interval(Duration::from_secs(15))
+            .bounds(|b| b.commit_interval(Duration::from_secs(15)))
             .build()
             .expect("responder"),
     );
@@ -153,7 +153,7 @@ async fn a_responder_killed_mid_batch_leaves_every_reply_seen_exactly_once() {
     let id = unique_name("txn");
     // 8 at a time, 20 ms each: about 40 replies are produced per 100 ms commit
     // interval, so a kill always leaves some in the open transaction.
-    let builder = || exactly_once(&fx, &id).max_in_flight(8);
+    let builder = || exactly_once(&fx, &id).bounds(|b| b.max_in_flight(8));
     let first = RunningResponder::spawn(builder().build().expect("responder"));
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
     send_slow_requests(&fx, &requester, REQUESTS).await;
@@ -195,7 +195,7 @@ async fn a_rebalance_commits_the_revoked_partitions_in_a_transaction() {
     let fx = Fixture::new(4, 1).await;
     // 4 at a time, 20 ms each: about 4 s of work, so the second member joins
     // (a rebalance takes a few seconds) while most of it is left.
-    let builder = |id: &str| exactly_once(&fx, id).max_in_flight(4);
+    let builder = |id: &str| exactly_once(&fx, id).bounds(|b| b.max_in_flight(4));
     let first = RunningResponder::spawn(builder(&unique_name("txn-a")).build().expect("a"));
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
     send_slow_requests(&fx, &requester, REQUESTS).await;

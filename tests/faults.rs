@@ -28,7 +28,7 @@ async fn an_outage_longer_than_the_delivery_timeout_stalls_nothing() {
     let embedded = fx.fault_injection();
     let log = ProbeLog::new();
     let running = fx.serve(log.clone(), |b| {
-        b.max_in_flight(4)
+        b.bounds(|b| b.max_in_flight(4))
             .ordering(HandlingOrder::Unordered)
             .producer_config("message.timeout.ms", "600")
             .producer_config("retry.backoff.ms", "100")
@@ -89,7 +89,7 @@ async fn hung_handlers_get_timeout_replies() {
     let fx = Fixture::new(1, 1).await;
     let log = ProbeLog::new();
     let running = fx.serve(log.clone(), |b| {
-        b.handler_timeout(Duration::from_secs(3))
+        b.bounds(|b| b.handler_timeout(Duration::from_secs(3)))
             .ordering(HandlingOrder::Unordered)
     });
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
@@ -134,9 +134,11 @@ async fn a_member_with_every_slot_hung_still_rebalances() {
     let fx = Fixture::new(2, 1).await;
     let hung_log = ProbeLog::new(); // its gate never opens
     let first = fx.serve(hung_log.clone(), |b| {
-        b.max_in_flight(1)
-            .handler_timeout(Duration::from_secs(120))
-            .drain_timeout(Duration::from_secs(1))
+        b.bounds(|b| {
+            b.max_in_flight(1)
+                .handler_timeout(Duration::from_secs(120))
+                .drain_timeout(Duration::from_secs(1))
+        })
     });
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
     let hung = ProbeReq::held(1);
@@ -223,9 +225,11 @@ async fn shutdown_ends_when_the_broker_is_gone() {
     // librdkafka's default session timeout: a synchronous commit with the coordinator
     // gone waits about that long, or more (the test fixture's 6 s would hide it).
     let running = fx.serve(log.clone(), |b| {
-        b.drain_timeout(Duration::from_secs(2))
-            .handler_timeout(Duration::from_secs(120))
-            .consumer_config("session.timeout.ms", "45000")
+        b.bounds(|b| {
+            b.drain_timeout(Duration::from_secs(2))
+                .handler_timeout(Duration::from_secs(120))
+        })
+        .consumer_config("session.timeout.ms", "45000")
     });
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
     requester
@@ -401,8 +405,10 @@ async fn signal_child(spec: &str) {
         .group_id(group)
         .reply_topics(replies.parse().expect("policy"))
         .consumer_config("fetch.wait.max.ms", "10")
-        .drain_timeout(Duration::from_secs(60))
-        .handler_timeout(Duration::from_secs(120))
+        .bounds(|b| {
+            b.drain_timeout(Duration::from_secs(60))
+                .handler_timeout(Duration::from_secs(120))
+        })
         .route(requests, Json, Probe(log))
         .build()
         .expect("responder")

@@ -446,8 +446,8 @@ async fn every_hostile_request_gets_its_expected_outcome_and_nothing_leaks() {
                 .parse()
                 .expect("policy"),
         )
-        .dead_letter_topic(&t.dead_letters)
-        .max_request_bytes(64 * 1024)
+        .dead_letters(|d| d.topic(&t.dead_letters))
+        .bounds(|b| b.max_request_bytes(64 * 1024))
         .route(&t.json, Json, Probe(ProbeLog::new()))
         .route(&t.bincode, Bincode, Double);
     let running = RunningResponder::spawn(builder.build().expect("responder"));

@@ -38,7 +38,7 @@ async fn metrics_and_health_are_served_while_the_responder_runs() {
     let fx = Fixture::new(1, 1).await;
     let responder = fx
         .builder()
-        .http_addr("127.0.0.1:0".parse().expect("addr"))
+        .operations(|o| o.http_addr("127.0.0.1:0".parse().expect("addr")))
         .route(&fx.requests, Json, Probe(ProbeLog::new()))
         .build()
         .expect("responder");
@@ -100,7 +100,7 @@ async fn a_taken_address_fails_the_build() {
         .bootstrap_servers("127.0.0.1:1")
         .group_id("g")
         .reply_topics("replies".parse().expect("policy"))
-        .http_addr(taken.local_addr().expect("addr"))
+        .operations(|o| o.http_addr(taken.local_addr().expect("addr")))
         .route("requests", Json, Probe(ProbeLog::new()))
         .build();
     let err = built.expect_err("the port is taken");

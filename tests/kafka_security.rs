@@ -23,7 +23,7 @@ use kafka_responder::testkit::{
     KafkaBroker, Requester, RunningResponder, TestBroker, end_offset, unique_name,
 };
 use kafka_responder::{
-    HeaderConvention, Json, PolicySource, ReplyTopicPolicy, Responder, Unreported,
+    HeaderConvention, Json, PolicySource, ReplyTopicPolicy, Responder, UnknownWriteAccess,
 };
 
 const TTL: Duration = Duration::from_secs(2);
@@ -114,10 +114,12 @@ impl Cluster {
             .client_config("sasl.username", "responder")
             .client_config("sasl.password", "responder-secret")
             .consumer_config("fetch.wait.max.ms", "10")
-            .commit_interval(Duration::from_millis(100))
+            .bounds(|b| b.commit_interval(Duration::from_millis(100)))
             .reply_topics(policy)
-            .check_write_access(Unreported::Refuse)
-            .reply_topic_cache_ttl(TTL)
+            .reply_checks(|c| {
+                c.check_write_access(UnknownWriteAccess::Refuse)
+                    .cache_ttl(TTL)
+            })
             .route(&self.requests, Json, Probe(ProbeLog::new()))
             .build()
             .expect("responder");

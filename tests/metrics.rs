@@ -169,7 +169,9 @@ async fn consumer_lag_follows_the_committed_watermark() {
 #[tokio::test]
 async fn per_request_series_can_be_switched_off() {
     let fx = Fixture::new(1, 1).await;
-    let running = fx.serve(ProbeLog::new(), |b| b.prometheus_metrics(false));
+    let running = fx.serve(ProbeLog::new(), |b| {
+        b.operations(|o| o.prometheus_metrics(false))
+    });
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
     for req in [
         ProbeReq::id(1),

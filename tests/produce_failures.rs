@@ -56,7 +56,7 @@ async fn replies_that_cannot_be_written_are_dead_lettered_and_committed() {
     let builder = fx
         .builder()
         .reply_topics(format!("{},{ghost}", fx.replies).parse().expect("policy"))
-        .dead_letter_topic(&dlq)
+        .dead_letters(|d| d.topic(&dlq))
         .producer_config("message.max.bytes", "20000")
         .route(&fx.requests, Raw, Sized);
     let running = kafka_responder::testkit::RunningResponder::spawn(builder.build().expect("ok"));
@@ -137,7 +137,7 @@ async fn replies_the_broker_refuses_for_good_are_dead_lettered_and_committed() {
         .await
         .expect("dead-letter reader");
     let log = ProbeLog::new();
-    let running = fx.serve(log.clone(), |b| b.dead_letter_topic(&dlq));
+    let running = fx.serve(log.clone(), |b| b.dead_letters(|d| d.topic(&dlq)));
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
     // (error, how many produce attempts it refuses)
     let refusals = [

@@ -16,7 +16,7 @@ async fn shutdown_drains_in_flight_requests_and_commits_them() {
     let fx = Fixture::new(1, 1).await;
     let log = ProbeLog::new();
     let running = fx.serve(log.clone(), |b| {
-        b.commit_interval(Duration::from_secs(3600))
+        b.bounds(|b| b.commit_interval(Duration::from_secs(3600)))
     });
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
     let slow = ProbeReq {
@@ -166,8 +166,10 @@ async fn a_paused_partition_that_comes_back_is_fetched_again() {
     let fx = Fixture::new(1, 1).await;
     let configure = |b: kafka_responder::ResponderBuilder| {
         b.ordering(kafka_responder::HandlingOrder::Partition)
-            .max_in_flight_per_partition(2)
-            .drain_timeout(Duration::from_millis(500))
+            .bounds(|b| {
+                b.max_in_flight_per_partition(2)
+                    .drain_timeout(Duration::from_millis(500))
+            })
     };
     let log_a = ProbeLog::new();
     let a = fx.serve(log_a.clone(), configure);

@@ -174,9 +174,14 @@ fn configuration_that_fights_the_guarantees_is_refused() {
         ),
         (
             "spring and nestjs",
-            base().header_conventions([HeaderConvention::spring(), HeaderConvention::nestjs()]),
+            base().reply_checks(|c| {
+                c.header_conventions([HeaderConvention::spring(), HeaderConvention::nestjs()])
+            }),
         ),
-        ("no conventions", base().header_conventions([])),
+        (
+            "no conventions",
+            base().reply_checks(|c| c.header_conventions([])),
+        ),
         (
             "bad topic",
             base().route("a b", Json, Probe(ProbeLog::new())),
@@ -190,7 +195,21 @@ fn configuration_that_fights_the_guarantees_is_refused() {
             base().route("requests", Json, Probe(ProbeLog::new())),
         ),
         ("no group", base().group_id("")),
-        ("zero bound", base().max_in_flight(0)),
+        ("zero bound", base().bounds(|b| b.max_in_flight(0))),
+        (
+            "drain outlasting max.poll.interval.ms",
+            base()
+                .bounds(|b| b.drain_timeout(std::time::Duration::from_secs(60)))
+                .consumer_config("max.poll.interval.ms", "60000"),
+        ),
+        (
+            "drain outlasting the default max.poll.interval.ms",
+            base().bounds(|b| b.drain_timeout(std::time::Duration::from_secs(301))),
+        ),
+        (
+            "max.poll.interval.ms not a number",
+            base().consumer_config("max.poll.interval.ms", "soon"),
+        ),
     ];
     for (what, builder) in cases {
         match builder.build() {
@@ -199,5 +218,13 @@ fn configuration_that_fights_the_guarantees_is_refused() {
         }
     }
     assert!(base().producer_config("acks", "-1").build().is_ok());
+    // A drain that ends before the consumer would be removed from its group is fine.
+    assert!(
+        base()
+            .bounds(|b| b.drain_timeout(std::time::Duration::from_secs(59)))
+            .consumer_config("max.poll.interval.ms", "60000")
+            .build()
+            .is_ok()
+    );
     assert!("a/b*".parse::<kafka_responder::ReplyTopicPolicy>().is_err());
 }

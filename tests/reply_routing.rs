@@ -75,7 +75,9 @@ async fn spring_smallrye_and_plain_requesters_get_replies_on_their_partition() {
 async fn nestjs_requester_gets_text_encoded_replies() {
     let fx = Fixture::new(1, 3).await;
     let running = fx.serve(ProbeLog::new(), |b| {
-        b.header_conventions([HeaderConvention::nestjs(), HeaderConvention::plain()])
+        b.reply_checks(|c| {
+            c.header_conventions([HeaderConvention::nestjs(), HeaderConvention::plain()])
+        })
     });
     let reply = round_trip(&fx, HeaderConvention::nestjs(), 2).await;
     assert_eq!(
@@ -93,7 +95,9 @@ async fn custom_convention() {
         "x-reply-partition",
         kafka_responder::PartitionEncoding::AsciiDecimal,
     );
-    let running = fx.serve(ProbeLog::new(), |b| b.header_conventions([acme.clone()]));
+    let running = fx.serve(ProbeLog::new(), |b| {
+        b.reply_checks(|c| c.header_conventions([acme.clone()]))
+    });
     round_trip(&fx, acme, 1).await;
     running.shutdown().await.expect("shutdown");
 }
@@ -196,7 +200,9 @@ async fn a_missing_correlation_id_is_refused_or_answered_as_configured() {
         (MissingCorrelationId::Refuse, false),
         (MissingCorrelationId::ReplyWithout, true),
     ] {
-        let running = fx.serve(ProbeLog::new(), |b| b.missing_correlation_id(rule));
+        let running = fx.serve(ProbeLog::new(), |b| {
+            b.reply_checks(|c| c.missing_correlation_id(rule))
+        });
         let key = format!("{rule:?}").into_bytes();
         requester
             .send_raw(&fx.requests, None, Some(&key), Some(&body), &headers)

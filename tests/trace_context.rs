@@ -84,7 +84,9 @@ async fn a_malformed_or_missing_traceparent_changes_nothing_else() {
 #[tokio::test]
 async fn trace_context_can_be_switched_off() {
     let fx = Fixture::new(1, 1).await;
-    let running = fx.serve(ProbeLog::new(), |b| b.trace_context(false));
+    let running = fx.serve(ProbeLog::new(), |b| {
+        b.operations(|o| o.trace_context(false))
+    });
     let reply = request_with(
         &fx,
         &[

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{Fixture, ProbeLog, ProbeReq, eventually};
 use kafka_responder::testkit::end_offset;
-use kafka_responder::{HeaderConvention, Unreported};
+use kafka_responder::{HeaderConvention, UnknownWriteAccess};
 
 #[tokio::test]
 #[cfg_attr(
@@ -23,7 +23,7 @@ async fn unreported_operations_fall_back_to_the_configured_choice() {
 
     // Fail closed: nothing is written, the request is committed as unanswerable.
     let running = fx.serve(ProbeLog::new(), |b| {
-        b.check_write_access(Unreported::Refuse)
+        b.reply_checks(|c| c.check_write_access(UnknownWriteAccess::Refuse))
     });
     let (pending, (_, offset)) = requester
         .send(&fx.requests, None, None, &ProbeReq::id(1).bytes())
@@ -45,7 +45,9 @@ async fn unreported_operations_fall_back_to_the_configured_choice() {
     drop(pending);
 
     // Trust the policy: answered.
-    let running = fx.serve(ProbeLog::new(), |b| b.check_write_access(Unreported::Allow));
+    let running = fx.serve(ProbeLog::new(), |b| {
+        b.reply_checks(|c| c.check_write_access(UnknownWriteAccess::Allow))
+    });
     requester
         .request(&fx.requests, None, &ProbeReq::id(2).bytes())
         .await
@@ -65,7 +67,7 @@ async fn reported_write_access_is_used_instead_of_the_fallback() {
     let fx = Fixture::new(1, 1).await;
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
     let running = fx.serve(ProbeLog::new(), |b| {
-        b.check_write_access(Unreported::Refuse)
+        b.reply_checks(|c| c.check_write_access(UnknownWriteAccess::Refuse))
     });
     requester
         .request(&fx.requests, None, &ProbeReq::id(1).bytes())

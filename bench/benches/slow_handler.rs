@@ -121,8 +121,10 @@ async fn run(ordering: HandlingOrder, handler: Duration, n: u64) -> anyhow::Resu
         .route(&requests, Json, Slow(handler))
         .reply_topics(replies.parse()?)
         .ordering(ordering)
-        .max_in_flight(in_flight())
-        .max_in_flight_per_partition(in_flight())
+        .bounds(|b| {
+            b.max_in_flight(in_flight())
+                .max_in_flight_per_partition(in_flight())
+        })
         .consumer_config("fetch.wait.max.ms", "1")
         .build()?;
     HANDLED.store(0, Relaxed);

@@ -11,7 +11,7 @@
 //! 3. **The broker's answer** (`runtime/reply_topics.rs`, cached): the topic exists
 //!    (`unknown_reply_topic`), has the named partition (`unknown_reply_partition`), and
 //!    the responder's principal may write to it (KIP-430 authorized operations,
-//!    `reply_topic_not_authorized`; `Unreported` decides when the broker does not say).
+//!    `reply_topic_not_authorized`; `UnknownWriteAccess` decides when the broker does not say).
 //!    The describe call itself is in `responder-ffi`.
 
 use crate::address::{ReplyAddress, Unanswerable};

@@ -10,14 +10,14 @@
 /// responder reads (such as the deadline) is malformed.
 pub const BAD_REQUEST: &str = "bad_request";
 /// The payload is larger than the responder accepts
-/// ([`max_request_bytes`](crate::ResponderBuilder::max_request_bytes)).
+/// ([`max_request_bytes`](crate::Bounds::max_request_bytes)).
 pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
 /// The handler failed and its error chose no code of its own.
 pub const HANDLER_ERROR: &str = "handler_error";
 /// The handler panicked, or its reply could not be encoded.
 pub const INTERNAL_ERROR: &str = "internal_error";
 /// The handler did not answer within its timeout
-/// ([`handler_timeout`](crate::ResponderBuilder::handler_timeout)) or the request's
+/// ([`handler_timeout`](crate::Bounds::handler_timeout)) or the request's
 /// deadline; its work was dropped.
 pub const TIMEOUT: &str = "timeout";
 

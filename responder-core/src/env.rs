@@ -7,21 +7,21 @@
 //! |---|---|---|
 //! | `KAFKA_BOOTSTRAP_SERVERS` | `bootstrap_servers` | `host:port,...` |
 //! | `RESPONDER_GROUP_ID` | `group_id` | the consumer group |
-//! | `RESPONDER_HEADERS` | `header_conventions` | `spring`, `smallrye`, `nestjs`, `plain`, comma-separated, in order |
+//! | `RESPONDER_HEADERS` | `reply_checks`: `header_conventions` | `spring`, `smallrye`, `nestjs`, `plain`, comma-separated, in order |
 //! | `RESPONDER_REPLY_ALLOW` | `reply_topics` | a [`PolicySource`](crate::PolicySource): entries (`NAME`, `PREFIX*`, `!` for deny), `file:PATH`, `kafka-acls:PATH#User:NAME`, `strimzi:PATH[#USER]` |
-//! | `RESPONDER_MAX_IN_FLIGHT` | `max_in_flight` | a count, at least 1 |
-//! | `RESPONDER_MAX_IN_FLIGHT_PER_PARTITION` | `max_in_flight_per_partition` | a count, at least 1 |
-//! | `RESPONDER_HANDLER_TIMEOUT_MS` | `handler_timeout` | milliseconds |
-//! | `RESPONDER_DRAIN_TIMEOUT_MS` | `drain_timeout` | milliseconds |
-//! | `RESPONDER_COMMIT_INTERVAL_MS` | `commit_interval` | milliseconds |
-//! | `RESPONDER_MAX_REQUEST_AGE_MS` | `max_request_age` | milliseconds |
-//! | `RESPONDER_MAX_REQUEST_BYTES` | `max_request_bytes` | bytes |
-//! | `RESPONDER_DEAD_LETTER_TOPIC` | `dead_letter_topic` | a topic |
+//! | `RESPONDER_MAX_IN_FLIGHT` | `bounds`: `max_in_flight` | a count, at least 1 |
+//! | `RESPONDER_MAX_IN_FLIGHT_PER_PARTITION` | `bounds`: `max_in_flight_per_partition` | a count, at least 1 |
+//! | `RESPONDER_HANDLER_TIMEOUT_MS` | `bounds`: `handler_timeout` | milliseconds |
+//! | `RESPONDER_DRAIN_TIMEOUT_MS` | `bounds`: `drain_timeout` | milliseconds |
+//! | `RESPONDER_COMMIT_INTERVAL_MS` | `bounds`: `commit_interval` | milliseconds |
+//! | `RESPONDER_MAX_REQUEST_AGE_MS` | `dead_letters`: `max_request_age` | milliseconds |
+//! | `RESPONDER_MAX_REQUEST_BYTES` | `bounds`: `max_request_bytes` | bytes |
+//! | `RESPONDER_DEAD_LETTER_TOPIC` | `dead_letters`: `topic` | a topic |
 //! | `RESPONDER_FETCH_WAIT_MS` | consumer `fetch.wait.max.ms` | milliseconds |
 //! | `RESPONDER_SESSION_TIMEOUT_MS` | consumer `session.timeout.ms` | milliseconds (classic group protocol only: under KIP-848 the broker sets it) |
-//! | `RESPONDER_HTTP_ADDR` | `http_addr` (feature `http`) | `host:port` |
-//! | `RESPONDER_TRACE_CONTEXT` | `trace_context` | `true` or `false` |
-//! | `RESPONDER_PROMETHEUS_METRICS` | `prometheus_metrics` | `true` or `false` |
+//! | `RESPONDER_HTTP_ADDR` | `operations`: `http_addr` (feature `http`) | `host:port` |
+//! | `RESPONDER_TRACE_CONTEXT` | `operations`: `trace_context` | `true` or `false` |
+//! | `RESPONDER_PROMETHEUS_METRICS` | `operations`: `prometheus_metrics` | `true` or `false` |
 //! | `RESPONDER_TRANSACTIONAL_ID` | `exactly_once` | the reply producer's `transactional.id`: unique per replica, stable across its restarts (a StatefulSet pod's name) |
 //! | `KAFKA_<PROPERTY>` | `client_config` | any librdkafka property: `KAFKA_SECURITY_PROTOCOL=SASL_SSL` sets `security.protocol` (lowercased, `_` becomes `.`), as Spring Boot maps `spring.kafka.*` |
 //! | `KAFKA_CONSUMER_<PROPERTY>`, `KAFKA_PRODUCER_<PROPERTY>` | `consumer_config`, `producer_config` | the same, for one client |
@@ -160,7 +160,7 @@ impl ResponderBuilder {
                         .map(|c| c.trim().parse::<HeaderConvention>())
                         .collect::<Result<Vec<_>, _>>()
                         .map_err(|e| invalid(&name, e))?;
-                    self.header_conventions(conventions)
+                    self.reply_checks(|c| c.header_conventions(conventions))
                 }
                 "RESPONDER_REPLY_ALLOW" => {
                     let policy = v
@@ -169,16 +169,35 @@ impl ResponderBuilder {
                         .map_err(|e| invalid(&name, e))?;
                     self.reply_topics(policy)
                 }
-                "RESPONDER_MAX_IN_FLIGHT" => self.max_in_flight(count(&name, v)?),
-                "RESPONDER_MAX_IN_FLIGHT_PER_PARTITION" => {
-                    self.max_in_flight_per_partition(count(&name, v)?)
+                "RESPONDER_MAX_IN_FLIGHT" => {
+                    let n = count(&name, v)?;
+                    self.bounds(|b| b.max_in_flight(n))
                 }
-                "RESPONDER_HANDLER_TIMEOUT_MS" => self.handler_timeout(millis(&name, v)?),
-                "RESPONDER_DRAIN_TIMEOUT_MS" => self.drain_timeout(millis(&name, v)?),
-                "RESPONDER_COMMIT_INTERVAL_MS" => self.commit_interval(millis(&name, v)?),
-                "RESPONDER_MAX_REQUEST_AGE_MS" => self.max_request_age(millis(&name, v)?),
-                "RESPONDER_MAX_REQUEST_BYTES" => self.max_request_bytes(count(&name, v)?),
-                "RESPONDER_DEAD_LETTER_TOPIC" => self.dead_letter_topic(v.trim()),
+                "RESPONDER_MAX_IN_FLIGHT_PER_PARTITION" => {
+                    let n = count(&name, v)?;
+                    self.bounds(|b| b.max_in_flight_per_partition(n))
+                }
+                "RESPONDER_HANDLER_TIMEOUT_MS" => {
+                    let t = millis(&name, v)?;
+                    self.bounds(|b| b.handler_timeout(t))
+                }
+                "RESPONDER_DRAIN_TIMEOUT_MS" => {
+                    let t = millis(&name, v)?;
+                    self.bounds(|b| b.drain_timeout(t))
+                }
+                "RESPONDER_COMMIT_INTERVAL_MS" => {
+                    let t = millis(&name, v)?;
+                    self.bounds(|b| b.commit_interval(t))
+                }
+                "RESPONDER_MAX_REQUEST_AGE_MS" => {
+                    let t = millis(&name, v)?;
+                    self.dead_letters(|d| d.max_request_age(t))
+                }
+                "RESPONDER_MAX_REQUEST_BYTES" => {
+                    let n = count(&name, v)?;
+                    self.bounds(|b| b.max_request_bytes(n))
+                }
+                "RESPONDER_DEAD_LETTER_TOPIC" => self.dead_letters(|d| d.topic(v.trim())),
                 "RESPONDER_FETCH_WAIT_MS" => {
                     let ms = millis(&name, v)?;
                     self.consumer_config("fetch.wait.max.ms", ms.as_millis().to_string())
@@ -188,8 +207,14 @@ impl ResponderBuilder {
                     self.consumer_config("session.timeout.ms", ms.as_millis().to_string())
                 }
                 "RESPONDER_HTTP_ADDR" => http_addr(self, &name, v)?,
-                "RESPONDER_TRACE_CONTEXT" => self.trace_context(flag(&name, v)?),
-                "RESPONDER_PROMETHEUS_METRICS" => self.prometheus_metrics(flag(&name, v)?),
+                "RESPONDER_TRACE_CONTEXT" => {
+                    let on = flag(&name, v)?;
+                    self.operations(|o| o.trace_context(on))
+                }
+                "RESPONDER_PROMETHEUS_METRICS" => {
+                    let on = flag(&name, v)?;
+                    self.operations(|o| o.prometheus_metrics(on))
+                }
                 "RESPONDER_TRANSACTIONAL_ID" => self.exactly_once(v.trim()),
                 _ => match name.strip_prefix("KAFKA_") {
                     Some("") => self,
@@ -225,7 +250,7 @@ fn http_addr(b: ResponderBuilder, name: &str, v: &str) -> Result<ResponderBuilde
         .map_err(|e| invalid(name, format!("{v:?} is not a host:port address: {e}")))?
         .next()
         .ok_or_else(|| invalid(name, format!("{v:?} names no address")))?;
-    Ok(b.http_addr(addr))
+    Ok(b.operations(|o| o.http_addr(addr)))
 }
 
 #[cfg(not(feature = "http"))]
@@ -301,7 +326,7 @@ mod tests {
             "(\"security.protocol\", \"SASL_SSL\")",
             "(\"fetch.min.bytes\", \"10\")",
             "(\"linger.ms\", \"5\")",
-            "dead_letter_topic: None",
+            "DeadLetters { topic: None",
         ] {
             assert!(s.contains(want), "{want} not in {s}");
         }

@@ -49,7 +49,12 @@ pub use address::{MissingCorrelationId, ReplyAddress, RequestHeaders, Unanswerab
 #[cfg(feature = "bincode")]
 pub use codec::Bincode;
 pub use codec::{Codec, CodecError, Json, Raw};
-pub use config::ResponderBuilder;
+pub use config::{
+    Bounds, DeadLetters, Operations, ReplyChecks, ResponderBuilder, UnknownWriteAccess,
+};
+/// The former name of [`UnknownWriteAccess`].
+#[deprecated(since = "0.1.0", note = "renamed `UnknownWriteAccess`")]
+pub type Unreported = UnknownWriteAccess;
 pub use context::RequestContext;
 pub use deadline::DEADLINE_HEADER;
 pub use error::{ClientError, Error};
@@ -67,6 +72,6 @@ pub use policy_source::{PolicyLoadError, PolicySource};
 pub use router::{IntoRoutes, Route};
 pub use runtime::{
     DLQ_HEADER_PREFIX, DLQ_MESSAGE_HEADER, DLQ_OFFSET_HEADER, DLQ_PARTITION_HEADER,
-    DLQ_REASON_HEADER, DLQ_TIME_HEADER, DLQ_TOPIC_HEADER, Responder, Unreported, shutdown_signal,
+    DLQ_REASON_HEADER, DLQ_TIME_HEADER, DLQ_TOPIC_HEADER, Responder, shutdown_signal,
 };
 pub use trace_context::{TRACEPARENT_HEADER, TRACESTATE_HEADER, TraceParent};

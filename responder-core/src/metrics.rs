@@ -283,7 +283,7 @@ impl Outcome {
 
 /// The metric handles of one request topic, looked up once: recording on the hot path
 /// touches no map and allocates nothing. Without per-request Prometheus metrics (see
-/// `ResponderBuilder::prometheus_metrics`) only the snapshot's counters are kept.
+/// `Operations::prometheus_metrics`) only the snapshot's counters are kept.
 #[derive(Debug)]
 pub(crate) struct TopicMetrics {
     topic: String,

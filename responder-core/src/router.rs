@@ -57,7 +57,7 @@ impl Route {
     }
 
     /// Sets this route's handler timeout (otherwise the responder's
-    /// [`handler_timeout`](crate::ResponderBuilder::handler_timeout) applies).
+    /// [`handler_timeout`](crate::Bounds::handler_timeout) applies).
     pub fn handler_timeout(mut self, timeout: Duration) -> Self {
         self.handler_timeout = Some(timeout);
         self

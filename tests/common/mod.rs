@@ -104,7 +104,7 @@ impl Fixture {
             .group_id(&self.group)
             .reply_topics(self.replies.parse().expect("policy"))
             .consumer_config("fetch.wait.max.ms", "10")
-            .commit_interval(Duration::from_millis(100));
+            .bounds(|b| b.commit_interval(Duration::from_millis(100)));
         // RESPONDER_TEST_GROUP_PROTOCOL=consumer: the KIP-848 group protocol (Apache
         // Kafka 4), where sessions and heartbeats are the broker's settings.
         match std::env::var("RESPONDER_TEST_GROUP_PROTOCOL").as_deref() {

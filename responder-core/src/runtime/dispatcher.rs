@@ -91,8 +91,8 @@ impl Dispatcher {
             )
         });
         let ledger = Ledger::new(Limits {
-            max_in_flight: settings.max_in_flight,
-            per_partition: settings.max_in_flight_per_partition,
+            max_in_flight: settings.bounds.max_in_flight,
+            per_partition: settings.bounds.max_in_flight_per_partition,
         });
         Dispatcher {
             shared,
@@ -126,11 +126,12 @@ impl Dispatcher {
         let mut force = std::pin::pin!(force);
         let tick_every = self
             .settings
+            .bounds
             .commit_interval
             .min(Duration::from_millis(100));
         let mut tick = tokio::time::interval(tick_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut next_commit = Instant::now() + self.settings.commit_interval;
+        let mut next_commit = Instant::now() + self.settings.bounds.commit_interval;
         let mut commits: u64 = 0;
         let mut producer_failed = self.shared.producer_failed.subscribe();
         loop {
@@ -184,7 +185,7 @@ impl Dispatcher {
                             None => self.commit(commits.is_multiple_of(FULL_COMMIT_EVERY)),
                         }
                         self.measure_lag();
-                        next_commit = Instant::now() + self.settings.commit_interval;
+                        next_commit = Instant::now() + self.settings.bounds.commit_interval;
                     }
                 }
             }
@@ -330,7 +331,7 @@ impl Dispatcher {
                 Some((Arc::clone(&route.topic), partition))
             })
             .collect();
-        let deadline = Instant::now() + self.settings.drain_timeout;
+        let deadline = Instant::now() + self.settings.bounds.drain_timeout;
         self.ledger.revoke(id, partitions, deadline.into_std());
     }
 
@@ -432,7 +433,7 @@ impl Dispatcher {
             return;
         }
         tracing::info!("shutting down: no new requests; draining in-flight ones");
-        let deadline = Instant::now() + self.settings.drain_timeout;
+        let deadline = Instant::now() + self.settings.bounds.drain_timeout;
         self.ledger.begin_shutdown(deadline.into_std());
         self.stop.store(true, SeqCst);
     }

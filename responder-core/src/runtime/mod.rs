@@ -30,7 +30,6 @@ use self::dispatcher::{Dispatcher, Ended};
 use self::pauses::Pauses;
 use self::permits::Permits;
 use self::reply_topics::ReplyTopics;
-pub use self::reply_topics::Unreported;
 use crate::address::AddressReader;
 use crate::config::{ResponderBuilder, Settings};
 use crate::deadline::DeadlineRules;
@@ -113,6 +112,7 @@ impl Responder {
         let health = Arc::new(Health::default());
         #[cfg(feature = "http")]
         let http = settings
+            .operations
             .http_addr
             .map(crate::http::HttpServer::bind)
             .transpose()?;
@@ -133,20 +133,23 @@ impl Responder {
                 router: Router::new(
                     routes,
                     ordering,
-                    settings.handler_timeout,
+                    settings.bounds.handler_timeout,
                     &metrics,
-                    settings.prometheus_metrics,
+                    settings.operations.prometheus_metrics,
                 ),
                 addresses,
-                deadlines: settings.deadlines.clone(),
-                max_request_bytes: settings.max_request_bytes,
+                deadlines: settings.dead_letters.deadlines.clone(),
+                max_request_bytes: settings.bounds.max_request_bytes,
                 policy,
-                reply_topics: ReplyTopics::new(settings.reply_topic_ttl, settings.write_access),
+                reply_topics: ReplyTopics::new(
+                    settings.checks.cache_ttl,
+                    settings.checks.write_access,
+                ),
                 producer,
                 metrics,
                 health,
-                trace_context: settings.trace_context,
-                dead_letter_topic: settings.dead_letter_topic.clone(),
+                trace_context: settings.operations.trace_context,
+                dead_letter_topic: settings.dead_letters.topic.clone(),
                 transaction: settings.transactional_id.is_some().then(Arc::default),
                 producer_failed: watch::channel(None).0,
             }),
@@ -169,7 +172,7 @@ impl Responder {
     }
 
     /// Where `/metrics`, `/livez` and `/readyz` are served, when
-    /// [`http_addr`](crate::ResponderBuilder::http_addr) was set.
+    /// [`http_addr`](crate::Operations::http_addr) was set.
     #[cfg(feature = "http")]
     pub fn http_local_addr(&self) -> Option<std::net::SocketAddr> {
         self.http
@@ -258,7 +261,7 @@ impl Responder {
         let thread = ConsumerThread {
             consumer: Arc::clone(&self.consumer),
             events: self.events_tx,
-            permits: Permits::new(self.settings.max_in_flight),
+            permits: Permits::new(self.settings.bounds.max_in_flight),
             stop: Arc::clone(&stop),
             final_offsets: final_rx,
             closed: self.closed.0,

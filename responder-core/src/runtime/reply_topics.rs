@@ -10,23 +10,10 @@ use std::time::{Duration, Instant};
 use rdkafka::producer::{FutureProducer, Producer};
 
 use crate::address::{ReplyAddress, Unanswerable};
+use crate::config::UnknownWriteAccess;
 use responder_ffi::describe_topics::{
     TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_OR_PARTITION, describe_topics,
 };
-
-/// What to do when the write-access check (KIP-430) is on and the broker answers
-/// without authorized operations for a reply topic (a broker before Kafka 2.3, or one
-/// that does not implement KIP-430). When the broker cannot be asked at all, neither
-/// applies: the reply is produced and the producer's own errors decide (a reply that
-/// does not get through leaves its request uncommitted).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Unreported {
-    /// Trust the reply-topic policy alone.
-    Allow,
-    /// Refuse the reply topic (`reply_topic_not_authorized`): fail closed.
-    Refuse,
-}
 
 /// A refusal (no such topic or partition), or a lookup that got no answer, is checked
 /// again after this long: topics are created and grow partitions, and a requester
@@ -56,7 +43,7 @@ pub(crate) struct ReplyTopics {
     /// How long what the broker said is trusted.
     ttl: Duration,
     /// Whether to ask for authorized operations (KIP-430), and what to do without.
-    write_access: Option<Unreported>,
+    write_access: Option<UnknownWriteAccess>,
     entries: Mutex<HashMap<String, Entry>>,
     /// Lookups under way, one per topic: a burst of requests for a new topic asks the
     /// broker once, and lookups of different topics do not wait for each other.
@@ -64,7 +51,7 @@ pub(crate) struct ReplyTopics {
 }
 
 impl ReplyTopics {
-    pub(crate) fn new(ttl: Duration, write_access: Option<Unreported>) -> Self {
+    pub(crate) fn new(ttl: Duration, write_access: Option<UnknownWriteAccess>) -> Self {
         ReplyTopics {
             ttl,
             write_access,
@@ -170,7 +157,7 @@ impl ReplyTopics {
 fn ask_broker(
     producer: &FutureProducer,
     topic: &str,
-    write_access: Option<Unreported>,
+    write_access: Option<UnknownWriteAccess>,
 ) -> Option<TopicVerdict> {
     let metadata = producer
         .client()
@@ -204,8 +191,8 @@ fn ask_broker(
     }
     let may_write = match (t.may_write(), unreported) {
         (Some(w), _) => w,
-        (None, Unreported::Allow) => true,
-        (None, Unreported::Refuse) => {
+        (None, UnknownWriteAccess::Allow) => true,
+        (None, UnknownWriteAccess::Refuse) => {
             tracing::warn!(
                 topic,
                 "the broker reports no authorized operations; refusing (fail closed)"

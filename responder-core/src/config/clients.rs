@@ -1,0 +1,308 @@
+//! The librdkafka configuration of the two clients: the user's properties on top of
+//! bounded defaults, under the properties the guarantees need.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+
+use crate::error::Error;
+
+/// Client properties the responder sets itself: overriding them would break
+/// at-least-once or let a requester create topics.
+const GUARDED: &[(&str, &str)] = &[
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+    ("enable.idempotence", "true"),
+    ("acks", "all"),
+    ("allow.auto.create.topics", "false"),
+];
+
+/// The consumer's configuration: `common` plus the group, bounded prefetch defaults,
+/// the user's properties (which may override the defaults), and the offset handling
+/// the responder's at-least-once guarantee needs (which they may not).
+pub(super) fn consumer_config(
+    common: &ClientConfig,
+    group: &str,
+    user: &[(String, String)],
+) -> Result<ClientConfig, Error> {
+    if common.get("group.id").is_some() || user.iter().any(|(k, _)| k == "group.id") {
+        // The group is the responder's identity (its commits, its metadata, its
+        // replicas): one setting names it.
+        return Err(Error::config(
+            "group.id is set with group_id(..) (RESPONDER_GROUP_ID), not as a client property",
+        ));
+    }
+    let mut consumer = common.clone();
+    consumer
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        // librdkafka prefetches up to 100,000 records per partition (64 MiB), and up to
+        // 1 MiB per partition per fetch: memory would grow with the backlog. These keep
+        // the prefetch small and flat.
+        .set("queued.min.messages", PREFETCH_RECORDS)
+        .set("queued.max.messages.kbytes", PREFETCH_KIB)
+        .set("max.partition.fetch.bytes", PARTITION_FETCH_BYTES)
+        // ...and a full prefetch queue is checked again after 10 ms, not 1 s
+        // (librdkafka's default, which with a small queue caps a partition at ~2000
+        // records a second).
+        .set("fetch.queue.backoff.ms", PREFETCH_BACKOFF_MS);
+    apply(&mut consumer, user)?;
+    if consumer
+        .get("group.protocol")
+        .is_some_and(|p| p.eq_ignore_ascii_case("consumer"))
+    {
+        // Under KIP-848 the broker owns these; librdkafka refuses them.
+        if let Some(key) = CLASSIC_ONLY.iter().find(|k| consumer.get(k).is_some()) {
+            return Err(Error::config(format!(
+                "{key} cannot be set with group.protocol=consumer (KIP-848): the broker \
+                 owns it there (group.consumer.* settings)"
+            )));
+        }
+    }
+    consumer
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    Ok(consumer)
+}
+
+/// The consumer's `max.poll.interval.ms`: the longest it may go without polling
+/// before it is removed from its group.
+pub(super) fn max_poll_interval(consumer: &ClientConfig) -> Result<Duration, Error> {
+    let v = consumer.get("max.poll.interval.ms").unwrap_or("300000");
+    v.trim().parse().map(Duration::from_millis).map_err(|_| {
+        Error::config(format!(
+            "max.poll.interval.ms={v} is not a number of milliseconds"
+        ))
+    })
+}
+
+/// Consumer properties of the classic group protocol only.
+const CLASSIC_ONLY: &[&str] = &[
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "partition.assignment.strategy",
+    "group.protocol.type",
+];
+
+/// The producer's configuration: `common`, a 1 ms linger, a 2-minute delivery timeout
+/// per attempt (a reply that times out is retried, see `runtime::delivery`), the
+/// user's properties, and what the guarantees need.
+pub(super) fn producer_config(
+    common: ClientConfig,
+    user: &[(String, String)],
+) -> Result<ClientConfig, Error> {
+    let mut producer = common;
+    producer
+        .set("linger.ms", "1")
+        .set("message.timeout.ms", DELIVERY_TIMEOUT_MS);
+    apply(&mut producer, user)?;
+    if producer.get("transactional.id").is_some() {
+        // A transactional producer the runtime does not drive would refuse every reply.
+        return Err(Error::config(
+            "transactional.id is set through exactly_once(..) \
+             (RESPONDER_TRANSACTIONAL_ID), not as a client property",
+        ));
+    }
+    producer
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("allow.auto.create.topics", "false");
+    Ok(producer)
+}
+
+/// The reply producer of exactly-once replies: `producer` with `transactional_id`, a
+/// transaction timeout, and a delivery timeout no longer than it (librdkafka's rule).
+/// Refuses timeouts that would let a transaction time out between two commits. Also
+/// returns the transaction timeout.
+pub(super) fn transactional(
+    mut producer: ClientConfig,
+    transactional_id: &str,
+    commit_interval: Duration,
+) -> Result<(ClientConfig, Duration), Error> {
+    if transactional_id.trim().is_empty() {
+        return Err(Error::config("the transactional id is empty"));
+    }
+    let millis = |key: &str, default: &str| -> Result<u64, Error> {
+        let v = producer.get(key).unwrap_or(default);
+        v.parse()
+            .map_err(|_| Error::config(format!("{key}={v} is not a number of milliseconds")))
+    };
+    let txn_timeout = millis("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS)?;
+    // The default 2-minute delivery timeout exceeds a transaction's: lowered to it
+    // unless the user chose one.
+    let user_delivery = producer.get("message.timeout.ms") != Some(DELIVERY_TIMEOUT_MS);
+    let delivery = if user_delivery {
+        millis("message.timeout.ms", DELIVERY_TIMEOUT_MS)?
+    } else {
+        txn_timeout
+    };
+    if delivery > txn_timeout {
+        return Err(Error::config(format!(
+            "message.timeout.ms={delivery} exceeds transaction.timeout.ms={txn_timeout}: \
+             a reply could outlive its transaction (librdkafka refuses it)"
+        )));
+    }
+    // A transaction stays open for an interval, then its commit may wait a quarter
+    // of the timeout for replies in flight and as long for the broker.
+    if commit_interval.as_millis() * 4 > u128::from(txn_timeout) {
+        return Err(Error::config(format!(
+            "the commit interval ({} ms) must be at most a quarter of \
+             transaction.timeout.ms ({txn_timeout} ms): a transaction stays open for an \
+             interval plus its commit",
+            commit_interval.as_millis()
+        )));
+    }
+    producer
+        .set("transactional.id", transactional_id)
+        .set("transaction.timeout.ms", txn_timeout.to_string())
+        .set("message.timeout.ms", delivery.to_string());
+    Ok((producer, Duration::from_millis(txn_timeout)))
+}
+
+/// `transaction.timeout.ms` of exactly-once replies unless set: Kafka's default.
+const TRANSACTION_TIMEOUT_MS: &str = "60000";
+
+/// `message.timeout.ms` of the reply producer: 2 minutes per attempt (librdkafka's
+/// default is 5). A timed-out reply is retried, so this only sets how often a reply
+/// stuck in an outage is looked at again.
+const DELIVERY_TIMEOUT_MS: &str = "120000";
+
+/// Records per partition librdkafka keeps prefetched (`queued.min.messages`).
+const PREFETCH_RECORDS: &str = "2000";
+/// Bound on all prefetched records, in KiB (`queued.max.messages.kbytes`).
+const PREFETCH_KIB: &str = "16384";
+/// How long a partition's fetching waits when its prefetch is full
+/// (`fetch.queue.backoff.ms`).
+const PREFETCH_BACKOFF_MS: &str = "10";
+/// Most bytes one fetch returns per partition (`max.partition.fetch.bytes`).
+const PARTITION_FETCH_BYTES: &str = "262144";
+
+/// Applies user properties, refusing those that fight the responder's guarantees.
+pub(super) fn apply(config: &mut ClientConfig, props: &[(String, String)]) -> Result<(), Error> {
+    for (key, value) in props {
+        if let Some((_, required)) = GUARDED.iter().find(|(k, _)| k == key) {
+            let same = match *required {
+                "all" => value == "all" || value == "-1",
+                r => value.eq_ignore_ascii_case(r),
+            };
+            if !same {
+                return Err(Error::config(format!(
+                    "{key}={value} is not allowed: the responder needs {key}={required}"
+                )));
+            }
+        }
+        config.set(key, value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn exactly_once_sets_the_transaction_and_refuses_what_would_break_it() {
+        let base = || producer_config(ClientConfig::new(), &[]).expect("valid");
+        let second = Duration::from_secs(1);
+        let (p, timeout) = transactional(base(), "kyc-0", second).expect("valid");
+        assert_eq!(timeout, Duration::from_secs(60));
+        assert_eq!(p.get("transactional.id"), Some("kyc-0"));
+        assert_eq!(
+            p.get("transaction.timeout.ms"),
+            Some(TRANSACTION_TIMEOUT_MS)
+        );
+        assert_eq!(p.get("message.timeout.ms"), Some(TRANSACTION_TIMEOUT_MS));
+        assert_eq!(p.get("enable.idempotence"), Some("true"));
+        let with = |pairs: &[(&str, &str)]| {
+            producer_config(ClientConfig::new(), &props(pairs)).expect("valid")
+        };
+        let own = producer_config(ClientConfig::new(), &props(&[("transactional.id", "t")]));
+        assert!(own.is_err_and(|e| e.to_string().contains("exactly_once")));
+        let (p, _) = transactional(with(&[("message.timeout.ms", "20000")]), "t", second)
+            .expect("a shorter delivery timeout is kept");
+        assert_eq!(p.get("message.timeout.ms"), Some("20000"));
+        for (producer, interval, why) in [
+            (base(), second, "empty id"),
+            (with(&[("message.timeout.ms", "90000")]), second, "exceeds"),
+            (
+                with(&[("transaction.timeout.ms", "soon")]),
+                second,
+                "not a number",
+            ),
+            (base(), Duration::from_secs(16), "commit interval"),
+        ] {
+            let id = if why == "empty id" { " " } else { "t" };
+            let err = transactional(producer, id, interval)
+                .expect_err(why)
+                .to_string();
+            let needle = if why == "empty id" { "empty" } else { why };
+            assert!(err.contains(needle), "{why}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_consumer_prefetch_is_bounded_unless_the_user_says_otherwise() {
+        let common = ClientConfig::new();
+        let c = consumer_config(&common, "g", &[]).expect("valid");
+        assert_eq!(c.get("queued.min.messages"), Some(PREFETCH_RECORDS));
+        assert_eq!(c.get("queued.max.messages.kbytes"), Some(PREFETCH_KIB));
+        assert_eq!(
+            c.get("max.partition.fetch.bytes"),
+            Some(PARTITION_FETCH_BYTES)
+        );
+        assert_eq!(c.get("fetch.queue.backoff.ms"), Some(PREFETCH_BACKOFF_MS));
+        let user = props(&[("queued.min.messages", "50000")]);
+        let c = consumer_config(&common, "g", &user).expect("valid");
+        assert_eq!(c.get("queued.min.messages"), Some("50000"));
+        assert_eq!(c.get("group.id"), Some("g"));
+        // The group is named once, by group_id(..): not overridden by a property.
+        let err = consumer_config(&common, "g", &props(&[("group.id", "mine")]))
+            .expect_err("group.id as a consumer property");
+        assert!(err.to_string().contains("group_id"), "{err}");
+        let mut with_group = ClientConfig::new();
+        with_group.set("group.id", "mine");
+        assert!(consumer_config(&with_group, "g", &[]).is_err());
+        assert_eq!(c.get("enable.auto.commit"), Some("false"));
+    }
+
+    #[test]
+    fn classic_group_settings_are_refused_under_kip_848() {
+        let common = ClientConfig::new();
+        let kip848 = ("group.protocol", "consumer");
+        for key in CLASSIC_ONLY {
+            let err = consumer_config(&common, "g", &props(&[kip848, (key, "1")]))
+                .expect_err(key)
+                .to_string();
+            assert!(err.contains(key) && err.contains("KIP-848"), "{err}");
+            // The classic protocol takes them.
+            consumer_config(&common, "g", &props(&[(key, "1")])).expect(key);
+        }
+        let c = consumer_config(&common, "g", &props(&[kip848])).expect("valid");
+        assert_eq!(c.get("group.protocol"), Some("consumer"));
+    }
+
+    #[test]
+    fn the_reply_producer_has_a_delivery_timeout_per_attempt_the_user_may_change() {
+        let p = producer_config(ClientConfig::new(), &[]).expect("valid");
+        let timeout: u64 = p
+            .get("message.timeout.ms")
+            .and_then(|v| v.parse().ok())
+            .expect("set");
+        assert!(
+            timeout < 300_000,
+            "{timeout} ms is not below max.poll.interval.ms"
+        );
+        let user = props(&[("message.timeout.ms", "30000"), ("acks", "all")]);
+        let p = producer_config(ClientConfig::new(), &user).expect("valid");
+        assert_eq!(p.get("message.timeout.ms"), Some("30000"));
+        assert_eq!(p.get("enable.idempotence"), Some("true"));
+    }
+}
