@@ -218,6 +218,7 @@ impl fmt::Display for HeaderConvention {
 /// The name is not one of the presets (`spring`, `smallrye`, `nestjs`, `plain`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown header convention {0:?}; expected one of spring, smallrye, nestjs, plain")]
+#[non_exhaustive]
 pub struct UnknownConvention(pub String);
 
 impl FromStr for HeaderConvention {

@@ -12,6 +12,7 @@ use crate::topic::{TopicNameError, validate_topic_name};
 
 /// How an entry's name matches a topic (Kafka's `PatternType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PatternType {
     /// The exact name; the name `*` matches every topic.
     Literal,
@@ -21,6 +22,7 @@ pub enum PatternType {
 
 /// Whether an entry allows or denies (Kafka's `AclPermissionType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Permission {
     /// Replies may go to matching topics (unless a DENY matches too).
     Allow,
@@ -80,6 +82,7 @@ impl fmt::Display for PolicyEntry {
 /// An entry of the policy is not a valid pattern.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("reply-topic policy entry {entry:?} is invalid: {source}")]
+#[non_exhaustive]
 pub struct PolicyError {
     /// The entry as written.
     pub entry: String,

@@ -78,6 +78,7 @@ pub enum AclOperation {
 
 /// One ACL binding: a resource pattern and an access control entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AclBinding {
     /// What kind of resource it protects.
     pub resource_type: ResourceType,

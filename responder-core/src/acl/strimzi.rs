@@ -22,6 +22,7 @@ use super::{AclBinding, AclError, ResourceType, parse_pattern, parse_permission}
 
 /// A `KafkaUser` read from a manifest: its principal and its ACL bindings.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KafkaUser {
     /// `metadata.name`.
     pub name: String,

@@ -37,6 +37,7 @@ use crate::error::Error;
 
 /// The broker a test runs against.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum TestBroker {
     /// The in-process mock cluster.
     Embedded(EmbeddedBroker),

@@ -23,6 +23,7 @@ use crate::headers::HeaderConvention;
 
 /// A reply as the requester received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Reply {
     /// The partition it arrived on.
     pub partition: i32,
@@ -82,6 +83,7 @@ type Waiters = Arc<Mutex<HashMap<Vec<u8>, oneshot::Sender<Reply>>>>;
 
 /// A reply not received yet: await it with [`Requester::wait`].
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct PendingReply {
     /// The request's correlation id.
     pub correlation_id: Vec<u8>,
