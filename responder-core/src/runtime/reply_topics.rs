@@ -1,7 +1,6 @@
 //! What the broker says about reply topics, cached: whether a topic exists, how many
-//! partitions it has, and whether the responder may write to it. A reply to a topic
-//! that does not exist, to a partition it does not have, or that the broker refuses
-//! is known unanswerable before anything is produced.
+//! partitions it has, and whether the responder may write to it. Asking and caching
+//! live here; what each answer means for a reply is decided in `admission.rs`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,10 +9,9 @@ use std::time::{Duration, Instant};
 use rdkafka::producer::{FutureProducer, Producer};
 
 use crate::address::{ReplyAddress, Unanswerable};
+use crate::admission::{self, TopicVerdict};
 use crate::config::UnknownWriteAccess;
-use responder_ffi::describe_topics::{
-    TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_OR_PARTITION, describe_topics,
-};
+use responder_ffi::describe_topics::describe_topics;
 
 /// A refusal (no such topic or partition), or a lookup that got no answer, is checked
 /// again after this long: topics are created and grow partitions, and a requester
@@ -24,17 +22,6 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 /// Topics remembered at most (a prefixed policy admits unboundedly many names); when
 /// full, the oldest half is forgotten.
 const MAX_ENTRIES: usize = 10_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-/// What the broker said about a reply topic (cached).
-enum TopicVerdict {
-    Partitions(i32),
-    Missing,
-    NotAuthorized,
-    /// The broker could not be asked, or gave no usable answer: produce, and let the
-    /// producer's own errors decide.
-    Unverified,
-}
 
 type Entry = (Instant, TopicVerdict);
 
@@ -77,20 +64,7 @@ impl ReplyTopics {
             Some((_, known)) if !recheck => known,
             _ => self.look_up(producer, &to.topic, recheck).await,
         };
-        match (known, to.partition) {
-            (TopicVerdict::Missing, _) => Err(Unanswerable::UnknownReplyTopic(to.topic.clone())),
-            (TopicVerdict::NotAuthorized, _) => {
-                Err(Unanswerable::ReplyTopicNotAuthorized(to.topic.clone()))
-            }
-            (TopicVerdict::Partitions(n), Some(p)) if p >= n => {
-                Err(Unanswerable::ReplyPartitionOutOfRange {
-                    topic: to.topic.clone(),
-                    partition: p,
-                    partitions: n,
-                })
-            }
-            _ => Ok(()),
-        }
+        admission::admit_by_broker(to, known)
     }
 
     /// The cached entry for `topic`, if still fresh.
@@ -166,7 +140,7 @@ fn ask_broker(
         .ok()?;
     let t = metadata.topics().iter().find(|t| t.name() == topic)?;
     if let Some(code) = t.error() {
-        return from_error(topic, code as i32);
+        return admission::verdict_of_error(topic, code as i32);
     }
     let partitions = i32::try_from(t.partitions().len()).unwrap_or(i32::MAX);
     let Some(unreported) = write_access else {
@@ -187,34 +161,12 @@ fn ask_broker(
     };
     let t = described.into_iter().find(|t| t.name == topic)?;
     if let Some(code) = t.error {
-        return from_error(topic, code);
+        return admission::verdict_of_error(topic, code);
     }
-    let may_write = match (t.may_write(), unreported) {
-        (Some(w), _) => w,
-        (None, UnknownWriteAccess::Allow) => true,
-        (None, UnknownWriteAccess::Refuse) => {
-            tracing::warn!(
-                topic,
-                "the broker reports no authorized operations; refusing (fail closed)"
-            );
-            false
-        }
-    };
-    Some(if may_write {
-        TopicVerdict::Partitions(partitions)
-    } else {
-        TopicVerdict::NotAuthorized
-    })
-}
-
-/// A topic-level Kafka error code, as far as the check is concerned.
-fn from_error(topic: &str, code: i32) -> Option<TopicVerdict> {
-    match code {
-        UNKNOWN_TOPIC_OR_PARTITION => Some(TopicVerdict::Missing),
-        TOPIC_AUTHORIZATION_FAILED => Some(TopicVerdict::NotAuthorized),
-        other => {
-            tracing::debug!(topic, code = other, "reply topic metadata has an error");
-            None
-        }
-    }
+    Some(admission::write_verdict(
+        topic,
+        t.may_write(),
+        unreported,
+        partitions,
+    ))
 }
