@@ -1,5 +1,5 @@
-//! The three responders as processes: how each starts (optionally under callgrind),
-//! what it reports, and how it stops.
+//! The responders as processes: how each starts (optionally under callgrind), what it
+//! reports, and how it stops.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -7,6 +7,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
 
 /// A responder implementation under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,10 @@ pub(crate) enum Contestant {
     /// The framework with exactly-once replies (`RESPONDER_TRANSACTIONAL_ID`): replies
     /// and offsets in one transaction per commit interval.
     FrameworkExactlyOnce,
+    /// Spring for Apache Kafka, `@KafkaListener` + `@SendTo` (`bench/spring-responder`,
+    /// the jar named by `BENCH_SPRING_JAR`), on a JVM. Only in the `peer` cell (Apache
+    /// Kafka): callgrind does not suit a JIT.
+    Spring,
 }
 
 impl Contestant {
@@ -60,7 +65,22 @@ impl Contestant {
             Contestant::FrameworkNoTrace => "framework-no-trace",
             Contestant::FrameworkNoMetrics => "framework-no-metrics",
             Contestant::FrameworkExactlyOnce => "framework-exactly-once",
+            Contestant::Spring => "spring",
         }
+    }
+
+    /// The contestant of that name.
+    pub(crate) fn named(name: &str) -> Option<Contestant> {
+        Contestant::ALL
+            .into_iter()
+            .chain([
+                Contestant::FrameworkBare,
+                Contestant::FrameworkNoTrace,
+                Contestant::FrameworkNoMetrics,
+                Contestant::FrameworkExactlyOnce,
+                Contestant::Spring,
+            ])
+            .find(|c| c.name() == name)
     }
 
     /// The framework's switches this contestant turns off.
@@ -90,8 +110,46 @@ impl Contestant {
                 std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into()),
                 vec![concat!(env!("CARGO_MANIFEST_DIR"), "/python/responder.py").into()],
             ),
+            Contestant::Spring => {
+                let jar = std::env::var("BENCH_SPRING_JAR").unwrap_or_else(|_| {
+                    "BENCH_SPRING_JAR is not set (scripts/bench builds the jar)".into()
+                });
+                let mut args = jvm_flags();
+                args.extend(["-jar".to_owned(), jar]);
+                ("java".into(), args)
+            }
         }
     }
+}
+
+/// The Spring contestant's JVM flags (`BENCH_SPRING_JVM_FLAGS`, whitespace-separated;
+/// default none: the JVM's own defaults).
+fn jvm_flags() -> Vec<String> {
+    std::env::var("BENCH_SPRING_JVM_FLAGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The JVM the Spring contestant runs on, and its flags, for the report.
+pub(crate) fn jvm_description() -> Value {
+    let version = Command::new("java")
+        .arg("-version")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .unwrap_or_default();
+    let flags = jvm_flags();
+    json!({
+        "version": version,
+        "flags": if flags.is_empty() { "none (JVM defaults: G1, max heap 1/4 of RAM)".to_owned() } else { flags.join(" ") },
+    })
 }
 
 /// How to start a contestant.
@@ -100,6 +158,8 @@ pub(crate) struct Launch<'a> {
     pub(crate) fetch_wait_ms: &'a str,
     /// Write a callgrind profile here (the process runs under valgrind).
     pub(crate) callgrind: Option<PathBuf>,
+    /// Write a massif heap profile here (the process runs under valgrind).
+    pub(crate) massif: Option<PathBuf>,
     /// Extra environment (e.g. the framework's handler delay).
     pub(crate) env: Vec<(&'static str, String)>,
     /// Where its standard output and error go.
@@ -125,8 +185,8 @@ impl Contestant {
     /// Starts it; it serves until [`Running::stop`].
     pub(crate) fn start(self, launch: Launch<'_>) -> anyhow::Result<Running> {
         let (program, args) = self.program();
-        let mut command = match &launch.callgrind {
-            Some(out) => {
+        let mut command = match (&launch.callgrind, &launch.massif) {
+            (Some(out), _) => {
                 let mut c = Command::new("valgrind");
                 c.arg("--tool=callgrind")
                     .arg(format!("--callgrind-out-file={}", out.display()))
@@ -135,7 +195,15 @@ impl Contestant {
                     .arg(&program);
                 c
             }
-            None => Command::new(&program),
+            (None, Some(out)) => {
+                let mut c = Command::new("valgrind");
+                c.arg("--tool=massif")
+                    .arg(format!("--massif-out-file={}", out.display()))
+                    .arg("-q")
+                    .arg(&program);
+                c
+            }
+            (None, None) => Command::new(&program),
         };
         let log = File::create(&launch.log)?;
         command
@@ -161,6 +229,29 @@ impl Contestant {
 }
 
 impl Running {
+    /// Its process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// User plus system time of all its threads so far, in clock ticks
+    /// (`/proc/PID/stat` fields 14 and 15).
+    pub(crate) fn cpu_ticks(&self) -> anyhow::Result<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // The command name (field 2) may hold spaces: count from the closing paren.
+        let rest = stat.rsplit_once(')').context("no ) in /proc/PID/stat")?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let field = |n: usize| -> anyhow::Result<u64> {
+            // `rest` starts at field 3.
+            fields
+                .get(n - 3)
+                .context("short /proc/PID/stat")?
+                .parse()
+                .context("a /proc/PID/stat time")
+        };
+        Ok(field(14)? + field(15)?)
+    }
+
     /// Its peak resident set (VmHWM) so far, in KiB.
     pub(crate) fn peak_rss_kib(&self) -> anyhow::Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;

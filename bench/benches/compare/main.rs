@@ -13,6 +13,10 @@
 //! - `latency`: one request in flight (p50/p99/p999), then a window of 64 in flight.
 //! - `memory`: the framework's peak RSS with 10 k, 50 k and 100 k requests queued and
 //!   a 10 ms handler.
+//! - `peer` (not in the default set): raw, framework and Spring for Apache Kafka on
+//!   Apache Kafka itself, measured from outside: CPU seconds per 10,000 requests,
+//!   capacity, closed-loop latency, peak RSS (see `peer.rs`). Needs `APACHE_KAFKA_HOME`
+//!   and `BENCH_SPRING_JAR` (`scripts/bench` sets both).
 //!
 //! `BENCH_QUICK=1` runs every cell small (a smoke run); `BENCH_CONTESTANTS=raw,framework`
 //! picks contestants (`framework-bare`, the framework with its per-request metrics and
@@ -24,6 +28,7 @@
 //! `compare.json` to `BENCH_OUT` (default `$TMPDIR/responder-bench`).
 
 mod contestant;
+mod peer;
 mod requester;
 
 use std::path::PathBuf;
@@ -156,6 +161,9 @@ impl Bench {
             bootstrap,
             fetch_wait_ms: FETCH_WAIT_MS,
             callgrind: callgrind.then(|| stem.with_extension("callgrind")),
+            // BENCH_MASSIF=1 (meant with BENCH_CELLS=memory): heap profiles by call site.
+            massif: (!callgrind && std::env::var("BENCH_MASSIF").is_ok_and(|v| v == "1"))
+                .then(|| stem.with_extension("massif")),
             env,
             log: stem.with_extension("log"),
         }
@@ -175,7 +183,12 @@ impl Bench {
         requester.queue(0..n)?;
         let launch = self.launch(who, broker.bootstrap_servers(), callgrind, env);
         let running = who.start(launch)?;
-        let timeout = Duration::from_secs(if callgrind { 900 } else { 300 });
+        let timeout =
+            Duration::from_secs(if callgrind || std::env::var_os("BENCH_MASSIF").is_some() {
+                900
+            } else {
+                300
+            });
         requester.wait_answered(n, timeout)?;
         let peak_rss_kib = if callgrind {
             None
@@ -375,7 +388,9 @@ impl Bench {
         Ok(Value::Array(cells))
     }
 
-    /// The framework's peak RSS with a slow handler, as the backlog grows.
+    /// The framework's peak RSS with a slow handler, as the backlog grows. With
+    /// `BENCH_MASSIF=1`, each run is also profiled by massif (heap over time, by call
+    /// site; the RSS figures are then valgrind's, not comparable).
     fn memory(&mut self, sizes: &Sizes) -> anyhow::Result<Value> {
         let mut rows = Vec::new();
         for n in sizes.memory {
@@ -436,7 +451,10 @@ fn main() -> anyhow::Result<()> {
             "capacity" => bench.capacity(&sizes)?,
             "latency" => bench.latency(&sizes)?,
             "memory" => bench.memory(&sizes)?,
-            other => anyhow::bail!("unknown cell {other} (ir, capacity, latency, memory)"),
+            "peer" => bench.peer(&peer::PeerSizes::new(
+                std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1"),
+            ))?,
+            other => anyhow::bail!("unknown cell {other} (ir, capacity, latency, memory, peer)"),
         };
         results.insert(cell.to_owned(), value);
     }

@@ -181,6 +181,37 @@ pub(crate) fn table(r: &Value) -> String {
             }
         }
     }
+    if let Some(cells) = r["peer"]["cells"].as_array() {
+        let jvm = &r["peer"]["jvm"];
+        let _ = writeln!(
+            t,
+            "\n### On Apache Kafka, with Spring for Apache Kafka (fetch.wait.max.ms={}, after a warm-up of {} requests; JVM: {}, flags: {})\n\n\
+             | payload | contestant | CPU s per 10k | backlog requests/s | closed p50 ms | closed p99 ms | peak RSS MiB | CPU vs framework | RSS vs framework |\n\
+             |---|---|---|---|---|---|---|---|---|",
+            r["peer"]["fetch_wait_max_ms"].as_str().unwrap_or("?"),
+            cells.first().map_or(Value::Null, |c| c["warm_up"].clone()),
+            jvm["version"].as_str().unwrap_or("?"),
+            jvm["flags"].as_str().unwrap_or("?"),
+        );
+        for cell in cells {
+            let ours = find(cell, "framework");
+            for c in cell["contestants"].as_array().into_iter().flatten() {
+                let _ = writeln!(
+                    t,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    cell["payload"].as_str().unwrap_or("?"),
+                    c["contestant"].as_str().unwrap_or("?"),
+                    num(&c["cpu_s_per_10k"], 3),
+                    num(&c["per_sec"], 0),
+                    num(&c["closed_loop"]["p50_ms"], 2),
+                    num(&c["closed_loop"]["p99_ms"], 2),
+                    num(&c["peak_rss_mib"], 1),
+                    ratio(&c["cpu_s_per_10k"], &ours["cpu_s_per_10k"]),
+                    ratio(&c["peak_rss_mib"], &ours["peak_rss_mib"]),
+                );
+            }
+        }
+    }
     if let Some(rows) = r["memory"].as_array() {
         let _ = writeln!(
             t,
