@@ -40,15 +40,18 @@ impl Contestant {
     pub(crate) const ALL: [Contestant; 3] =
         [Contestant::Raw, Contestant::Framework, Contestant::Python];
 
+    /// The framework's variants, run only when named.
+    const VARIANTS: [Contestant; 4] = [
+        Contestant::FrameworkBare,
+        Contestant::FrameworkNoTrace,
+        Contestant::FrameworkNoMetrics,
+        Contestant::FrameworkExactlyOnce,
+    ];
+
     /// Those named in `BENCH_CONTESTANTS` (comma-separated), or all three.
     pub(crate) fn selected() -> impl Iterator<Item = Contestant> {
         let only = std::env::var("BENCH_CONTESTANTS").ok();
-        let every = Contestant::ALL.into_iter().chain([
-            Contestant::FrameworkBare,
-            Contestant::FrameworkNoTrace,
-            Contestant::FrameworkNoMetrics,
-            Contestant::FrameworkExactlyOnce,
-        ]);
+        let every = Contestant::ALL.into_iter().chain(Contestant::VARIANTS);
         every.filter(move |c| match only.as_deref() {
             Some(o) => o.split(',').any(|n| n.trim() == c.name()),
             None => Contestant::ALL.contains(c),
@@ -73,13 +76,8 @@ impl Contestant {
     pub(crate) fn named(name: &str) -> Option<Contestant> {
         Contestant::ALL
             .into_iter()
-            .chain([
-                Contestant::FrameworkBare,
-                Contestant::FrameworkNoTrace,
-                Contestant::FrameworkNoMetrics,
-                Contestant::FrameworkExactlyOnce,
-                Contestant::Spring,
-            ])
+            .chain(Contestant::VARIANTS)
+            .chain([Contestant::Spring])
             .find(|c| c.name() == name)
     }
 
