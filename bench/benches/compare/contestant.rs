@@ -154,27 +154,90 @@ pub(crate) fn jvm_description() -> Value {
 pub(crate) struct Launch<'a> {
     pub(crate) bootstrap: &'a str,
     pub(crate) fetch_wait_ms: &'a str,
-    /// Write a callgrind profile here (the process runs under valgrind).
-    pub(crate) callgrind: Option<PathBuf>,
-    /// Write a massif heap profile here (the process runs under valgrind).
-    pub(crate) massif: Option<PathBuf>,
+    /// What watches it while it runs.
+    pub(crate) probe: Probe,
     /// Extra environment (e.g. the framework's handler delay).
     pub(crate) env: Vec<(&'static str, String)>,
     /// Where its standard output and error go.
     pub(crate) log: PathBuf,
 }
 
+/// What watches a contestant while it runs, and where its findings go.
+#[derive(Debug, Clone)]
+pub(crate) enum Probe {
+    /// Nothing: the process runs as it is.
+    None,
+    /// Callgrind counts its instructions (all threads).
+    Callgrind(PathBuf),
+    /// Massif profiles its heap by call site.
+    Massif(PathBuf),
+    /// DHAT counts its allocations (C and Rust) by call stack.
+    Dhat(PathBuf),
+    /// `perf stat` counts its system calls (all threads), futex calls apart.
+    Syscalls(PathBuf),
+}
+
+impl Probe {
+    /// The command that runs `program` under this probe.
+    fn command(&self, program: &str) -> Command {
+        let valgrind = |tool: &str, out_flag: &str, out: &Path| {
+            let mut c = Command::new("valgrind");
+            c.arg(format!("--tool={tool}"))
+                .arg(format!("--{out_flag}={}", out.display()));
+            if tool == "callgrind" {
+                c.arg("--dump-line=no");
+            }
+            c.arg("-q").arg(program);
+            c
+        };
+        match self {
+            Probe::None => Command::new(program),
+            Probe::Callgrind(out) => valgrind("callgrind", "callgrind-out-file", out),
+            Probe::Massif(out) => valgrind("massif", "massif-out-file", out),
+            Probe::Dhat(out) => valgrind("dhat", "dhat-out-file", out),
+            Probe::Syscalls(out) => {
+                let mut c = Command::new("perf");
+                c.args(["stat", "-x", ",", "-e", SYSCALL_EVENTS, "-o"])
+                    .arg(out)
+                    .arg("--")
+                    .arg(program);
+                c
+            }
+        }
+    }
+
+    /// Whether it slows the process down many times over (valgrind).
+    pub(crate) fn is_slow(&self) -> bool {
+        matches!(
+            self,
+            Probe::Callgrind(_) | Probe::Massif(_) | Probe::Dhat(_)
+        )
+    }
+}
+
+/// The kernel's tracepoints `perf stat` counts: every system call's entry, and futex's.
+const SYSCALL_EVENTS: &str = "raw_syscalls:sys_enter,syscalls:sys_enter_futex";
+
+/// System calls a contestant made, all threads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Syscalls {
+    pub(crate) total: u64,
+    pub(crate) futex: u64,
+}
+
 /// A contestant process.
 pub(crate) struct Running {
     child: Child,
     log: PathBuf,
-    callgrind: Option<PathBuf>,
+    probe: Probe,
 }
 
 /// What a contestant reported once stopped.
 pub(crate) struct Stopped {
     /// Instructions of all its threads (callgrind runs only).
     pub(crate) instructions: Option<u64>,
+    /// System calls of all its threads (`perf stat` runs only).
+    pub(crate) syscalls: Option<Syscalls>,
     /// Allocations through its counting allocator (Rust contestants only).
     pub(crate) allocations: Option<u64>,
 }
@@ -183,26 +246,7 @@ impl Contestant {
     /// Starts it; it serves until [`Running::stop`].
     pub(crate) fn start(self, launch: Launch<'_>) -> anyhow::Result<Running> {
         let (program, args) = self.program();
-        let mut command = match (&launch.callgrind, &launch.massif) {
-            (Some(out), _) => {
-                let mut c = Command::new("valgrind");
-                c.arg("--tool=callgrind")
-                    .arg(format!("--callgrind-out-file={}", out.display()))
-                    .arg("--dump-line=no")
-                    .arg("-q")
-                    .arg(&program);
-                c
-            }
-            (None, Some(out)) => {
-                let mut c = Command::new("valgrind");
-                c.arg("--tool=massif")
-                    .arg(format!("--massif-out-file={}", out.display()))
-                    .arg("-q")
-                    .arg(&program);
-                c
-            }
-            (None, None) => Command::new(&program),
-        };
+        let mut command = launch.probe.command(&program);
         let log = File::create(&launch.log)?;
         command
             .args(args)
@@ -221,7 +265,7 @@ impl Contestant {
         Ok(Running {
             child,
             log: launch.log,
-            callgrind: launch.callgrind,
+            probe: launch.probe,
         })
     }
 }
@@ -273,12 +317,17 @@ impl Running {
             .lines()
             .find_map(|l| l.strip_prefix("ALLOCATIONS "))
             .and_then(|n| n.trim().parse().ok());
-        let instructions = match &self.callgrind {
-            Some(out) => Some(callgrind_total(out)?),
-            None => None,
+        let instructions = match &self.probe {
+            Probe::Callgrind(out) => Some(callgrind_total(out)?),
+            _ => None,
+        };
+        let syscalls = match &self.probe {
+            Probe::Syscalls(out) => Some(perf_syscalls(out)?),
+            _ => None,
         };
         Ok(Stopped {
             instructions,
+            syscalls,
             allocations,
         })
     }
@@ -320,4 +369,23 @@ fn callgrind_total(path: &Path) -> anyhow::Result<u64> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .with_context(|| format!("no totals in {}", path.display()))
+}
+
+/// The counts `perf stat -x ,` wrote: one line per event, `count,unit,event,...`.
+fn perf_syscalls(path: &Path) -> anyhow::Result<Syscalls> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let count = |event: &str| -> anyhow::Result<u64> {
+        text.lines()
+            .find_map(|l| {
+                let mut fields = l.split(',');
+                let n = fields.next()?;
+                (fields.nth(1)? == event).then(|| n.parse().ok())?
+            })
+            .with_context(|| format!("no {event} count in {}:\n{text}", path.display()))
+    };
+    Ok(Syscalls {
+        total: count("raw_syscalls:sys_enter")?,
+        futex: count("syscalls:sys_enter_futex")?,
+    })
 }

@@ -4,10 +4,13 @@
 //! every reply (correlation id, partition, key, body). A wrong or missing reply makes
 //! the run fail instead of giving a figure.
 //!
-//! Cells (`BENCH_CELLS`, default all: `ir,capacity,latency,memory`):
+//! Cells (`BENCH_CELLS`, default all: `ir,syscalls,capacity,latency,memory`):
 //! - `ir`: instructions per request of the responder process, all threads, counted by
 //!   callgrind: (Ir(N2) - Ir(N1)) / (N2 - N1) for backlogs queued before it starts,
 //!   median of 3 pairs; allocations per request the same way.
+//! - `syscalls`: system calls per request of the responder process, all threads,
+//!   counted by `perf stat` (the kernel's syscall-entry tracepoints, futex apart), the
+//!   same marginal way over 10 k and 50 k requests, median of 3 rounds.
 //! - `capacity`: requests/s draining a queued backlog, first reply to last, median of
 //!   3 rounds with the contestants alternating; peak RSS of each run.
 //! - `latency`: one request in flight (p50/p99/p999), then a window of 64 in flight.
@@ -42,7 +45,7 @@ use responder_bench::contract::{
 use responder_bench::stats::{Percentiles, median};
 use serde_json::{Value, json};
 
-use contestant::{Contestant, Launch, Running};
+use contestant::{Contestant, Launch, Probe, Running, Syscalls};
 use requester::Requester;
 
 /// Every client (contestants and requester) fetches with this wait: neither broker
@@ -50,11 +53,26 @@ use requester::Requester;
 const FETCH_WAIT_MS: &str = "1";
 const PIPELINE_WINDOW: u64 = 64;
 
+/// What a run measures besides its wall clock.
+#[derive(Debug, Clone, Copy)]
+enum Watch {
+    Nothing,
+    /// Instructions (callgrind).
+    Instructions,
+    /// System calls (`perf stat`).
+    Syscalls,
+}
+
+fn env_is(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v == "1")
+}
+
 /// How big each cell is.
 struct Sizes {
     ir: [(u64, u64); 2],
     ir_pairs: usize,
     capacity: [u64; 2],
+    syscalls: [(u64, u64); 2],
     rounds: usize,
     closed: u64,
     pipelined: [u64; 2],
@@ -88,6 +106,7 @@ impl Sizes {
                 ir: [(200, 600), (50, 150)],
                 ir_pairs: 1,
                 capacity: [2_000, 200],
+                syscalls: [(500, 1_500), (50, 150)],
                 rounds: 1,
                 closed: 200,
                 pipelined: [1_000, 200],
@@ -99,6 +118,7 @@ impl Sizes {
             ir: [(2_000, 8_000), (500, 2_000)],
             ir_pairs: 3,
             capacity: [50_000, 2_000],
+            syscalls: [(10_000, 50_000), (500, 2_000)],
             rounds: 3,
             closed: 2_000,
             pipelined: [20_000, 2_000],
@@ -142,6 +162,7 @@ struct Drain {
     per_sec: f64,
     peak_rss_kib: Option<u64>,
     instructions: Option<u64>,
+    syscalls: Option<Syscalls>,
     allocations: Option<u64>,
 }
 
@@ -150,7 +171,7 @@ impl Bench {
         &mut self,
         who: Contestant,
         bootstrap: &'a str,
-        callgrind: bool,
+        watch: Watch,
         env: Vec<(&'static str, String)>,
     ) -> Launch<'a> {
         self.runs += 1;
@@ -160,10 +181,17 @@ impl Bench {
         Launch {
             bootstrap,
             fetch_wait_ms: FETCH_WAIT_MS,
-            callgrind: callgrind.then(|| stem.with_extension("callgrind")),
-            // BENCH_MASSIF=1 (meant with BENCH_CELLS=memory): heap profiles by call site.
-            massif: (!callgrind && std::env::var("BENCH_MASSIF").is_ok_and(|v| v == "1"))
-                .then(|| stem.with_extension("massif")),
+            probe: match watch {
+                Watch::Instructions => Probe::Callgrind(stem.with_extension("callgrind")),
+                Watch::Syscalls => Probe::Syscalls(stem.with_extension("perf")),
+                // BENCH_MASSIF=1 / BENCH_DHAT=1 (meant with BENCH_CELLS=memory): heap
+                // profiles, or allocations, by call site.
+                Watch::Nothing if env_is("BENCH_MASSIF") => {
+                    Probe::Massif(stem.with_extension("massif"))
+                }
+                Watch::Nothing if env_is("BENCH_DHAT") => Probe::Dhat(stem.with_extension("dhat")),
+                Watch::Nothing => Probe::None,
+            },
             env,
             log: stem.with_extension("log"),
         }
@@ -175,32 +203,34 @@ impl Bench {
         who: Contestant,
         payload: Payload,
         n: u64,
-        callgrind: bool,
+        watch: Watch,
         env: Vec<(&'static str, String)>,
     ) -> anyhow::Result<Drain> {
         let broker = fresh_broker()?;
         let requester = Requester::new(broker.bootstrap_servers(), payload, FETCH_WAIT_MS)?;
         requester.queue(0..n)?;
-        let launch = self.launch(who, broker.bootstrap_servers(), callgrind, env);
+        let launch = self.launch(who, broker.bootstrap_servers(), watch, env);
+        let slow = launch.probe.is_slow();
+        // Under perf the process is perf's child: its RSS is not perf's.
+        let own_process = matches!(
+            launch.probe,
+            Probe::None | Probe::Massif(_) | Probe::Dhat(_)
+        );
         let running = who.start(launch)?;
-        let timeout =
-            Duration::from_secs(if callgrind || std::env::var_os("BENCH_MASSIF").is_some() {
-                900
-            } else {
-                300
-            });
+        let timeout = Duration::from_secs(if slow { 900 } else { 300 });
         requester.wait_answered(n, timeout)?;
-        let peak_rss_kib = if callgrind {
-            None
-        } else {
+        let peak_rss_kib = if own_process && !slow {
             Some(running.peak_rss_kib()?)
+        } else {
+            None
         };
-        let stopped = running.stop(Duration::from_secs(if callgrind { 300 } else { 60 }))?;
+        let stopped = running.stop(Duration::from_secs(if slow { 300 } else { 60 }))?;
         requester.check_complete()?;
         Ok(Drain {
             per_sec: requester.progress().per_sec(),
             peak_rss_kib,
             instructions: stopped.instructions,
+            syscalls: stopped.syscalls,
             allocations: stopped.allocations,
         })
     }
@@ -217,8 +247,8 @@ impl Bench {
                 Contestant::selected().map(|c| (c, Vec::new())).collect();
             for pair in 0..sizes.ir_pairs {
                 for (who, runs) in &mut per {
-                    let a = self.drain(*who, payload, n1, true, vec![])?;
-                    let b = self.drain(*who, payload, n2, true, vec![])?;
+                    let a = self.drain(*who, payload, n1, Watch::Instructions, vec![])?;
+                    let b = self.drain(*who, payload, n2, Watch::Instructions, vec![])?;
                     let ir = |d: &Drain| d.instructions.unwrap_or_default() as f64;
                     let marginal = (ir(&b) - ir(&a)) / (n2 - n1) as f64;
                     let allocs = match (a.allocations, b.allocations) {
@@ -261,6 +291,59 @@ impl Bench {
         Ok(Value::Array(cells))
     }
 
+    /// Marginal system calls per request (futex apart), median over rounds with the
+    /// contestants alternating: `perf stat` counts the kernel's syscall-entry
+    /// tracepoints in every thread of the process.
+    fn syscalls(&mut self, sizes: &Sizes) -> anyhow::Result<Value> {
+        let mut cells = Vec::new();
+        for (payload, (n1, n2)) in PAYLOADS
+            .into_iter()
+            .zip(sizes.syscalls)
+            .filter(|(p, _)| selected(*p))
+        {
+            let mut per: Vec<(Contestant, Vec<f64>, Vec<f64>)> = Contestant::selected()
+                .map(|c| (c, vec![], vec![]))
+                .collect();
+            for round in 0..sizes.rounds {
+                for i in alternating(per.len(), round) {
+                    let who = per[i].0;
+                    let a = self.drain(who, payload, n1, Watch::Syscalls, vec![])?;
+                    let b = self.drain(who, payload, n2, Watch::Syscalls, vec![])?;
+                    let (Some(sa), Some(sb)) = (a.syscalls, b.syscalls) else {
+                        anyhow::bail!("perf stat reported no counts for {}", who.name());
+                    };
+                    let per_request = |x: u64, y: u64| (y as f64 - x as f64) / (n2 - n1) as f64;
+                    let (total, futex) = (
+                        per_request(sa.total, sb.total),
+                        per_request(sa.futex, sb.futex),
+                    );
+                    eprintln!(
+                        "syscalls {} {} round {round}: {} / {} -> {total:.3}/request, futex {futex:.3}",
+                        payload.label(),
+                        who.name(),
+                        sa.total,
+                        sb.total,
+                    );
+                    per[i].1.push(total);
+                    per[i].2.push(futex);
+                }
+            }
+            let contestants: Vec<Value> = per
+                .into_iter()
+                .map(|(who, total, futex)| {
+                    json!({
+                        "contestant": who.name(), "n1": n1, "n2": n2,
+                        "syscalls_per_request": median(&total),
+                        "futex_per_request": median(&futex),
+                        "runs": total, "futex_runs": futex,
+                    })
+                })
+                .collect();
+            cells.push(json!({"payload": payload.label(), "contestants": contestants}));
+        }
+        Ok(Value::Array(cells))
+    }
+
     /// Backlog drain rate, rounds alternating the contestants' order.
     fn capacity(&mut self, sizes: &Sizes) -> anyhow::Result<Value> {
         let mut cells = Vec::new();
@@ -271,7 +354,7 @@ impl Bench {
             for round in 0..sizes.rounds {
                 for i in alternating(rates.len(), round) {
                     let who = rates[i].0;
-                    let d = self.drain(who, payload, n, false, vec![])?;
+                    let d = self.drain(who, payload, n, Watch::Nothing, vec![])?;
                     eprintln!(
                         "capacity {} {} round {round}: {:.0} requests/s, peak RSS {} KiB",
                         payload.label(),
@@ -308,7 +391,7 @@ impl Bench {
     ) -> anyhow::Result<LatencyRun> {
         let broker = fresh_broker()?;
         let requester = Requester::new(broker.bootstrap_servers(), payload, FETCH_WAIT_MS)?;
-        let launch = self.launch(who, broker.bootstrap_servers(), false, vec![]);
+        let launch = self.launch(who, broker.bootstrap_servers(), Watch::Nothing, vec![]);
         let running: Running = who.start(launch)?;
         // Warm up: the first reply waits for the group to form.
         let mut id = 0;
@@ -395,7 +478,13 @@ impl Bench {
         let mut rows = Vec::new();
         for n in sizes.memory {
             let env = vec![("BENCH_HANDLER_DELAY_MS", "10".to_owned())];
-            let d = self.drain(Contestant::Framework, Payload::Small, n, false, env)?;
+            let d = self.drain(
+                Contestant::Framework,
+                Payload::Small,
+                n,
+                Watch::Nothing,
+                env,
+            )?;
             let mib = d.peak_rss_kib.unwrap_or_default() as f64 / 1024.0;
             eprintln!("memory: {n} queued, 10 ms handler: peak RSS {mib:.1} MiB");
             rows.push(json!({"queued": n, "handler_ms": 10, "peak_rss_mib": mib}));
@@ -435,8 +524,8 @@ fn main() -> anyhow::Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("responder-bench"));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let cells =
-        std::env::var("BENCH_CELLS").unwrap_or_else(|_| "ir,capacity,latency,memory".into());
+    let cells = std::env::var("BENCH_CELLS")
+        .unwrap_or_else(|_| "ir,syscalls,capacity,latency,memory".into());
     let sizes = Sizes::from_env();
     let mut bench = Bench {
         out: out.clone(),
@@ -451,10 +540,13 @@ fn main() -> anyhow::Result<()> {
             "capacity" => bench.capacity(&sizes)?,
             "latency" => bench.latency(&sizes)?,
             "memory" => bench.memory(&sizes)?,
+            "syscalls" => bench.syscalls(&sizes)?,
             "peer" => bench.peer(&peer::PeerSizes::new(
                 std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1"),
             ))?,
-            other => anyhow::bail!("unknown cell {other} (ir, capacity, latency, memory, peer)"),
+            other => anyhow::bail!(
+                "unknown cell {other} (ir, syscalls, capacity, latency, memory, peer)"
+            ),
         };
         results.insert(cell.to_owned(), value);
     }

@@ -153,7 +153,7 @@ impl Bench {
         let broker = fresh_kafka()?;
         let bootstrap = broker.bootstrap_servers().to_owned();
         let requester = Requester::new(&bootstrap, payload, FETCH_WAIT_MS)?;
-        let mut launch = self.launch(who, &bootstrap, false, vec![]);
+        let mut launch = self.launch(who, &bootstrap, crate::Watch::Nothing, vec![]);
         launch.fetch_wait_ms = FETCH_WAIT_MS;
         let running: Running = who.start(launch)?;
         let mut id: u64 = 0;

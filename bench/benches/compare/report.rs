@@ -128,6 +128,30 @@ pub(crate) fn table(r: &Value) -> String {
             }
         }
     }
+    if let Some(cells) = r["syscalls"].as_array() {
+        let _ = writeln!(
+            t,
+            "\n### System calls per request (perf stat, all threads, marginal, median)\n\n\
+             | payload | raw | framework | python | framework/raw | futex raw / framework / python |\n\
+             |---|---|---|---|---|---|"
+        );
+        for cell in cells {
+            let sc = |who| &find(cell, who)["syscalls_per_request"];
+            let fx = |who| num(&find(cell, who)["futex_per_request"], 3);
+            let _ = writeln!(
+                t,
+                "| {} | {} | {} | {} | {} | {} / {} / {} |",
+                cell["payload"].as_str().unwrap_or("?"),
+                num(sc("raw"), 3),
+                num(sc("framework"), 3),
+                num(sc("python"), 3),
+                ratio(sc("framework"), sc("raw")),
+                fx("raw"),
+                fx("framework"),
+                fx("python"),
+            );
+        }
+    }
     if let Some(cells) = r["capacity"].as_array() {
         let _ = writeln!(
             t,
