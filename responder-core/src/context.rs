@@ -1,10 +1,12 @@
 //! What a handler can see of the request it answers.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::Message;
 use rdkafka::message::OwnedMessage;
 
+use crate::HeaderConvention;
 use crate::address::ReplyAddress;
 use crate::trace_context::{TraceContext, TraceParent};
 
@@ -18,18 +20,38 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    pub(crate) fn new(
-        message: OwnedMessage,
-        reply_to: ReplyAddress,
-        deadline_millis: Option<i64>,
-        trace: Option<TraceContext>,
-    ) -> Self {
+    /// A request as received, before its headers are read: no reply address yet
+    /// (until [`set_reply_to`](Self::set_reply_to), which comes before any handler
+    /// sees it), no deadline, no trace context.
+    pub(crate) fn received(message: OwnedMessage) -> Self {
+        static UNREAD: std::sync::LazyLock<Arc<HeaderConvention>> =
+            std::sync::LazyLock::new(|| Arc::new(HeaderConvention::spring()));
         RequestContext {
             message,
-            reply_to,
-            deadline_millis,
-            trace,
+            reply_to: ReplyAddress {
+                topic: String::new(),
+                partition: None,
+                correlation_id: None,
+                convention: Arc::clone(&UNREAD),
+            },
+            deadline_millis: None,
+            trace: None,
         }
+    }
+
+    /// Where the reply goes, once read and admitted.
+    pub(crate) fn set_reply_to(&mut self, reply_to: ReplyAddress) {
+        self.reply_to = reply_to;
+    }
+
+    /// When the requester gives up, in epoch milliseconds.
+    pub(crate) fn set_deadline(&mut self, deadline_millis: Option<i64>) {
+        self.deadline_millis = deadline_millis;
+    }
+
+    /// The request's trace context, read from its headers.
+    pub(crate) fn set_trace(&mut self, trace: Option<TraceContext>) {
+        self.trace = trace;
     }
 
     /// The responder's span for this request, when the request carried a valid W3C

@@ -106,7 +106,9 @@ pub(crate) async fn deliver<'a>(
     if let Some(gate) = &shared.transaction
         && !ticket.in_transaction()
     {
-        ticket.enlist(gate.enter().await);
+        // Boxed, as the retries' waits below: each would make every request's future
+        // larger.
+        ticket.enlist(Box::pin(gate.enter()).await);
     }
     let mut retry = 0;
     let mut unsure = 0;
@@ -160,7 +162,7 @@ pub(crate) async fn deliver<'a>(
             "{} not delivered; retrying the same record (the request stays uncommitted until it is)",
             kind.as_str()
         );
-        tokio::time::sleep(wait).await;
+        Box::pin(tokio::time::sleep(wait)).await;
         retry += 1;
     }
 }
@@ -178,7 +180,7 @@ async fn attempt(
             Ok(delivery) => break delivery,
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                 record = r;
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                Box::pin(tokio::time::sleep(Duration::from_millis(5))).await;
             }
             Err((e, _)) => {
                 ticket.handled();

@@ -62,7 +62,9 @@ impl ReplyTopics {
         );
         let known = match entry {
             Some((_, known)) if !recheck => known,
-            _ => self.look_up(producer, &to.topic, recheck).await,
+            // Boxed: a lookup is rare, and its future would make every request's
+            // larger.
+            _ => Box::pin(self.look_up(producer, &to.topic, recheck)).await,
         };
         admission::admit_by_broker(to, known)
     }

@@ -19,7 +19,7 @@ use super::cancel::Cancel;
 use super::delivery::{Kind, deliver};
 use super::ticket::Ticket;
 use super::{Shared, dead_letter, records};
-use crate::address::RequestHeaders;
+use crate::address::{ReplyAddress, RequestHeaders, Unanswerable};
 use crate::admission;
 use crate::codes;
 use crate::context::RequestContext;
@@ -74,15 +74,17 @@ fn correlation<'a>(cx: &'a RequestContext) -> CorrelationId<'a> {
 /// The span is a root (`parent: None`): a request starts its own trace, or continues
 /// its requester's, never the trace of whatever span the responder runs in.
 ///
-/// Not an `async fn`: the task's future is one boxed state machine (see below); the
-/// headers are read at its start, before the span is first entered.
+/// Not an `async fn`: the request's context is built here, before its future, so the
+/// future owns it once and everything after borrows it. (A future that moves what it
+/// owns into new locals, or into an inner future, keeps both copies for its whole
+/// life: the request's state machine was 2.3 KB that way.)
 pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()> + Send {
     let Job {
         message,
         endpoint,
         handler_timeout,
         metrics,
-        ticket: mut done,
+        ticket,
         cancel,
     } = job;
     let span = tracing::debug_span!(
@@ -94,182 +96,237 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
         correlation_id = tracing::field::Empty,
         trace_id = tracing::field::Empty,
     );
-    let work = async move {
-        // The headers are read from the record once, for the address, the deadline
-        // and the trace context; the trace context before the span is first entered
-        // (an OpenTelemetry layer starts its span then, and its parent, the
-        // requester's span, must be set before).
-        let (address, deadline, trace) = {
-            let headers = RequestHeaders::of(message.headers());
-            let mut trace = shared
-                .trace_context
-                .then(|| TraceContext::read(headers.iter()))
-                .flatten();
-            if let Some(t) = &mut trace {
-                t.adopt(&span);
-            }
-            let address = shared.addresses.read(&headers).and_then(|a| {
-                admission::admit(
-                    a,
-                    &shared.policy,
-                    |t| shared.router.get(t).is_some(),
-                    shared.dead_letter_topic.as_deref(),
-                )
-            });
-            let timestamp = message.timestamp().to_millis();
-            (
-                address,
-                shared.deadlines.deadline(&headers, timestamp),
-                trace,
-            )
-        };
-        async move {
-            // An expired request is not worth a broker lookup.
-            let address = match address {
-                Ok(_) if is_expired(deadline.at) => {
-                    metrics.outcome(Outcome::Expired, "");
-                    tracing::info!(
-                        topic = message.topic(),
-                        partition = message.partition(),
-                        offset = message.offset(),
-                        deadline = deadline.at,
-                        "request expired before it was handled; committing it without a reply"
-                    );
-                    done.settle();
-                    return;
-                }
-                Ok(a) => shared
-                    .reply_topics
-                    .check(&shared.producer, &a)
-                    .await
-                    .map(|()| a),
-                Err(e) => Err(e),
-            };
-            let address = match address {
-                Ok(a) => a,
-                Err(reason) => {
-                    tracing::warn!(
-                        topic = message.topic(),
-                        partition = message.partition(),
-                        offset = message.offset(),
-                        code = reason.code(),
-                        %reason,
-                        "request cannot be answered; committing it without a reply"
-                    );
-                    // Boxed: rare paths, kept out of the per-request future's size.
-                    Box::pin(dead_letter::dead_letter(
-                        &shared,
-                        &metrics,
-                        &mut done,
-                        &message,
-                        reason.code(),
-                        &reason.to_string(),
-                    ))
-                    .await;
-                    // Counted once its outcome is final (a revocation during the dead
-                    // letter's retries abandons it: the next owner counts it).
-                    metrics.outcome(Outcome::Unanswerable, reason.code());
-                    done.settle();
-                    return;
-                }
-            };
-            if let Some(id) = &address.correlation_id {
-                tracing::Span::current()
-                    .record("correlation_id", tracing::field::display(CorrelationId(id)));
-            }
-            let refusal = deadline
-                .unreadable
-                .map(|why| ErrorReply::bad_request(format!("invalid deadline: {why}")));
-            let size = message.payload().map_or(0, <[u8]>::len);
-            let refusal = refusal.or_else(|| {
-                let max = shared.max_request_bytes.filter(|max| size > *max)?;
-                Some(ErrorReply::new(
-                    codes::PAYLOAD_TOO_LARGE,
-                    format!("payload of {size} bytes; at most {max} accepted"),
-                ))
-            });
-            let cx = RequestContext::new(message, address, deadline.at, trace);
-            // When timed, the handler's end is also the reply's first produce attempt
-            // (encoding is part of the handler's time): one clock read for both.
-            let (outcome, produced) = match refusal {
-                Some(e) => (Err(e), metrics.timed().then(std::time::Instant::now)),
-                None => handle(&metrics, &cx, &*endpoint, handler_timeout).await,
-            };
-            if let Err(e) = &outcome {
-                tracing::info!(
-                    topic = cx.topic(),
-                    partition = cx.partition(),
-                    offset = cx.offset(),
-                    correlation_id = %correlation(&cx),
-                    code = e.code(),
-                    message = e.message(),
-                    "error reply"
-                );
-            }
-            let to = cx.reply_to();
-            let payload = outcome.as_ref().ok().map(Vec::as_slice);
-            let delivered = deliver(
-                &shared,
-                &metrics,
-                &mut done,
-                cx.message(),
-                Kind::Reply,
-                || {
-                    let headers = records::reply_headers(to, &outcome, cx.trace());
-                    let mut record = FutureRecord::to(&to.topic).headers(headers);
-                    if let Some(p) = to.partition {
-                        record = record.partition(p);
-                    }
-                    if let Some(k) = cx.key() {
-                        record = record.key(k);
-                    }
-                    if let Some(p) = payload {
-                        record = record.payload(p);
-                    }
-                    record
-                },
-            )
-            .await;
-            if let (Ok(()), Some(produced)) = (&delivered, produced) {
-                metrics.produce_duration(produced.elapsed());
-                if let Some(ts) = cx.timestamp_millis() {
-                    metrics.request_age(deadline::now_millis().saturating_sub(ts));
-                }
-            }
-            match delivered {
-                Ok(()) => match &outcome {
-                    Ok(_) => metrics.outcome(Outcome::Replied, ""),
-                    Err(e) => metrics.outcome(Outcome::ErrorReply, e.code()),
-                },
-                Err(e) => {
-                    refused(&cx, &e);
-                    let reason = e.to_string();
-                    Box::pin(dead_letter::dead_letter(
-                        &shared,
-                        &metrics,
-                        &mut done,
-                        cx.message(),
-                        codes::REPLY_REFUSED,
-                        &reason,
-                    ))
-                    .await;
-                    metrics.outcome(Outcome::Refused, codes::REPLY_REFUSED);
-                }
-            }
-            done.settle();
-        }
-        .instrument(span)
-        .await
-    };
-    // Boxed: the request's state machine is a few kilobytes, and the task's future is
-    // moved several times as it is spawned and run; behind one allocation it is not
-    // copied each time (callgrind: the copies cost more than 5 k instructions per
-    // request).
-    let work = Box::pin(work);
+    let cx = RequestContext::received(message);
+    // Boxed: the task's future is moved several times as it is spawned and run;
+    // behind one allocation the request's state machine is not copied each time
+    // (callgrind: the copies cost more than 5 k instructions per request).
+    let work = Box::pin(request(
+        cx,
+        endpoint,
+        handler_timeout,
+        metrics,
+        ticket,
+        shared,
+        span,
+    ));
     async move {
         // Revocation or shutdown abandons the request wherever it is: the ticket then
         // reports it unsettled, so it stays uncommitted for the next owner.
         cancel.guard(work).await;
+    }
+}
+
+/// The request's whole life: its headers read, then [`answer`] in its span.
+///
+/// An `async` block, not an `async fn`: an `async fn` keeps each argument twice in its
+/// state machine (as received, and as the local it is bound to), the block uses what
+/// it captured in place.
+#[allow(clippy::manual_async_fn)]
+fn request(
+    mut cx: RequestContext,
+    endpoint: Arc<dyn Endpoint>,
+    handler_timeout: Duration,
+    metrics: Arc<TopicMetrics>,
+    mut done: Ticket,
+    shared: Arc<Shared>,
+    span: tracing::Span,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let (address, unreadable_deadline) = read_headers(&mut cx, &shared, &span);
+        answer(
+            &mut cx,
+            address,
+            unreadable_deadline,
+            &*endpoint,
+            handler_timeout,
+            &metrics,
+            &mut done,
+            &shared,
+        )
+        .instrument(span)
+        .await;
+    }
+}
+
+/// Reads the request's headers once, for its trace context, reply address and
+/// deadline. The trace context is read before the span is first entered: an
+/// OpenTelemetry layer starts its span then, and its parent, the requester's span,
+/// must be set before. Returns the reply address (admitted by the policy, or why not)
+/// and, when the deadline header cannot be read, why.
+fn read_headers(
+    cx: &mut RequestContext,
+    shared: &Shared,
+    span: &tracing::Span,
+) -> (Result<ReplyAddress, Unanswerable>, Option<String>) {
+    let (address, deadline, trace) = {
+        let headers = RequestHeaders::of(cx.message().headers());
+        let mut trace = shared
+            .trace_context
+            .then(|| TraceContext::read(headers.iter()))
+            .flatten();
+        if let Some(t) = &mut trace {
+            t.adopt(span);
+        }
+        let address = shared.addresses.read(&headers).and_then(|a| {
+            admission::admit(
+                a,
+                &shared.policy,
+                |t| shared.router.get(t).is_some(),
+                shared.dead_letter_topic.as_deref(),
+            )
+        });
+        (
+            address,
+            shared.deadlines.deadline(&headers, cx.timestamp_millis()),
+            trace,
+        )
+    };
+    cx.set_trace(trace);
+    cx.set_deadline(deadline.at);
+    (address, deadline.unreadable)
+}
+
+/// Checks the reply address with the broker, handles the request and delivers its
+/// reply (or error reply, or dead letter), then settles the ticket. (An `async` block
+/// for the reason [`request`] is one.)
+#[allow(clippy::too_many_arguments, clippy::manual_async_fn)] // parts borrowed from `request`
+fn answer<'a>(
+    cx: &'a mut RequestContext,
+    address: Result<ReplyAddress, Unanswerable>,
+    unreadable_deadline: Option<String>,
+    endpoint: &'a dyn Endpoint,
+    handler_timeout: Duration,
+    metrics: &'a TopicMetrics,
+    done: &'a mut Ticket,
+    shared: &'a Shared,
+) -> impl Future<Output = ()> + Send + 'a {
+    async move {
+        // An expired request is not worth a broker lookup.
+        let address = match address {
+            Ok(_) if is_expired(cx.deadline_millis()) => {
+                metrics.outcome(Outcome::Expired, "");
+                tracing::info!(
+                    topic = cx.topic(),
+                    partition = cx.partition(),
+                    offset = cx.offset(),
+                    deadline = cx.deadline_millis(),
+                    "request expired before it was handled; committing it without a reply"
+                );
+                done.settle();
+                return;
+            }
+            Ok(a) => shared
+                .reply_topics
+                .check(&shared.producer, &a)
+                .await
+                .map(|()| a),
+            Err(e) => Err(e),
+        };
+        let address = match address {
+            Ok(a) => a,
+            Err(reason) => {
+                tracing::warn!(
+                    topic = cx.topic(),
+                    partition = cx.partition(),
+                    offset = cx.offset(),
+                    code = reason.code(),
+                    %reason,
+                    "request cannot be answered; committing it without a reply"
+                );
+                // Boxed: rare paths, kept out of the per-request future's size.
+                Box::pin(dead_letter::dead_letter(
+                    shared,
+                    metrics,
+                    done,
+                    cx.message(),
+                    reason.code(),
+                    &reason.to_string(),
+                ))
+                .await;
+                // Counted once its outcome is final (a revocation during the dead
+                // letter's retries abandons it: the next owner counts it).
+                metrics.outcome(Outcome::Unanswerable, reason.code());
+                done.settle();
+                return;
+            }
+        };
+        if let Some(id) = &address.correlation_id {
+            tracing::Span::current()
+                .record("correlation_id", tracing::field::display(CorrelationId(id)));
+        }
+        cx.set_reply_to(address);
+        let refusal = unreadable_deadline
+            .map(|why| ErrorReply::bad_request(format!("invalid deadline: {why}")));
+        let size = cx.payload().map_or(0, <[u8]>::len);
+        let refusal = refusal.or_else(|| {
+            let max = shared.max_request_bytes.filter(|max| size > *max)?;
+            Some(ErrorReply::new(
+                codes::PAYLOAD_TOO_LARGE,
+                format!("payload of {size} bytes; at most {max} accepted"),
+            ))
+        });
+        let cx = &*cx;
+        // When timed, the handler's end is also the reply's first produce attempt
+        // (encoding is part of the handler's time): one clock read for both.
+        let (outcome, produced) = match refusal {
+            Some(e) => (Err(e), metrics.timed().then(std::time::Instant::now)),
+            None => handle(metrics, cx, endpoint, handler_timeout).await,
+        };
+        if let Err(e) = &outcome {
+            tracing::info!(
+                topic = cx.topic(),
+                partition = cx.partition(),
+                offset = cx.offset(),
+                correlation_id = %correlation(cx),
+                code = e.code(),
+                message = e.message(),
+                "error reply"
+            );
+        }
+        let to = cx.reply_to();
+        let payload = outcome.as_ref().ok().map(Vec::as_slice);
+        let delivered = deliver(shared, metrics, done, cx.message(), Kind::Reply, || {
+            let headers = records::reply_headers(to, &outcome, cx.trace());
+            let mut record = FutureRecord::to(&to.topic).headers(headers);
+            if let Some(p) = to.partition {
+                record = record.partition(p);
+            }
+            if let Some(k) = cx.key() {
+                record = record.key(k);
+            }
+            if let Some(p) = payload {
+                record = record.payload(p);
+            }
+            record
+        })
+        .await;
+        if let (Ok(()), Some(produced)) = (&delivered, produced) {
+            metrics.produce_duration(produced.elapsed());
+            if let Some(ts) = cx.timestamp_millis() {
+                metrics.request_age(deadline::now_millis().saturating_sub(ts));
+            }
+        }
+        match delivered {
+            Ok(()) => match &outcome {
+                Ok(_) => metrics.outcome(Outcome::Replied, ""),
+                Err(e) => metrics.outcome(Outcome::ErrorReply, e.code()),
+            },
+            Err(e) => {
+                refused(cx, &e);
+                let reason = e.to_string();
+                Box::pin(dead_letter::dead_letter(
+                    shared,
+                    metrics,
+                    done,
+                    cx.message(),
+                    codes::REPLY_REFUSED,
+                    &reason,
+                ))
+                .await;
+                metrics.outcome(Outcome::Refused, codes::REPLY_REFUSED);
+            }
+        }
+        done.settle();
     }
 }
 

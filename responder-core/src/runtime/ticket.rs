@@ -92,7 +92,7 @@ impl Ticket {
     }
 
     /// The request's outcome is final: its offset may be committed.
-    pub(crate) fn settle(mut self) {
+    pub(crate) fn settle(&mut self) {
         self.finish(true);
     }
 

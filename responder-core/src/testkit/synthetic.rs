@@ -154,7 +154,11 @@ impl TestRequest {
             correlation_id: Some(self.correlation_id.clone()),
             convention: Arc::new(HeaderConvention::spring()),
         };
-        RequestContext::new(message, address, self.deadline.and_then(millis), trace)
+        let mut cx = RequestContext::received(message);
+        cx.set_reply_to(address);
+        cx.set_deadline(self.deadline.and_then(millis));
+        cx.set_trace(trace);
+        cx
     }
 }
 
