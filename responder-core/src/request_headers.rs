@@ -3,8 +3,13 @@
 
 use rdkafka::message::OwnedHeaders;
 
+use crate::trace_context::{TRACEPARENT_HEADER, TRACESTATE_HEADER};
+
 /// One header: its key and value (`None`: a null value).
 type Entry<'h> = (&'h str, Option<&'h [u8]>);
+
+/// A header's value when present: `None` for a null value.
+type Present<'h> = Option<&'h [u8]>;
 
 /// How many headers are kept without allocating (a Spring request has four or five).
 const INLINE: usize = 8;
@@ -31,6 +36,10 @@ pub struct RequestHeaders<'h> {
     inline: [Entry<'h>; INLINE],
     len: usize,
     more: Vec<Entry<'h>>,
+    /// Where the last `traceparent` and `tracestate` are: noted as the headers are
+    /// read, so the trace context costs no pass of its own.
+    traceparent: Option<usize>,
+    tracestate: Option<usize>,
 }
 
 impl Default for RequestHeaders<'_> {
@@ -39,6 +48,8 @@ impl Default for RequestHeaders<'_> {
             inline: [("", None); INLINE],
             len: 0,
             more: Vec::new(),
+            traceparent: None,
+            tracestate: None,
         }
     }
 }
@@ -64,6 +75,12 @@ impl<'h> RequestHeaders<'h> {
 
     /// Adds a header after the others.
     pub fn push(&mut self, key: &'h str, value: Option<&'h [u8]>) {
+        let at = self.len();
+        match key {
+            TRACEPARENT_HEADER => self.traceparent = Some(at),
+            TRACESTATE_HEADER => self.tracestate = Some(at),
+            _ => {}
+        }
         match self.inline.get_mut(self.len) {
             Some(slot) => {
                 *slot = (key, value);
@@ -76,6 +93,21 @@ impl<'h> RequestHeaders<'h> {
     /// The headers, in record order.
     pub fn iter(&self) -> impl Iterator<Item = Entry<'h>> + '_ {
         self.inline[..self.len].iter().chain(&self.more).copied()
+    }
+
+    /// The header at `index` (in record order).
+    fn at(&self, index: usize) -> Option<Entry<'h>> {
+        match index.checked_sub(INLINE) {
+            None => self.inline[..self.len].get(index).copied(),
+            Some(beyond) => self.more.get(beyond).copied(),
+        }
+    }
+
+    /// The values of the last `traceparent` and `tracestate`, if any (as
+    /// [`last`](Self::last) reads them, without a pass over the headers).
+    pub(crate) fn trace_headers(&self) -> (Option<Present<'h>>, Option<Present<'h>>) {
+        let value = |at: Option<usize>| at.and_then(|i| self.at(i)).map(|(_, v)| v);
+        (value(self.traceparent), value(self.tracestate))
     }
 
     /// How many headers there are.
@@ -137,5 +169,26 @@ mod tests {
         assert_eq!(headers.last("h9"), Some(Some(&b"h9"[..])));
         assert_eq!(headers.last("nope"), None);
         assert!(RequestHeaders::default().is_empty());
+    }
+
+    /// The trace headers noted while reading are the last of each, as `last` finds
+    /// them, inline or beyond.
+    #[test]
+    fn notes_the_last_trace_headers() {
+        let mut keys: Vec<String> = (0..INLINE + 4).map(|i| format!("h{i}")).collect();
+        keys[1] = "traceparent".into();
+        keys[2] = "tracestate".into();
+        keys[INLINE + 2] = "traceparent".into();
+        let headers: RequestHeaders<'_> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.as_str(), (i != 2).then_some(k.as_bytes())))
+            .collect();
+        assert_eq!(
+            headers.trace_headers(),
+            (headers.last("traceparent"), headers.last("tracestate"))
+        );
+        assert_eq!(headers.trace_headers().1, Some(None));
+        assert_eq!(RequestHeaders::default().trace_headers(), (None, None));
     }
 }

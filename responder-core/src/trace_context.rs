@@ -10,6 +10,8 @@
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
+
+use crate::request_headers::RequestHeaders;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// The header carrying the trace id, parent span id and flags.
@@ -141,17 +143,10 @@ pub(crate) struct TraceContext {
 impl TraceContext {
     /// Reads the `traceparent` and `tracestate` of a request's headers (the last of
     /// each when repeated, as Kafka's `Headers::lastHeader` does).
-    pub(crate) fn read<'h>(
-        headers: impl Iterator<Item = (&'h str, Option<&'h [u8]>)>,
-    ) -> Option<Self> {
-        let (mut parent, mut state) = (None, None);
-        for (key, value) in headers {
-            match key {
-                TRACEPARENT_HEADER => parent = Some(value.unwrap_or_default()),
-                TRACESTATE_HEADER => state = value,
-                _ => {}
-            }
-        }
+    pub(crate) fn read(headers: &RequestHeaders<'_>) -> Option<Self> {
+        let (parent, state) = headers.trace_headers();
+        let state = state.flatten();
+        let parent = parent.map(Option::unwrap_or_default);
         let raw = parent?;
         let Some(parent) = TraceParent::parse(raw) else {
             tracing::debug!(
@@ -390,11 +385,14 @@ mod tests {
             ("traceparent", Some(&b"garbage"[..])),
             ("traceparent", Some(VALID.as_bytes())),
         ];
-        let cx = TraceContext::read(headers.iter().copied()).expect("context");
+        let read = |h: &[(&'static str, Option<&'static [u8]>)]| {
+            TraceContext::read(&h.iter().copied().collect::<RequestHeaders<'_>>())
+        };
+        let cx = read(&headers).expect("context");
         assert_eq!(cx.parent.to_string(), VALID);
         assert_eq!(cx.state.as_deref(), Some(&b"vendor=1"[..]));
         let bad = [("traceparent", Some(&b"garbage"[..]))];
-        assert_eq!(TraceContext::read(bad.iter().copied()), None);
-        assert_eq!(TraceContext::read(std::iter::empty()), None);
+        assert_eq!(read(&bad), None);
+        assert_eq!(read(&[]), None);
     }
 }

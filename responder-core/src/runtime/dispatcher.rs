@@ -26,6 +26,7 @@ use super::permits::Permit;
 use super::request::{Job, process};
 use super::ticket::{Report, Ticket};
 use super::transaction::{Snapshot, Transactions, TxnEvent, Waiter};
+use super::workers::Workers;
 use crate::config::Settings;
 
 /// Every this many commit intervals, every partition's watermark is committed again.
@@ -67,6 +68,8 @@ pub(crate) struct Dispatcher {
     pub(crate) failure: Option<String>,
     /// With exactly-once replies: commits go through transactions.
     txn: Option<Transactions>,
+    /// Where requests run.
+    workers: Workers<Job>,
 }
 
 impl Dispatcher {
@@ -94,6 +97,10 @@ impl Dispatcher {
             max_in_flight: settings.bounds.max_in_flight,
             per_partition: settings.bounds.max_in_flight_per_partition,
         });
+        let workers = {
+            let shared = Arc::clone(&shared);
+            Workers::start(move |job| process(job, Arc::clone(&shared)))
+        };
         Dispatcher {
             shared,
             consumer: Some(consumer),
@@ -111,6 +118,7 @@ impl Dispatcher {
             close_deadline: None,
             failure: None,
             txn,
+            workers,
         }
     }
 
@@ -206,7 +214,7 @@ impl Dispatcher {
             match command {
                 Command::Start(mut job) => {
                     job.ticket.start();
-                    tokio::spawn(process(job, Arc::clone(&self.shared)));
+                    self.workers.submit(job);
                 }
                 Command::Pause(topic, partition) => {
                     if let Some(consumer) = &self.consumer {

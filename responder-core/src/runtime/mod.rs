@@ -15,6 +15,7 @@ mod reply_topics;
 mod request;
 mod ticket;
 mod transaction;
+mod workers;
 
 use std::future::Future;
 use std::sync::Arc;

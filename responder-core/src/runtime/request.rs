@@ -97,10 +97,8 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
         trace_id = tracing::field::Empty,
     );
     let cx = RequestContext::received(message);
-    // Boxed: the task's future is moved several times as it is spawned and run;
-    // behind one allocation the request's state machine is not copied each time
-    // (callgrind: the copies cost more than 5 k instructions per request).
-    let work = Box::pin(request(
+    // Not boxed: a worker's slot holds it (see `workers.rs`).
+    request(
         cx,
         endpoint,
         handler_timeout,
@@ -108,20 +106,18 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
         ticket,
         shared,
         span,
-    ));
-    async move {
-        // Revocation or shutdown abandons the request wherever it is: the ticket then
-        // reports it unsettled, so it stays uncommitted for the next owner.
-        cancel.guard(work).await;
-    }
+        cancel,
+    )
 }
 
-/// The request's whole life: its headers read, then [`answer`] in its span.
+/// The request's whole life: its headers read, then [`answer`] in its span, unless
+/// `cancel` fires first: revocation or shutdown abandons the request wherever it is
+/// (its ticket, dropped unsettled, leaves it uncommitted for the next owner).
 ///
 /// An `async` block, not an `async fn`: an `async fn` keeps each argument twice in its
 /// state machine (as received, and as the local it is bound to), the block uses what
 /// it captured in place.
-#[allow(clippy::manual_async_fn)]
+#[allow(clippy::manual_async_fn, clippy::too_many_arguments)]
 fn request(
     mut cx: RequestContext,
     endpoint: Arc<dyn Endpoint>,
@@ -130,21 +126,26 @@ fn request(
     mut done: Ticket,
     shared: Arc<Shared>,
     span: tracing::Span,
+    cancel: Cancel,
 ) -> impl Future<Output = ()> + Send {
     async move {
-        let (address, unreadable_deadline) = read_headers(&mut cx, &shared, &span);
-        answer(
-            &mut cx,
-            address,
-            unreadable_deadline,
-            &*endpoint,
-            handler_timeout,
-            &metrics,
-            &mut done,
-            &shared,
-        )
-        .instrument(span)
-        .await;
+        // Not `move`: it borrows what the outer block owns.
+        let work = async {
+            let (address, unreadable_deadline) = read_headers(&mut cx, &shared, &span);
+            answer(
+                &mut cx,
+                address,
+                unreadable_deadline,
+                &*endpoint,
+                handler_timeout,
+                &metrics,
+                &mut done,
+                &shared,
+            )
+            .instrument(span)
+            .await;
+        };
+        cancel.guard(work).await;
     }
 }
 
@@ -162,7 +163,7 @@ fn read_headers(
         let headers = RequestHeaders::of(cx.message().headers());
         let mut trace = shared
             .trace_context
-            .then(|| TraceContext::read(headers.iter()))
+            .then(|| TraceContext::read(&headers))
             .flatten();
         if let Some(t) = &mut trace {
             t.adopt(span);
@@ -301,9 +302,12 @@ fn answer<'a>(
         })
         .await;
         if let (Ok(()), Some(produced)) = (&delivered, produced) {
-            metrics.produce_duration(produced.elapsed());
+            // One clock read for both: the acknowledgement's time, and (through the
+            // wall clock's offset) the request's age.
+            let acked = std::time::Instant::now();
+            metrics.produce_duration(acked.saturating_duration_since(produced));
             if let Some(ts) = cx.timestamp_millis() {
-                metrics.request_age(deadline::now_millis().saturating_sub(ts));
+                metrics.request_age(deadline::millis_at(acked).saturating_sub(ts));
             }
         }
         match delivered {

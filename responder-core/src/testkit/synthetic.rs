@@ -136,8 +136,13 @@ impl TestRequest {
                 value: Some(v),
             })
         });
-        let trace =
-            TraceContext::read(self.headers.iter().map(|(k, v)| (k.as_str(), Some(&v[..]))));
+        let trace = TraceContext::read(
+            &self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), Some(&v[..])))
+                .collect(),
+        );
         let now = millis(SystemTime::now());
         let message = OwnedMessage::new(
             self.payload.clone(),
