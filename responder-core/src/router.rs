@@ -1,6 +1,6 @@
 //! Routes: which handler answers which request topic.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,9 +1,12 @@
 //! Lanes: requests that must run one after another (same partition, or same key) wait
 //! in a lane; requests in different lanes run concurrently.
 
-use std::collections::hash_map::{DefaultHasher, Entry};
-use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
+use std::hash::BuildHasher;
+use std::sync::LazyLock;
+
+use foldhash::HashMap;
 
 use crate::ordering::HandlingOrder;
 
@@ -12,9 +15,9 @@ pub(crate) fn lane_of(ordering: HandlingOrder, key: Option<&[u8]>) -> Option<u64
     match (ordering, key) {
         (HandlingOrder::Partition, _) => Some(0),
         (HandlingOrder::Key, Some(key)) => {
-            let mut h = DefaultHasher::new();
-            key.hash(&mut h);
-            Some(h.finish())
+            // One seed for the process: equal keys must share a lane.
+            static LANES: LazyLock<foldhash::fast::RandomState> = LazyLock::new(Default::default);
+            Some(LANES.hash_one(key))
         }
         (HandlingOrder::Key, None) | (HandlingOrder::Unordered, _) => None,
     }
@@ -30,7 +33,7 @@ pub(crate) struct Lanes<J> {
 impl<J> Default for Lanes<J> {
     fn default() -> Self {
         Lanes {
-            busy: HashMap::new(),
+            busy: HashMap::default(),
         }
     }
 }

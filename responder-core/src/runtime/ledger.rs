@@ -14,7 +14,9 @@
 //! - after the final snapshot at shutdown nothing else is committed, so no older offset
 //!   can follow a newer one.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -235,7 +237,7 @@ impl<J> Ledger<J> {
     pub(crate) fn new(limits: Limits) -> Self {
         Ledger {
             limits,
-            books: HashMap::new(),
+            books: HashMap::default(),
             next_epoch: 0,
             fair_share: limits.max_in_flight,
             revokes: Vec::new(),

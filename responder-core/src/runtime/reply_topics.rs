@@ -2,7 +2,7 @@
 //! partitions it has, and whether the responder may write to it. Asking and caching
 //! live here; what each answer means for a reply is decided in `admission.rs`.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -42,8 +42,8 @@ impl ReplyTopics {
         ReplyTopics {
             ttl,
             write_access,
-            entries: Mutex::new(HashMap::new()),
-            lookups: Mutex::new(HashMap::new()),
+            entries: Mutex::new(HashMap::default()),
+            lookups: Mutex::new(HashMap::default()),
         }
     }
 
