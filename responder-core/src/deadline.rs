@@ -120,10 +120,9 @@ pub(crate) fn millis_at(at: Instant) -> i64 {
     if taken == i64::MIN || at_ms.saturating_sub(taken) >= RETAKE_OFFSET_MS {
         // Two stores, not one: a reader between them mixes an offset with the time of
         // the other, off by what the clocks drifted in a second.
-        let now = Instant::now();
-        let wall = now_millis();
-        OFFSET.store(wall.saturating_sub(mono(now)), Relaxed);
-        TAKEN.store(mono(now), Relaxed);
+        let now = mono(Instant::now());
+        OFFSET.store(now_millis().saturating_sub(now), Relaxed);
+        TAKEN.store(now, Relaxed);
     }
     at_ms.saturating_add(OFFSET.load(Relaxed))
 }

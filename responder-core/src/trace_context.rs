@@ -145,9 +145,7 @@ impl TraceContext {
     /// each when repeated, as Kafka's `Headers::lastHeader` does).
     pub(crate) fn read(headers: &RequestHeaders<'_>) -> Option<Self> {
         let (parent, state) = headers.trace_headers();
-        let state = state.flatten();
-        let parent = parent.map(Option::unwrap_or_default);
-        let raw = parent?;
+        let (raw, state) = (parent?.unwrap_or_default(), state.flatten());
         let Some(parent) = TraceParent::parse(raw) else {
             tracing::debug!(
                 traceparent = %String::from_utf8_lossy(&raw[..raw.len().min(64)]),

@@ -211,15 +211,13 @@ impl Bench {
         requester.queue(0..n)?;
         let launch = self.launch(who, broker.bootstrap_servers(), watch, env);
         let slow = launch.probe.is_slow();
-        // Under perf the process is perf's child: its RSS is not perf's.
-        let own_process = matches!(
-            launch.probe,
-            Probe::None | Probe::Massif(_) | Probe::Dhat(_)
-        );
+        // Only a process run as it is: under valgrind its RSS is valgrind's, and under
+        // perf the process is perf's child.
+        let plain = matches!(launch.probe, Probe::None);
         let running = who.start(launch)?;
         let timeout = Duration::from_secs(if slow { 900 } else { 300 });
         requester.wait_answered(n, timeout)?;
-        let peak_rss_kib = if own_process && !slow {
+        let peak_rss_kib = if plain {
             Some(running.peak_rss_kib()?)
         } else {
             None
