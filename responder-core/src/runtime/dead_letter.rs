@@ -1,10 +1,10 @@
 //! Dead letters: a request that cannot be answered is copied, with headers saying why,
 //! to the configured dead-letter topic before its offset is committed.
 
+use super::acks::Record;
 use rdkafka::Message;
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
-use rdkafka::producer::FutureRecord;
 
 use super::delivery::{Kind, deliver};
 use super::ticket::Ticket;
@@ -75,7 +75,7 @@ async fn write(
     let headers =
         || records::dead_letter_headers(message, code, reason, &partition, &offset, &time);
     deliver(shared, metrics, ticket, message, Kind::DeadLetter, || {
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers());
+        let mut record: Record<'_> = Record::to(topic).headers(headers());
         if let Some(k) = message.key() {
             record = record.key(k);
         }

@@ -18,9 +18,9 @@ use std::time::Duration;
 use rdkafka::Message;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedMessage;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use super::Shared;
+use super::acks::{self, Record, ReplyProducer};
 use super::ticket::Ticket;
 use crate::metrics::TopicMetrics;
 
@@ -101,7 +101,7 @@ pub(crate) async fn deliver<'a>(
     ticket: &mut Ticket,
     request: &OwnedMessage,
     kind: Kind,
-    record: impl Fn() -> FutureRecord<'a, [u8], [u8]>,
+    record: impl Fn() -> Record<'a>,
 ) -> Result<(), KafkaError> {
     if let Some(gate) = &shared.transaction
         && !ticket.in_transaction()
@@ -171,12 +171,12 @@ pub(crate) async fn deliver<'a>(
 /// broker's acknowledgement. An error says whether the record was queued (refused by
 /// the broker or timed out) or refused by the producer at once.
 async fn attempt(
-    producer: &FutureProducer,
-    mut record: FutureRecord<'_, [u8], [u8]>,
+    producer: &ReplyProducer,
+    mut record: Record<'_>,
     ticket: &mut Ticket,
 ) -> Result<(), (KafkaError, bool)> {
     let delivery = loop {
-        match producer.send_result(record) {
+        match acks::send(producer, record) {
             Ok(delivery) => break delivery,
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                 record = r;
@@ -189,11 +189,7 @@ async fn attempt(
         }
     };
     ticket.handled();
-    match delivery.await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err((e, _))) => Err((e, true)),
-        Err(_canceled) => Err((KafkaError::Canceled, true)),
-    }
+    delivery.await.map_err(|e| (e, true))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The running responder: a consumer thread that polls the broker, and a dispatcher
 //! task that runs requests, commits watermarks and drains on revocation and shutdown.
 
+mod acks;
 mod cancel;
 mod consumer;
 mod dead_letter;
@@ -23,9 +24,9 @@ use std::sync::atomic::AtomicBool;
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::FutureProducer;
 use tokio::sync::{mpsc, watch};
 
+use self::acks::{Acks, ReplyProducer};
 use self::consumer::{ConsumerCx, ConsumerThread, Event};
 use self::dispatcher::{Dispatcher, Ended};
 use self::pauses::Pauses;
@@ -54,7 +55,7 @@ pub(crate) struct Shared {
     pub(crate) max_request_bytes: Option<usize>,
     pub(crate) policy: ReplyTopicPolicy,
     pub(crate) reply_topics: ReplyTopics,
-    pub(crate) producer: FutureProducer,
+    pub(crate) producer: ReplyProducer,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) health: Arc<Health>,
     /// Whether trace context goes from request to reply.
@@ -126,9 +127,11 @@ impl Responder {
         let consumer: BaseConsumer<ConsumerCx> = consumer_config
             .create_with_context(cx)
             .map_err(|e| Error::kafka("creating the consumer", e))?;
-        let producer: FutureProducer = producer_config
-            .create()
-            .map_err(|e| Error::kafka("creating the producer", e))?;
+        let producer: ReplyProducer = Arc::new(
+            producer_config
+                .create_with_context(Acks)
+                .map_err(|e| Error::kafka("creating the producer", e))?,
+        );
         Ok(Responder {
             shared: Arc::new(Shared {
                 router: Router::new(

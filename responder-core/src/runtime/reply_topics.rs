@@ -6,8 +6,9 @@ use foldhash::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer;
 
+use super::acks::ReplyProducer;
 use crate::address::{ReplyAddress, Unanswerable};
 use crate::admission::{self, TopicVerdict};
 use crate::config::UnknownWriteAccess;
@@ -51,7 +52,7 @@ impl ReplyTopics {
     /// reply is produced anyway and the producer's own errors apply.
     pub(crate) async fn check(
         &self,
-        producer: &FutureProducer,
+        producer: &ReplyProducer,
         to: &ReplyAddress,
     ) -> Result<(), Unanswerable> {
         let entry = self.fresh(&to.topic);
@@ -84,7 +85,7 @@ impl ReplyTopics {
 
     /// Asks the broker, once per topic at a time. With `recheck`, an entry is taken
     /// from the cache only if another request refreshed it moments ago.
-    async fn look_up(&self, producer: &FutureProducer, topic: &str, recheck: bool) -> TopicVerdict {
+    async fn look_up(&self, producer: &ReplyProducer, topic: &str, recheck: bool) -> TopicVerdict {
         let lock = {
             let mut lookups = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
             Arc::clone(lookups.entry(topic.to_owned()).or_default())
@@ -114,7 +115,7 @@ impl ReplyTopics {
         known
     }
 
-    async fn fetch(&self, producer: &FutureProducer, topic: &str) -> TopicVerdict {
+    async fn fetch(&self, producer: &ReplyProducer, topic: &str) -> TopicVerdict {
         let producer = producer.clone();
         let name = topic.to_owned();
         let write_access = self.write_access;
@@ -131,7 +132,7 @@ impl ReplyTopics {
 /// then, with the write-access check on, the principal's operations (KIP-430), asked
 /// of the broker leading the topic's first partition. `None`: no usable answer.
 fn ask_broker(
-    producer: &FutureProducer,
+    producer: &ReplyProducer,
     topic: &str,
     write_access: Option<UnknownWriteAccess>,
 ) -> Option<TopicVerdict> {

@@ -8,11 +8,11 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::acks::Record;
 use futures_util::FutureExt;
 use rdkafka::Message;
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
-use rdkafka::producer::FutureRecord;
 use tracing::Instrument;
 
 use super::cancel::Cancel;
@@ -288,7 +288,7 @@ fn answer<'a>(
         let payload = outcome.as_ref().ok().map(Vec::as_slice);
         let delivered = deliver(shared, metrics, done, cx.message(), Kind::Reply, || {
             let headers = records::reply_headers(to, &outcome, cx.trace());
-            let mut record = FutureRecord::to(&to.topic).headers(headers);
+            let mut record = Record::to(&to.topic).headers(headers);
             if let Some(p) = to.partition {
                 record = record.partition(p);
             }

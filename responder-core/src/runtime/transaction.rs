@@ -40,8 +40,10 @@ use futures_util::FutureExt;
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer;
 use tokio::sync::{OwnedRwLockReadGuard, RwLock, mpsc, oneshot};
+
+use super::acks::ReplyProducer;
 
 /// How long starting the transactional producer (`init_transactions`, which also
 /// aborts what an earlier instance with the same `transactional.id` left open) may
@@ -124,7 +126,7 @@ impl Waiter {
 /// offsets of revoked partitions that go into the next commit.
 pub(crate) struct Transactions {
     gate: Arc<TransactionGate>,
-    producer: FutureProducer,
+    producer: ReplyProducer,
     /// Bound on closing the gate (replies in flight finishing) and on each broker call.
     timeout: Duration,
     /// A commit is wanted (the interval passed, a revocation or the shutdown).
@@ -156,7 +158,7 @@ pub(crate) enum TxnEvent {
 impl Transactions {
     pub(crate) fn new(
         gate: Arc<TransactionGate>,
-        producer: FutureProducer,
+        producer: ReplyProducer,
         timeout: Duration,
     ) -> Self {
         let (events_tx, events) = mpsc::unbounded_channel();
@@ -252,7 +254,7 @@ impl Transactions {
 /// blocking thread; the next transaction is begun before the gate opens.
 async fn commit(
     gate: &TransactionGate,
-    producer: FutureProducer,
+    producer: ReplyProducer,
     timeout: Duration,
     events: &mpsc::UnboundedSender<TxnEvent>,
 ) -> Result<(), String> {
@@ -287,11 +289,7 @@ async fn commit(
 
 /// Sends the offsets, commits, and begins the next transaction; retries what
 /// librdkafka calls retriable until `timeout`; aborts what must be aborted.
-fn commit_blocking(
-    p: &FutureProducer,
-    snapshot: Snapshot,
-    timeout: Duration,
-) -> Result<(), String> {
+fn commit_blocking(p: &ReplyProducer, snapshot: Snapshot, timeout: Duration) -> Result<(), String> {
     let until = Instant::now() + timeout;
     let left = || until.saturating_duration_since(Instant::now());
     let step = |what: &str, call: &dyn Fn() -> Result<(), KafkaError>| -> Result<(), String> {
@@ -333,7 +331,7 @@ fn commit_blocking(
 /// Aborts the open transaction, so that it does not hold back `read_committed` readers
 /// of its partitions until the broker times it out, and says why the commit failed,
 /// with the abort's own result.
-fn abort(p: &FutureProducer, timeout: Duration, why: impl std::fmt::Display) -> String {
+fn abort(p: &ReplyProducer, timeout: Duration, why: impl std::fmt::Display) -> String {
     let aborted = p.abort_transaction(timeout);
     format!("{why} (aborted: {aborted:?})")
 }
@@ -341,7 +339,7 @@ fn abort(p: &FutureProducer, timeout: Duration, why: impl std::fmt::Display) -> 
 /// Starts the transactional producer: `init_transactions` (fencing an earlier
 /// instance with the same `transactional.id` and aborting what it left open), then the
 /// first transaction.
-pub(crate) async fn init(producer: FutureProducer) -> Result<(), KafkaError> {
+pub(crate) async fn init(producer: ReplyProducer) -> Result<(), KafkaError> {
     blocking(producer, |p| {
         p.init_transactions(INIT_TIMEOUT)?;
         p.begin_transaction()
@@ -351,8 +349,8 @@ pub(crate) async fn init(producer: FutureProducer) -> Result<(), KafkaError> {
 
 /// Runs a blocking producer call off the async threads.
 async fn blocking<T: Send + 'static>(
-    producer: FutureProducer,
-    call: impl FnOnce(&FutureProducer) -> T + Send + 'static,
+    producer: ReplyProducer,
+    call: impl FnOnce(&ReplyProducer) -> T + Send + 'static,
 ) -> T {
     tokio::task::spawn_blocking(move || call(&producer))
         .await
