@@ -356,17 +356,12 @@ fn decode_partition(value: &[u8], encoding: PartitionEncoding) -> Result<i32, St
 
 #[cfg(test)]
 mod tests {
-    use rdkafka::message::{Header, OwnedHeaders};
-
     use super::*;
+    use crate::received::Received;
 
-    fn headers(pairs: &[(&str, &[u8])]) -> OwnedHeaders {
-        pairs.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
-            h.insert(Header {
-                key: k,
-                value: Some(*v),
-            })
-        })
+    fn headers(pairs: &[(&str, &[u8])]) -> Received {
+        let pairs = pairs.iter().map(|(k, v)| (k.as_bytes(), Some(*v)));
+        Received::new("requests", 0, 0, None, None, None, pairs)
     }
 
     fn all() -> AddressReader {
@@ -377,11 +372,10 @@ mod tests {
         )
     }
 
-    fn resolve(
-        reader: &AddressReader,
-        h: Option<&OwnedHeaders>,
-    ) -> Result<ReplyAddress, Unanswerable> {
-        reader.read(&RequestHeaders::of(h))
+    fn resolve(reader: &AddressReader, h: Option<&Received>) -> Result<ReplyAddress, Unanswerable> {
+        reader.read(&RequestHeaders::of(
+            h.into_iter().flat_map(Received::headers),
+        ))
     }
 
     #[test]
@@ -535,19 +529,21 @@ mod tests {
         let h = headers(&[("kafka_replyTopic", b"r")]);
         let lenient = all().missing_correlation_id(MissingCorrelationId::ReplyWithout);
         let a = lenient
-            .read(&RequestHeaders::of(Some(&h)))
+            .read(&RequestHeaders::of(h.headers()))
             .expect("address");
         assert_eq!((a.topic.as_str(), a.correlation_id), ("r", None));
         // A correlation header of one convention does not hide another's reply topic.
         let h = headers(&[("kafka_correlationId", b"c"), ("REPLY_TOPIC", b"r")]);
         assert_eq!(
-            lenient.read(&RequestHeaders::of(Some(&h))).map(|a| a.topic),
+            lenient
+                .read(&RequestHeaders::of(h.headers()))
+                .map(|a| a.topic),
             Ok("r".to_owned())
         );
         // A full match of a later convention beats a topic-only match of an earlier.
         let h = headers(&[("REPLY_TOPIC", b"r"), ("CORRELATION_ID", b"c")]);
         let a = lenient
-            .read(&RequestHeaders::of(Some(&h)))
+            .read(&RequestHeaders::of(h.headers()))
             .expect("address");
         assert_eq!(a.convention.name(), "plain");
         assert_eq!(a.correlation_id.as_deref(), Some(&b"c"[..]));
@@ -556,6 +552,6 @@ mod tests {
             ("kafka_replyTopic", b"r"),
             ("kafka_correlationId", b"12345"),
         ]);
-        assert!(strict.read(&RequestHeaders::of(Some(&h))).is_err());
+        assert!(strict.read(&RequestHeaders::of(h.headers())).is_err());
     }
 }

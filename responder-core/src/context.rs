@@ -3,17 +3,15 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rdkafka::Message;
-use rdkafka::message::OwnedMessage;
-
 use crate::HeaderConvention;
 use crate::address::ReplyAddress;
+use crate::received::Received;
 use crate::trace_context::{TraceContext, TraceParent};
 
 /// The request's coordinates, key, headers and reply address.
 #[derive(Debug)]
 pub struct RequestContext {
-    message: OwnedMessage,
+    message: Received,
     reply_to: ReplyAddress,
     deadline_millis: Option<i64>,
     trace: Option<TraceContext>,
@@ -23,7 +21,7 @@ impl RequestContext {
     /// A request as received, before its headers are read: no reply address yet
     /// (until [`set_reply_to`](Self::set_reply_to), which comes before any handler
     /// sees it), no deadline, no trace context.
-    pub(crate) fn received(message: OwnedMessage) -> Self {
+    pub(crate) fn received(message: Received) -> Self {
         static UNREAD: std::sync::LazyLock<Arc<HeaderConvention>> =
             std::sync::LazyLock::new(|| Arc::new(HeaderConvention::spring()));
         RequestContext {
@@ -81,7 +79,7 @@ impl RequestContext {
     }
 
     /// The record as received.
-    pub(crate) fn message(&self) -> &OwnedMessage {
+    pub(crate) fn message(&self) -> &Received {
         &self.message
     }
 
@@ -107,7 +105,7 @@ impl RequestContext {
 
     /// The record timestamp in epoch milliseconds, when the broker reported one.
     pub fn timestamp_millis(&self) -> Option<i64> {
-        self.message.timestamp().to_millis()
+        self.message.timestamp_millis()
     }
 
     /// The raw payload (`None` for a tombstone).

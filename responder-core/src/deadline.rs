@@ -147,31 +147,16 @@ mod tests {
         assert!((29..200).contains(&gap), "{gap}");
     }
 
-    use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
-    use rdkafka::{Message, Timestamp};
-
     use super::*;
+    use crate::received::Received;
 
-    fn message(ts: Option<i64>, headers: &[(&str, &[u8])]) -> OwnedMessage {
-        let h = headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
-            h.insert(Header {
-                key: k,
-                value: Some(*v),
-            })
-        });
-        OwnedMessage::new(
-            None,
-            None,
-            "t".into(),
-            ts.map_or(Timestamp::NotAvailable, Timestamp::CreateTime),
-            0,
-            0,
-            Some(h),
-        )
+    fn message(ts: Option<i64>, headers: &[(&str, &[u8])]) -> Received {
+        let headers = headers.iter().map(|(k, v)| (k.as_bytes(), Some(*v)));
+        Received::new("t", 0, 0, ts, None, None, headers)
     }
 
-    fn deadline_of(rules: &DeadlineRules, m: &OwnedMessage) -> Deadline {
-        rules.deadline(&RequestHeaders::of(m.headers()), m.timestamp().to_millis())
+    fn deadline_of(rules: &DeadlineRules, m: &Received) -> Deadline {
+        rules.deadline(&RequestHeaders::of(m.headers()), m.timestamp_millis())
     }
 
     #[test]

@@ -35,6 +35,7 @@ mod ordering;
 mod otel;
 pub mod policy;
 mod policy_source;
+mod received;
 mod request_headers;
 mod router;
 mod runtime;

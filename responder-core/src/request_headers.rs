@@ -1,8 +1,6 @@
 //! A request's headers, read from the record once: the reply address, the deadline and
 //! the trace context are all looked up here.
 
-use rdkafka::message::OwnedHeaders;
-
 use crate::trace_context::{TRACEPARENT_HEADER, TRACESTATE_HEADER};
 
 /// One header: its key and value (`None`: a null value).
@@ -55,20 +53,18 @@ impl Default for RequestHeaders<'_> {
 }
 
 impl<'h> RequestHeaders<'h> {
-    /// Reads a record's headers (none: empty). A header whose key is not UTF-8 is left
-    /// out (no convention names one; rust-rdkafka's own reader would panic on it).
-    pub(crate) fn of(headers: Option<&'h OwnedHeaders>) -> Self {
+    /// Reads a record's headers (keys as bytes). A header whose key is not UTF-8 is
+    /// left out (no convention names one).
+    pub(crate) fn of(headers: impl IntoIterator<Item = (&'h [u8], Option<&'h [u8]>)>) -> Self {
         let mut read = RequestHeaders::default();
-        if let Some(h) = headers {
-            responder_ffi::raw_headers::for_each(h.as_borrowed(), |key, value| {
-                match std::str::from_utf8(key) {
-                    Ok(key) => read.push(key, value),
-                    Err(_) => tracing::debug!(
-                        key = %String::from_utf8_lossy(&key[..key.len().min(32)]),
-                        "header key that is not UTF-8 left out"
-                    ),
-                }
-            });
+        for (key, value) in headers {
+            match std::str::from_utf8(key) {
+                Ok(key) => read.push(key, value),
+                Err(_) => tracing::debug!(
+                    key = %String::from_utf8_lossy(&key[..key.len().min(32)]),
+                    "header key that is not UTF-8 left out"
+                ),
+            }
         }
         read
     }

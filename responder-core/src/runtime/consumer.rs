@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaResult, RDKafkaErrorCode};
-use rdkafka::message::OwnedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot};
 
@@ -26,6 +25,7 @@ use super::permits::{Permit, Permits};
 use super::request::panic_message;
 use crate::health::Health;
 use crate::metrics::Metrics;
+use crate::received::{Received, Topics};
 
 /// How long one poll (or one wait for a free slot) lasts.
 const POLL: Duration = Duration::from_millis(100);
@@ -41,7 +41,7 @@ pub(crate) const LEAVE_TIMEOUT: Duration = Duration::from_secs(4);
 /// What the consumer thread tells the dispatcher.
 pub(crate) enum Event {
     /// A record, with the in-flight slot it occupies.
-    Message(OwnedMessage, Permit),
+    Message(Received, Permit),
     /// Partitions were assigned to this member.
     Assigned(Vec<Assigned>),
     /// Partitions are being revoked: drain them, then send back the offsets to commit.
@@ -79,7 +79,7 @@ pub(crate) struct ConsumerCx {
     /// Records that arrived while no in-flight slot was free (fetched before the pause
     /// took hold): handed over first once a slot frees, dropped (unregistered, so read
     /// again by the next owner) if their partition is revoked meanwhile.
-    parked: Mutex<VecDeque<OwnedMessage>>,
+    parked: Mutex<VecDeque<Received>>,
 }
 
 impl ConsumerCx {
@@ -120,7 +120,7 @@ impl ConsumerCx {
             .is_some()
     }
 
-    fn parked(&self) -> std::sync::MutexGuard<'_, VecDeque<OwnedMessage>> {
+    fn parked(&self) -> std::sync::MutexGuard<'_, VecDeque<Received>> {
         self.parked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -333,6 +333,7 @@ impl ConsumerThread {
         let mut permit: Option<Permit> = None;
         let mut waiting_since: Option<Instant> = None;
         let mut slots_paused = false;
+        let mut topics = Topics::default();
         while !self.stop.load(SeqCst) && !self.events.is_closed() && !cx.failed() {
             cx.health.looped();
             if permit.is_none() {
@@ -374,7 +375,7 @@ impl ConsumerThread {
                         tracing::warn!(error = %e, "consumer error");
                         continue;
                     }
-                    Some(Ok(m)) => m.detach(),
+                    Some(Ok(m)) => Received::copy(&m, topics.get(m.topic())),
                 },
             };
             match permit.take() {

@@ -2,9 +2,8 @@
 //! to the configured dead-letter topic before its offset is committed.
 
 use super::acks::Record;
-use rdkafka::Message;
+use crate::received::Received;
 use rdkafka::error::KafkaError;
-use rdkafka::message::OwnedMessage;
 
 use super::delivery::{Kind, deliver};
 use super::ticket::Ticket;
@@ -35,7 +34,7 @@ pub(crate) async fn dead_letter(
     shared: &Shared,
     metrics: &TopicMetrics,
     ticket: &mut Ticket,
-    message: &OwnedMessage,
+    message: &Received,
     code: &str,
     reason: &str,
 ) {
@@ -60,7 +59,7 @@ async fn write(
     shared: &Shared,
     metrics: &TopicMetrics,
     ticket: &mut Ticket,
-    message: &OwnedMessage,
+    message: &Received,
     code: &str,
     reason: &str,
 ) -> Result<bool, KafkaError> {

@@ -15,9 +15,8 @@
 
 use std::time::Duration;
 
-use rdkafka::Message;
+use crate::received::Received;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::OwnedMessage;
 
 use super::Shared;
 use super::acks::{self, Record, ReplyProducer};
@@ -99,7 +98,7 @@ pub(crate) async fn deliver<'a>(
     shared: &Shared,
     metrics: &TopicMetrics,
     ticket: &mut Ticket,
-    request: &OwnedMessage,
+    request: &Received,
     kind: Kind,
     record: impl Fn() -> Record<'a>,
 ) -> Result<(), KafkaError> {

@@ -9,9 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::Duration;
 
+use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::OwnedMessage;
-use rdkafka::{Message, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -28,6 +27,7 @@ use super::ticket::{Report, Ticket};
 use super::transaction::{Snapshot, Transactions, TxnEvent, Waiter};
 use super::workers::Workers;
 use crate::config::Settings;
+use crate::received::Received;
 
 /// Every this many commit intervals, every partition's watermark is committed again.
 const FULL_COMMIT_EVERY: u64 = 20;
@@ -230,7 +230,7 @@ impl Dispatcher {
         }
     }
 
-    fn on_message(&mut self, message: OwnedMessage, permit: Permit) {
+    fn on_message(&mut self, message: Received, permit: Permit) {
         let Some(route) = self.shared.router.get(message.topic()) else {
             tracing::warn!(topic = message.topic(), "record from a topic with no route");
             return;

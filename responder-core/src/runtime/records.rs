@@ -3,8 +3,9 @@
 //! convention's own headers) and a dead letter (the request's own headers byte for
 //! byte, plus the reason headers). Producing them, with retries, is `delivery.rs`.
 
-use rdkafka::Message;
-use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Header, OwnedHeaders};
+
+use crate::received::Received;
 
 use super::dead_letter::{
     DLQ_HEADER_PREFIX, DLQ_MESSAGE_HEADER, DLQ_OFFSET_HEADER, DLQ_PARTITION_HEADER,
@@ -85,7 +86,7 @@ pub(crate) fn reply_headers(
 /// included; less any `responder-dlq-*` header it carried, so a requester cannot forge
 /// the reasons), then the reason headers.
 pub(crate) fn dead_letter_headers(
-    message: &OwnedMessage,
+    message: &Received,
     code: &str,
     reason: &str,
     partition: &str,
@@ -93,13 +94,10 @@ pub(crate) fn dead_letter_headers(
     time: &str,
 ) -> OwnedHeaders {
     let mut headers = OwnedHeaders::new_with_capacity(8);
-    if let Some(original) = message.headers() {
-        responder_ffi::raw_headers::for_each(original.as_borrowed(), |key, value| {
-            if !key.starts_with(DLQ_HEADER_PREFIX.as_bytes()) {
-                let taken = std::mem::take(&mut headers);
-                headers = responder_ffi::raw_headers::add(taken, key, value);
-            }
-        });
+    for (key, value) in message.headers() {
+        if !key.starts_with(DLQ_HEADER_PREFIX.as_bytes()) {
+            headers = responder_ffi::raw_headers::add(headers, key, value);
+        }
     }
     for (key, value) in [
         (DLQ_REASON_HEADER, code),

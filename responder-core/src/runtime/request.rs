@@ -9,10 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::acks::Record;
+use crate::received::Received;
 use futures_util::FutureExt;
-use rdkafka::Message;
 use rdkafka::error::KafkaError;
-use rdkafka::message::OwnedMessage;
 use tracing::Instrument;
 
 use super::cancel::Cancel;
@@ -31,7 +30,7 @@ use crate::trace_context::TraceContext;
 
 /// A request ready to run.
 pub(crate) struct Job {
-    pub(crate) message: OwnedMessage,
+    pub(crate) message: Received,
     pub(crate) endpoint: Arc<dyn Endpoint>,
     /// The longest the handler may take (a deadline may shorten it).
     pub(crate) handler_timeout: Duration,

@@ -30,15 +30,13 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rdkafka::Timestamp;
-use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
-
 use crate::address::ReplyAddress;
 use crate::codec::Codec;
 use crate::context::RequestContext;
 use crate::error_reply::ErrorReply;
 use crate::handler::Handler;
 use crate::headers::HeaderConvention;
+use crate::received::Received;
 use crate::trace_context::TraceContext;
 
 /// A request as a handler would receive it, built without Kafka. Defaults: topic
@@ -130,12 +128,6 @@ impl TestRequest {
 
     /// The context a handler receives for this request.
     pub fn context(&self) -> RequestContext {
-        let headers = self.headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
-            h.insert(Header {
-                key: k,
-                value: Some(v),
-            })
-        });
         let trace = TraceContext::read(
             &self
                 .headers
@@ -144,14 +136,16 @@ impl TestRequest {
                 .collect(),
         );
         let now = millis(SystemTime::now());
-        let message = OwnedMessage::new(
-            self.payload.clone(),
-            self.key.clone(),
-            self.topic.clone(),
-            Timestamp::CreateTime(now.unwrap_or_default()),
+        let message = Received::new(
+            &self.topic,
             self.partition,
             self.offset,
-            (!self.headers.is_empty()).then_some(headers),
+            now,
+            self.key.as_deref(),
+            self.payload.as_deref(),
+            self.headers
+                .iter()
+                .map(|(k, v)| (k.as_bytes(), Some(&v[..]))),
         );
         let address = ReplyAddress {
             topic: self.reply_topic.clone(),

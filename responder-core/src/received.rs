@@ -1,0 +1,236 @@
+//! A request record as received, owned: copied out of librdkafka's buffers once, on
+//! the consumer thread, so it can cross to the thread that handles it.
+//!
+//! Its payload, key and headers share one allocation. rust-rdkafka's owned message
+//! (`BorrowedMessage::detach`) takes three (payload, key, topic) plus a copy of
+//! librdkafka's header list: five more, in C, freed on another thread. The topic is
+//! shared: the consumer thread keeps one `Arc<str>` per topic ([`Topics`]).
+
+use std::sync::Arc;
+
+use rdkafka::Message;
+use rdkafka::message::BorrowedMessage;
+
+/// A header's key length and value length, each a little-endian `u32`, lead each
+/// header in the buffer; a null value has this length (and no bytes).
+const NULL_VALUE: u32 = u32::MAX;
+/// The bytes before each header's key: its key length and value length.
+const HEADER_LEAD: usize = 8;
+
+/// A request record: topic, partition, offset, timestamp, key, payload and headers.
+#[derive(Debug, Clone)]
+pub(crate) struct Received {
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+    timestamp_millis: Option<i64>,
+    /// The payload, the key, then the headers (see [`NULL_VALUE`]).
+    bytes: Box<[u8]>,
+    /// The payload's length (`None`: a tombstone).
+    payload: Option<usize>,
+    /// The key's length (`None`: no key).
+    key: Option<usize>,
+}
+
+impl Received {
+    /// Copies `message`, whose topic `topic` is.
+    pub(crate) fn copy(message: &BorrowedMessage<'_>, topic: Arc<str>) -> Self {
+        let (payload, key) = (message.payload(), message.key());
+        let headers = message.headers();
+        let mut size = payload.map_or(0, <[u8]>::len) + key.map_or(0, <[u8]>::len);
+        if let Some(h) = headers {
+            responder_ffi::raw_headers::for_each(h, |k, v| size += header_size(k, v));
+        }
+        let mut bytes = Vec::with_capacity(size);
+        bytes.extend_from_slice(payload.unwrap_or_default());
+        bytes.extend_from_slice(key.unwrap_or_default());
+        if let Some(h) = headers {
+            responder_ffi::raw_headers::for_each(h, |k, v| push_header(&mut bytes, k, v));
+        }
+        Received {
+            topic,
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp_millis: message.timestamp().to_millis(),
+            bytes: bytes.into_boxed_slice(),
+            payload: payload.map(<[u8]>::len),
+            key: key.map(<[u8]>::len),
+        }
+    }
+
+    /// A record made up (by the test kit, or a test).
+    pub(crate) fn new<'h>(
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        timestamp_millis: Option<i64>,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        headers: impl IntoIterator<Item = (&'h [u8], Option<&'h [u8]>)>,
+    ) -> Self {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(payload.unwrap_or_default());
+        bytes.extend_from_slice(key.unwrap_or_default());
+        for (k, v) in headers {
+            push_header(&mut bytes, k, v);
+        }
+        Received {
+            topic: topic.into(),
+            partition,
+            offset,
+            timestamp_millis,
+            bytes: bytes.into_boxed_slice(),
+            payload: payload.map(<[u8]>::len),
+            key: key.map(<[u8]>::len),
+        }
+    }
+
+    /// The request topic.
+    pub(crate) fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The request's partition.
+    pub(crate) fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// The request's offset.
+    pub(crate) fn offset(&self) -> i64 {
+        self.offset
+    }
+
+    /// The record's timestamp in epoch milliseconds, when the broker gave one.
+    pub(crate) fn timestamp_millis(&self) -> Option<i64> {
+        self.timestamp_millis
+    }
+
+    /// The payload (`None`: a tombstone).
+    pub(crate) fn payload(&self) -> Option<&[u8]> {
+        self.bytes.get(..self.payload?)
+    }
+
+    /// The key.
+    pub(crate) fn key(&self) -> Option<&[u8]> {
+        let at = self.payload.unwrap_or(0);
+        self.bytes.get(at..at + self.key?)
+    }
+
+    /// The headers in record order: each key's bytes (any bytes: a producer in any
+    /// language wrote them) and value (`None`: null).
+    pub(crate) fn headers(&self) -> Headers<'_> {
+        let at = self.payload.unwrap_or(0) + self.key.unwrap_or(0);
+        Headers {
+            rest: self.bytes.get(at..).unwrap_or_default(),
+        }
+    }
+}
+
+/// The bytes a header takes in the buffer.
+fn header_size(key: &[u8], value: Option<&[u8]>) -> usize {
+    HEADER_LEAD + key.len() + value.map_or(0, <[u8]>::len)
+}
+
+fn push_header(bytes: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) {
+    // librdkafka keeps a record's size (and so each header's) under 2 GiB.
+    let len = |b: &[u8]| u32::try_from(b.len()).unwrap_or(NULL_VALUE - 1);
+    bytes.extend_from_slice(&len(key).to_le_bytes());
+    bytes.extend_from_slice(&value.map_or(NULL_VALUE, len).to_le_bytes());
+    bytes.extend_from_slice(key);
+    bytes.extend_from_slice(value.unwrap_or_default());
+}
+
+/// A record's headers, read from its buffer in order.
+#[derive(Debug, Clone)]
+pub(crate) struct Headers<'r> {
+    rest: &'r [u8],
+}
+
+impl<'r> Iterator for Headers<'r> {
+    type Item = (&'r [u8], Option<&'r [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (lead, rest) = self.rest.split_first_chunk::<HEADER_LEAD>()?;
+        let key_len = u32::from_le_bytes([lead[0], lead[1], lead[2], lead[3]]) as usize;
+        let value_len = u32::from_le_bytes([lead[4], lead[5], lead[6], lead[7]]);
+        let (key, rest) = rest.split_at_checked(key_len)?;
+        let (value, rest) = match value_len {
+            NULL_VALUE => (None, rest),
+            n => {
+                let (v, rest) = rest.split_at_checked(n as usize)?;
+                (Some(v), rest)
+            }
+        };
+        self.rest = rest;
+        Some((key, value))
+    }
+}
+
+/// The topics' names the consumer thread has seen, shared by every record of each.
+#[derive(Debug, Default)]
+pub(crate) struct Topics {
+    names: Vec<Arc<str>>,
+}
+
+impl Topics {
+    /// The shared name of `topic`.
+    pub(crate) fn get(&mut self, topic: &str) -> Arc<str> {
+        match self.names.iter().find(|t| ***t == *topic) {
+            Some(t) => Arc::clone(t),
+            None => {
+                let t: Arc<str> = topic.into();
+                self.names.push(Arc::clone(&t));
+                t
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_key_and_headers_come_back_as_given() {
+        let headers: [(&[u8], Option<&[u8]>); 4] = [
+            (b"kafka_replyTopic", Some(b"replies")),
+            (b"\xff not utf-8", None),
+            (b"", Some(b"")),
+            (b"kafka_replyTopic", Some(b"again")),
+        ];
+        let r = Received::new("t", 3, 7, Some(11), Some(b"k"), Some(b"{}"), headers);
+        assert_eq!((r.topic(), r.partition(), r.offset()), ("t", 3, 7));
+        assert_eq!(r.timestamp_millis(), Some(11));
+        assert_eq!((r.key(), r.payload()), (Some(&b"k"[..]), Some(&b"{}"[..])));
+        assert_eq!(r.headers().collect::<Vec<_>>(), headers);
+    }
+
+    #[test]
+    fn absent_and_empty_are_told_apart() {
+        let none = Received::new("t", 0, 0, None, None, None, []);
+        assert_eq!(
+            (none.key(), none.payload(), none.headers().count()),
+            (None, None, 0)
+        );
+        let empty = Received::new("t", 0, 0, None, Some(b""), Some(b""), []);
+        assert_eq!(
+            (empty.key(), empty.payload()),
+            (Some(&b""[..]), Some(&b""[..]))
+        );
+        let key_only = Received::new("t", 0, 0, None, Some(b"key"), None, []);
+        assert_eq!(
+            (key_only.key(), key_only.payload()),
+            (Some(&b"key"[..]), None)
+        );
+    }
+
+    #[test]
+    fn a_topic_is_shared_by_its_records() {
+        let mut topics = Topics::default();
+        let a = topics.get("requests");
+        let b = topics.get("requests");
+        let c = topics.get("other");
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!((&*a, &*c), ("requests", "other"));
+    }
+}
