@@ -31,6 +31,8 @@ use crate::received::Received;
 
 /// Every this many commit intervals, every partition's watermark is committed again.
 const FULL_COMMIT_EVERY: u64 = 20;
+/// How many waiting reports and events one turn of the loop handles at most.
+const READY_AT_ONCE: usize = 64;
 
 /// How the dispatcher's run ended.
 #[derive(Debug)]
@@ -146,21 +148,17 @@ impl Dispatcher {
             let close_deadline = self.close_deadline;
             tokio::select! {
                 biased;
-                Some(report) = self.reports.recv() => self.on_report(report),
-                event = self.events.recv() => match event {
-                    Some(Event::Message(m, permit)) => self.on_message(m, permit),
-                    Some(Event::Assigned(tps)) => self.on_assigned(tps),
-                    Some(Event::Revoked(tps, lost, reply)) => self.on_revoked(tps, lost, reply),
-                    Some(Event::Failed(why)) => {
-                        self.failure = Some(why);
-                        self.begin_shutdown();
-                        // The thread leaves without the final offsets: it must hold
-                        // the last reference to the consumer.
-                        drop(self.release_consumer());
+                Some(report) = self.reports.recv() => {
+                    self.on_report(report);
+                    if let Some(ended) = self.take_ready() {
+                        return ended;
                     }
-                    Some(Event::Closed { left }) => return Ended::Closed { left },
-                    None => return Ended::Closed { left: false },
-                },
+                }
+                event = self.events.recv() => {
+                    if let Some(ended) = self.on_event(event).or_else(|| self.take_ready()) {
+                        return ended;
+                    }
+                }
                 () = &mut shutdown, if !self.ledger.stopping() => self.begin_shutdown(),
                 Ok(()) = producer_failed.changed(), if self.failure.is_none() => {
                     let why = producer_failed.borrow_and_update().clone();
@@ -200,6 +198,48 @@ impl Dispatcher {
             self.finish_revocations();
             self.finish_shutdown();
         }
+    }
+
+    /// Handles what the consumer thread said (`None`: it is gone). `Some` when the
+    /// dispatcher is done.
+    fn on_event(&mut self, event: Option<Event>) -> Option<Ended> {
+        match event {
+            Some(Event::Message(m, permit)) => self.on_message(m, permit),
+            Some(Event::Assigned(tps)) => self.on_assigned(tps),
+            Some(Event::Revoked(tps, lost, reply)) => self.on_revoked(tps, lost, reply),
+            Some(Event::Failed(why)) => {
+                self.failure = Some(why);
+                self.begin_shutdown();
+                // The thread leaves without the final offsets: it must hold the last
+                // reference to the consumer.
+                drop(self.release_consumer());
+            }
+            Some(Event::Closed { left }) => return Some(Ended::Closed { left }),
+            None => return Some(Ended::Closed { left: false }),
+        }
+        None
+    }
+
+    /// Handles the reports and events already waiting, reports first (as the loop
+    /// does), up to [`READY_AT_ONCE`] of them: one wake-up of the dispatcher serves a
+    /// batch, not one trip through its loop each. `Some` when the dispatcher is done.
+    fn take_ready(&mut self) -> Option<Ended> {
+        for _ in 0..READY_AT_ONCE {
+            if let Ok(report) = self.reports.try_recv() {
+                self.on_report(report);
+                continue;
+            }
+            match self.events.try_recv() {
+                Ok(event) => {
+                    if let Some(ended) = self.on_event(Some(event)) {
+                        return Some(ended);
+                    }
+                }
+                // A closed channel is the loop's to see.
+                Err(_) => return None,
+            }
+        }
+        None
     }
 
     /// Gives up the dispatcher's reference to the consumer (the consumer thread must
