@@ -39,10 +39,16 @@ impl ProducerContext for Acks {
     type DeliveryOpaque = Arc<Ack>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, ack: Arc<Ack>) {
-        ack.complete(match result {
+        let waker = ack.complete(match result {
             Ok(_) => Ok(()),
             Err((e, _)) => Err(e.clone()),
         });
+        // librdkafka's reference goes before the request wakes, so the request finds
+        // the `Ack` its own and keeps it for reuse.
+        drop(ack);
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 }
 
@@ -64,15 +70,11 @@ impl Ack {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn complete(&self, verdict: Result<(), KafkaError>) {
-        let waker = {
-            let mut state = self.state();
-            state.verdict = Some(verdict);
-            state.waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
+    /// Records the broker's verdict; returns the waiting request's waker, to wake.
+    fn complete(&self, verdict: Result<(), KafkaError>) -> Option<Waker> {
+        let mut state = self.state();
+        state.verdict = Some(verdict);
+        state.waker.take()
     }
 }
 
@@ -134,14 +136,19 @@ pub(crate) fn send<'a>(
     }
 }
 
-/// Keeps `ack` for reuse when nothing else holds it (its delivery callback ran and
-/// dropped librdkafka's reference), cleared.
+/// Keeps `ack` for reuse, cleared, when nothing else holds it (its delivery callback
+/// ran and dropped librdkafka's reference). Otherwise it stays with librdkafka, without
+/// the request's waker: a request given up (revoked, or the responder stopping) does
+/// not stay in memory until the broker answers for its record.
 fn keep(mut ack: Arc<Ack>) {
     let Some(only) = Arc::get_mut(&mut ack) else {
+        ack.state().waker = None;
         return;
     };
     *only.state.get_mut().unwrap_or_else(PoisonError::into_inner) = AckState::default();
-    KEPT.with_borrow_mut(|kept| {
+    // Not kept while the thread's locals are being destroyed.
+    let _ = KEPT.try_with(|kept| {
+        let mut kept = kept.borrow_mut();
         if kept.len() < KEPT_PER_THREAD {
             kept.push(ack);
         }
@@ -222,7 +229,9 @@ mod tests {
         assert!(Pin::new(&mut acked).poll(&mut cx).is_pending());
         assert!(Pin::new(&mut acked).poll(&mut cx).is_pending());
         let refused = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
-        held.complete(Err(refused.clone()));
+        held.complete(Err(refused.clone()))
+            .expect("the waiting request's waker")
+            .wake();
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert_eq!(
             Pin::new(&mut acked).poll(&mut cx),
@@ -235,19 +244,22 @@ mod tests {
         let before = kept();
         // Acknowledged, but the callback still holds its reference: not kept.
         let (mut acked, held) = sent();
-        held.complete(Ok(()));
+        assert!(held.complete(Ok(())).is_none());
         let mut cx = Context::from_waker(Waker::noop());
         assert_eq!(Pin::new(&mut acked).poll(&mut cx), Poll::Ready(Ok(())));
         assert_eq!(kept(), before);
         drop(held);
-        // Abandoned while librdkafka holds it: not kept either.
-        let (abandoned, held) = sent();
+        // Abandoned while librdkafka holds it: not kept either, and without the
+        // abandoned request's waker.
+        let (mut abandoned, held) = sent();
+        assert!(Pin::new(&mut abandoned).poll(&mut cx).is_pending());
         drop(abandoned);
         assert_eq!(kept(), before);
+        assert!(held.state().waker.is_none());
         drop(held);
         // Acknowledged after the callback let go: kept, and cleared.
         let (mut acked, held) = sent();
-        held.complete(Ok(()));
+        let _ = held.complete(Ok(()));
         drop(held);
         assert_eq!(Pin::new(&mut acked).poll(&mut cx), Poll::Ready(Ok(())));
         assert_eq!(kept(), before + 1);

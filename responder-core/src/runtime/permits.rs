@@ -5,8 +5,8 @@
 //! each: woken for every one, it would make two system calls per request (the wake and
 //! its wait). So a waiter first waits, briefly, for a batch of slots ([`BATCH_WAIT`]),
 //! and only then for any one: under load a wake-up hands it a batch of records' worth
-//! of slots; when slots come back slowly, the first one still wakes it within
-//! [`BATCH_WAIT`].
+//! of slots; when slots come back slowly, it takes the first one once [`BATCH_WAIT`]
+//! is over (or as it comes back, after that).
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -169,8 +169,8 @@ mod tests {
         assert_eq!(held.len(), 63);
     }
 
-    /// Each returned slot wakes a waiter, however many wait, and a waiter that timed
-    /// out is no longer counted.
+    /// With a single slot (a batch of one), each returned slot wakes a waiter, however
+    /// many wait, and a waiter that timed out is no longer counted.
     #[test]
     fn every_waiter_is_woken_in_turn() {
         let permits = Permits::new(1);
