@@ -59,6 +59,7 @@ impl Received {
     }
 
     /// A record made up (by the test kit, or a test).
+    #[cfg(any(test, feature = "testkit"))]
     pub(crate) fn new<'h>(
         topic: &str,
         partition: i32,

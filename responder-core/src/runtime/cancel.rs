@@ -2,7 +2,7 @@
 //! when the partition is revoked or the responder stops, it abandons what those
 //! requests still do (handling, awaiting a reply's acknowledgement, retrying it).
 
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 
@@ -42,8 +42,11 @@ impl Cancel {
         notified.await;
     }
 
-    /// Runs `work` unless the signal fires first; `None` when it did.
-    pub(crate) async fn guard<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+    /// Runs `work` unless the signal fires first; `None` when it did. `work` is pinned
+    /// by the caller, where it lives: taken by value, it would be stored twice here
+    /// (as the argument, and moved into the race), which for a request's future is
+    /// kilobytes copied and kept per request.
+    pub(crate) async fn guard<F: Future>(&self, work: Pin<&mut F>) -> Option<F::Output> {
         tokio::select! {
             biased;
             () = self.fired_wait() => None,
@@ -63,14 +66,14 @@ mod tests {
         let cancel = Cancel::default();
         let waiter = {
             let c = cancel.clone();
-            tokio::spawn(async move { c.guard(std::future::pending::<()>()).await })
+            tokio::spawn(async move { c.guard(pin!(std::future::pending::<()>())).await })
         };
         tokio::time::sleep(Duration::from_millis(10)).await;
         cancel.fire();
         cancel.fire();
         assert_eq!(waiter.await.expect("task"), None);
         // Fired before the wait began: resolves at once.
-        assert_eq!(cancel.guard(async { 1 }).await, None);
-        assert_eq!(Cancel::default().guard(async { 1 }).await, Some(1));
+        assert_eq!(cancel.guard(pin!(async { 1 })).await, None);
+        assert_eq!(Cancel::default().guard(pin!(async { 1 })).await, Some(1));
     }
 }

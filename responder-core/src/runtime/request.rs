@@ -128,8 +128,9 @@ fn request(
     cancel: Cancel,
 ) -> impl Future<Output = ()> + Send {
     async move {
-        // Not `move`: it borrows what the outer block owns.
-        let work = async {
+        // Not `move`: it borrows what the outer block owns. Pinned here, so it is
+        // stored once (see `Cancel::guard`).
+        let work = std::pin::pin!(async {
             let (address, unreadable_deadline) = read_headers(&mut cx, &shared, &span);
             answer(
                 &mut cx,
@@ -143,7 +144,7 @@ fn request(
             )
             .instrument(span)
             .await;
-        };
+        });
         cancel.guard(work).await;
     }
 }
