@@ -15,6 +15,7 @@ use std::task::{Context, Poll, Waker};
 use rdkafka::ClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::util::IntoOpaque;
 
 /// The producer every reply, error reply and dead letter goes through.
 pub(crate) type ReplyProducer = Arc<ThreadedProducer<Acks>>;
@@ -87,8 +88,28 @@ pub(crate) fn send<'a>(
     record: Record<'a>,
 ) -> Result<Acknowledgement, (KafkaError, Record<'a>)> {
     let ack = KEPT
-        .with_borrow_mut(Vec::pop)
+        .try_with(|kept| kept.borrow_mut().pop())
+        .ok()
+        .flatten()
         .unwrap_or_else(|| Arc::new(Ack::default()));
+    let (record, ()) = with_opaque(record, Arc::clone(&ack));
+    match producer.send(record) {
+        Ok(()) => Ok(Acknowledgement { ack: Some(ack) }),
+        Err((e, refused)) => {
+            // Refused: librdkafka did not keep its reference (it comes back here).
+            let (record, held) = with_opaque(refused, ());
+            drop(held);
+            keep(ack);
+            Err((e, record))
+        }
+    }
+}
+
+/// `record` carrying `opaque` instead of its own, and its own.
+fn with_opaque<'a, D: IntoOpaque, E: IntoOpaque>(
+    record: BaseRecord<'a, [u8], [u8], D>,
+    opaque: E,
+) -> (BaseRecord<'a, [u8], [u8], E>, D) {
     let BaseRecord {
         topic,
         partition,
@@ -96,7 +117,7 @@ pub(crate) fn send<'a>(
         key,
         timestamp,
         headers,
-        delivery_opaque: (),
+        delivery_opaque,
     } = record;
     let record = BaseRecord {
         topic,
@@ -105,35 +126,9 @@ pub(crate) fn send<'a>(
         key,
         timestamp,
         headers,
-        delivery_opaque: Arc::clone(&ack),
+        delivery_opaque: opaque,
     };
-    match producer.send(record) {
-        Ok(()) => Ok(Acknowledgement { ack: Some(ack) }),
-        Err((e, r)) => {
-            // Refused: librdkafka did not keep its reference (it comes back in `r`).
-            let BaseRecord {
-                topic,
-                partition,
-                payload,
-                key,
-                timestamp,
-                headers,
-                delivery_opaque,
-            } = r;
-            drop(delivery_opaque);
-            keep(ack);
-            let record = BaseRecord {
-                topic,
-                partition,
-                payload,
-                key,
-                timestamp,
-                headers,
-                delivery_opaque: (),
-            };
-            Err((e, record))
-        }
-    }
+    (record, delivery_opaque)
 }
 
 /// Keeps `ack` for reuse, cleared, when nothing else holds it (its delivery callback
