@@ -4,12 +4,16 @@
 //!
 //! - **Live**: the consumer thread is running and went round its loop within the last
 //!   [`LIVE_WITHIN`] (it does every 100 ms to 1 s whatever the handlers do: it never
-//!   blocks on them).
+//!   blocks on them). The thread counts its rounds (reading the clock each round would
+//!   cost more than the rest of the round's own work on a record); a check notes when
+//!   it saw the count change, so a stall is reported by the first check at least
+//!   [`LIVE_WITHIN`] after the last check that saw the thread move.
 //! - **Ready**: live, joined the group (an assignment arrived, empty or not), and either
 //!   holds partitions, or (a member with none: more replicas than partitions) has had
 //!   no broker-connection error for [`BROKER_QUIET`].
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How recently the consumer thread must have gone round its loop to be live.
@@ -23,8 +27,11 @@ pub const BROKER_QUIET: Duration = Duration::from_secs(10);
 pub struct Health {
     start: Instant,
     running: AtomicBool,
-    /// Milliseconds after `start` of the consumer thread's last loop.
-    last_loop: AtomicU64,
+    /// Rounds of the consumer thread's loop so far.
+    loops: AtomicU64,
+    /// The last count of rounds a check saw, and when it first saw it (milliseconds
+    /// after `start`).
+    seen: Mutex<(u64, u64)>,
     joined: AtomicBool,
     assigned: AtomicUsize,
     /// Milliseconds after `start` (plus one; 0: never) of the last broker error.
@@ -36,7 +43,8 @@ impl Default for Health {
         Health {
             start: Instant::now(),
             running: AtomicBool::new(false),
-            last_loop: AtomicU64::new(0),
+            loops: AtomicU64::new(0),
+            seen: Mutex::new((0, 0)),
             joined: AtomicBool::new(false),
             assigned: AtomicUsize::new(0),
             last_broker_error: AtomicU64::new(0),
@@ -56,7 +64,7 @@ impl Health {
 
     /// The consumer thread went round its loop.
     pub(crate) fn looped(&self) {
-        self.last_loop.store(self.now(), Relaxed);
+        self.loops.fetch_add(1, Relaxed);
     }
 
     /// The client reported that brokers cannot be reached.
@@ -76,12 +84,25 @@ impl Health {
 
     /// `Ok` when live, else why not.
     pub fn live(&self) -> Result<(), String> {
+        self.live_at(self.now())
+    }
+
+    /// [`live`](Self::live), `now` milliseconds after `start`.
+    fn live_at(&self, now: u64) -> Result<(), String> {
         if !self.running.load(Relaxed) {
             return Err("the consumer thread is not running".into());
         }
-        let idle = self.now().saturating_sub(self.last_loop.load(Relaxed));
+        let loops = self.loops.load(Relaxed);
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.0 != loops {
+            *seen = (loops, now);
+            return Ok(());
+        }
+        let idle = now.saturating_sub(seen.1);
         if idle > LIVE_WITHIN.as_millis() as u64 {
-            return Err(format!("the consumer thread has not polled for {idle} ms"));
+            return Err(format!(
+                "the consumer thread has not polled for at least {idle} ms"
+            ));
         }
         Ok(())
     }
@@ -129,5 +150,24 @@ mod tests {
         assert!(h.ready().is_ok(), "holds partitions");
         h.running(false);
         assert!(h.live().is_err() && h.ready().is_err());
+    }
+
+    /// A thread that stops going round its loop is not live once [`LIVE_WITHIN`] has
+    /// passed since a check last saw it move; one more round makes it live again.
+    #[test]
+    fn a_stalled_loop_is_not_live() {
+        let h = Health::default();
+        h.running(true);
+        h.looped();
+        let within = LIVE_WITHIN.as_millis() as u64;
+        assert!(h.live_at(1_000).is_ok(), "moved since the last check");
+        assert!(
+            h.live_at(1_000 + within).is_ok(),
+            "stalled, not for long enough"
+        );
+        let stalled = h.live_at(1_001 + within).expect_err("stalled too long");
+        assert!(stalled.contains("has not polled"), "{stalled}");
+        h.looped();
+        assert!(h.live_at(2_000 + within).is_ok(), "moved again");
     }
 }

@@ -174,12 +174,14 @@ pub(crate) struct Topics {
 }
 
 impl Topics {
-    /// The shared name of `topic`.
-    pub(crate) fn get(&mut self, topic: &str) -> Arc<str> {
-        match self.names.iter().find(|t| ***t == *topic) {
+    /// The shared name of `topic` (its bytes, as librdkafka holds them: compared with
+    /// the names known, not checked as text again).
+    pub(crate) fn get(&mut self, topic: &[u8]) -> Arc<str> {
+        match self.names.iter().find(|t| t.as_bytes() == topic) {
             Some(t) => Arc::clone(t),
             None => {
-                let t: Arc<str> = topic.into();
+                // A topic the consumer subscribed to: Kafka's names are ASCII.
+                let t: Arc<str> = String::from_utf8_lossy(topic).into();
                 self.names.push(Arc::clone(&t));
                 t
             }
@@ -228,9 +230,9 @@ mod tests {
     #[test]
     fn a_topic_is_shared_by_its_records() {
         let mut topics = Topics::default();
-        let a = topics.get("requests");
-        let b = topics.get("requests");
-        let c = topics.get("other");
+        let a = topics.get(b"requests");
+        let b = topics.get(b"requests");
+        let c = topics.get(b"other");
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!((&*a, &*c), ("requests", "other"));
     }

@@ -58,7 +58,7 @@ impl<'h> RequestHeaders<'h> {
     pub(crate) fn of(headers: impl IntoIterator<Item = (&'h [u8], Option<&'h [u8]>)>) -> Self {
         let mut read = RequestHeaders::default();
         for (key, value) in headers {
-            match std::str::from_utf8(key) {
+            match responder_ffi::utf8::from_utf8(key) {
                 Ok(key) => read.push(key, value),
                 Err(_) => tracing::debug!(
                     key = %String::from_utf8_lossy(&key[..key.len().min(32)]),

@@ -93,8 +93,8 @@ pub fn validate_topic_name(name: &[u8]) -> Result<&str, TopicNameError> {
         Some(Problem::TooLong) => Err(TopicNameError::TooLong(name.len())),
         Some(Problem::Dots) => Err(TopicNameError::Dots),
         Some(Problem::IllegalByte(index)) => Err(illegal(index)),
-        // Only ASCII bytes remain, so this cannot fail.
-        None => std::str::from_utf8(name).map_err(|e| illegal(e.valid_up_to())),
+        // Only ASCII bytes remain, so this cannot fail (and takes the ASCII path).
+        None => responder_ffi::utf8::from_utf8(name).map_err(|e| illegal(e.valid_up_to())),
     }
 }
 

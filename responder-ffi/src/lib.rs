@@ -11,11 +11,15 @@
 //!   metadata that is not UTF-8);
 //! - [`high_watermark`]: a partition's high watermark as the consumer last fetched
 //!   it, without a broker round trip;
-//! - [`mock_cluster`]: librdkafka's in-process mock cluster, for tests and benchmarks.
+//! - [`mock_cluster`]: librdkafka's in-process mock cluster, for tests and benchmarks;
+//! - [`raw_message`]: a consumed record's topic name as bytes, not checked again;
+//! - [`utf8`]: text from bytes with a fast path for ASCII (not C, but `unsafe` too).
 #![allow(unsafe_code)]
 
 pub mod describe_topics;
 pub mod high_watermark;
 pub mod mock_cluster;
 pub mod raw_headers;
+pub mod raw_message;
 pub mod raw_metadata;
+pub mod utf8;

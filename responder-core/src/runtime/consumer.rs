@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaResult, RDKafkaErrorCode};
-use rdkafka::{Message, Offset, TopicPartitionList};
-use tokio::sync::{mpsc, oneshot};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::oneshot;
+
+use super::mailbox;
 
 use super::pauses::Pauses;
 use super::permits::{Permit, Permits};
@@ -69,7 +71,7 @@ pub(crate) struct Assigned {
 
 /// The consumer's context: forwards rebalances to the dispatcher.
 pub(crate) struct ConsumerCx {
-    events: mpsc::UnboundedSender<Event>,
+    events: mailbox::Sender<Event>,
     pauses: Arc<Pauses>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
@@ -84,7 +86,7 @@ pub(crate) struct ConsumerCx {
 
 impl ConsumerCx {
     pub(crate) fn new(
-        events: mpsc::UnboundedSender<Event>,
+        events: mailbox::Sender<Event>,
         pauses: Arc<Pauses>,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
@@ -269,7 +271,7 @@ impl ConsumerContext for ConsumerCx {
 /// Everything the consumer thread owns.
 pub(crate) struct ConsumerThread {
     pub(crate) consumer: Arc<BaseConsumer<ConsumerCx>>,
-    pub(crate) events: mpsc::UnboundedSender<Event>,
+    pub(crate) events: mailbox::Sender<Event>,
     pub(crate) permits: Permits,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) final_offsets: std::sync::mpsc::Receiver<TopicPartitionList>,
@@ -375,7 +377,10 @@ impl ConsumerThread {
                         tracing::warn!(error = %e, "consumer error");
                         continue;
                     }
-                    Some(Ok(m)) => Received::copy(&m, topics.get(m.topic())),
+                    Some(Ok(m)) => {
+                        let topic = topics.get(responder_ffi::raw_message::topic(&m));
+                        Received::copy(&m, topic)
+                    }
                 },
             };
             match permit.take() {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::Shared;
@@ -20,6 +20,7 @@ use super::consumer::{
 };
 use super::lanes::lane_of;
 use super::ledger::{Command, Intake, Ledger, Limits};
+use super::mailbox::{self, Receiver, Sender};
 use super::pauses::Pauses;
 use super::permits::Permit;
 use super::request::{Job, process};
@@ -53,11 +54,11 @@ pub(crate) struct Dispatcher {
     consumer: Option<Arc<BaseConsumer<ConsumerCx>>>,
     pauses: Arc<Pauses>,
     settings: Settings,
-    events: mpsc::UnboundedReceiver<Event>,
+    events: Receiver<Event>,
     stop: Arc<AtomicBool>,
     final_offsets: Option<std::sync::mpsc::Sender<TopicPartitionList>>,
-    reports_tx: mpsc::UnboundedSender<Report>,
-    reports: mpsc::UnboundedReceiver<Report>,
+    reports_tx: Sender<Report>,
+    reports: Receiver<Report>,
     ledger: Ledger<Job>,
     /// Revocations waiting for their answer, by the id given to the ledger.
     revocations: HashMap<u64, oneshot::Sender<TopicPartitionList>>,
@@ -80,11 +81,11 @@ impl Dispatcher {
         consumer: Arc<BaseConsumer<ConsumerCx>>,
         pauses: Arc<Pauses>,
         settings: Settings,
-        events: mpsc::UnboundedReceiver<Event>,
+        events: Receiver<Event>,
         stop: Arc<AtomicBool>,
         final_offsets: std::sync::mpsc::Sender<TopicPartitionList>,
     ) -> Self {
-        let (reports_tx, reports) = mpsc::unbounded_channel();
+        let (reports_tx, reports) = mailbox::mailbox();
         let txn = shared.transaction.as_ref().map(|gate| {
             Transactions::new(
                 Arc::clone(gate),
@@ -225,18 +226,18 @@ impl Dispatcher {
     /// batch, not one trip through its loop each. `Some` when the dispatcher is done.
     fn take_ready(&mut self) -> Option<Ended> {
         for _ in 0..READY_AT_ONCE {
-            if let Ok(report) = self.reports.try_recv() {
+            if let Some(report) = self.reports.try_recv() {
                 self.on_report(report);
                 continue;
             }
             match self.events.try_recv() {
-                Ok(event) => {
+                Some(event) => {
                     if let Some(ended) = self.on_event(Some(event)) {
                         return Some(ended);
                     }
                 }
-                // A closed channel is the loop's to see.
-                Err(_) => return None,
+                // A closed mailbox is the loop's to see.
+                None => return None,
             }
         }
         None
@@ -440,7 +441,7 @@ impl Dispatcher {
             TxnEvent::Snapshot(reply) => {
                 // Every reply in the transaction is settled and its report queued (the
                 // gate is closed): read them, so the watermarks include them.
-                while let Ok(report) = self.reports.try_recv() {
+                while let Some(report) = self.reports.try_recv() {
                     self.on_report(report);
                 }
                 let mut commits = self.ledger.transaction_commits();

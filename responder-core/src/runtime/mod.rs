@@ -9,6 +9,7 @@ mod delivery;
 mod dispatcher;
 mod lanes;
 mod ledger;
+mod mailbox;
 mod pauses;
 mod permits;
 mod records;
@@ -24,7 +25,7 @@ use std::sync::atomic::AtomicBool;
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use self::acks::{Acks, ReplyProducer};
 use self::consumer::{ConsumerCx, ConsumerThread, Event};
@@ -75,8 +76,8 @@ pub struct Responder {
     shared: Arc<Shared>,
     consumer: Arc<BaseConsumer<ConsumerCx>>,
     pauses: Arc<Pauses>,
-    events_tx: mpsc::UnboundedSender<Event>,
-    events: mpsc::UnboundedReceiver<Event>,
+    events_tx: mailbox::Sender<Event>,
+    events: mailbox::Receiver<Event>,
     settings: Settings,
     /// Turns true once the consumer has left the group (however the run ended).
     closed: (watch::Sender<bool>, watch::Receiver<bool>),
@@ -108,7 +109,7 @@ impl Responder {
         addresses: AddressReader,
         settings: Settings,
     ) -> Result<Self, Error> {
-        let (events_tx, events) = mpsc::unbounded_channel();
+        let (events_tx, events) = mailbox::mailbox();
         let pauses = Arc::new(Pauses::default());
         let metrics = Arc::new(Metrics::default());
         let health = Arc::new(Health::default());

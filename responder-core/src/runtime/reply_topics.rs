@@ -23,8 +23,16 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 /// Topics remembered at most (a prefixed policy admits unboundedly many names); when
 /// full, the oldest half is forgotten.
 const MAX_ENTRIES: usize = 10_000;
+/// A TTL beyond what an `Instant` can hold: about a century.
+const FOR_GOOD: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
+/// When the broker said it, and what.
 type Entry = (Instant, TopicVerdict);
+
+/// A cached answer: when it was given, until when it is trusted (kept, not worked out
+/// per request: a comparison of instants costs a fraction of a subtraction), and what
+/// it was.
+type Cached = (Instant, Instant, TopicVerdict);
 
 /// The cache, one per responder.
 pub(crate) struct ReplyTopics {
@@ -32,7 +40,7 @@ pub(crate) struct ReplyTopics {
     ttl: Duration,
     /// Whether to ask for authorized operations (KIP-430), and what to do without.
     write_access: Option<UnknownWriteAccess>,
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<HashMap<String, Cached>>,
     /// Lookups under way, one per topic: a burst of requests for a new topic asks the
     /// broker once, and lookups of different topics do not wait for each other.
     lookups: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -73,14 +81,18 @@ impl ReplyTopics {
     /// The cached entry for `topic`, if still fresh.
     fn fresh(&self, topic: &str) -> Option<Entry> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let (at, known) = *entries.get(topic)?;
-        let fresh_for = match known {
+        let (at, until, known) = *entries.get(topic)?;
+        (Instant::now() < until).then_some((at, known))
+    }
+
+    /// How long `known` is trusted.
+    fn fresh_for(&self, known: TopicVerdict) -> Duration {
+        match known {
             TopicVerdict::Partitions(_) => self.ttl,
             TopicVerdict::Missing | TopicVerdict::NotAuthorized | TopicVerdict::Unverified => {
                 RECHECK_AFTER.min(self.ttl)
             }
-        };
-        (at.elapsed() < fresh_for).then_some((at, known))
+        }
     }
 
     /// Asks the broker, once per topic at a time. With `recheck`, an entry is taken
@@ -98,12 +110,17 @@ impl ReplyTopics {
                 let known = self.fetch(producer, topic).await;
                 let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
                 if entries.len() >= MAX_ENTRIES {
-                    let mut ages: Vec<Instant> = entries.values().map(|(at, _)| *at).collect();
+                    let mut ages: Vec<Instant> = entries.values().map(|(at, ..)| *at).collect();
                     ages.sort_unstable();
                     let cutoff = ages[ages.len() / 2];
-                    entries.retain(|_, (at, _)| *at > cutoff);
+                    entries.retain(|_, (at, ..)| *at > cutoff);
                 }
-                entries.insert(topic.to_owned(), (Instant::now(), known));
+                let at = Instant::now();
+                // A TTL too long to add means: trusted for good.
+                let until = (at.checked_add(self.fresh_for(known)))
+                    .or_else(|| at.checked_add(FOR_GOOD))
+                    .unwrap_or(at);
+                entries.insert(topic.to_owned(), (at, until, known));
                 known
             }
         };

@@ -3,9 +3,8 @@
 //! a retry), then over. The ticket reports each step back once, and holds the
 //! request's in-flight slot until it is over.
 
-use tokio::sync::mpsc;
-
 use super::ledger::Place;
+use super::mailbox::Sender;
 use super::permits::Permit;
 use super::transaction::Lease;
 
@@ -40,7 +39,7 @@ enum Stage {
 /// nothing: the request never started.
 #[derive(Debug)]
 pub(crate) struct Ticket {
-    reports: mpsc::UnboundedSender<Report>,
+    reports: Sender<Report>,
     place: Place,
     stage: Stage,
     /// The in-flight slot, held until the request is over: a reply awaiting the
@@ -53,11 +52,7 @@ pub(crate) struct Ticket {
 }
 
 impl Ticket {
-    pub(crate) fn new(
-        reports: mpsc::UnboundedSender<Report>,
-        place: Place,
-        permit: Permit,
-    ) -> Self {
+    pub(crate) fn new(reports: Sender<Report>, place: Place, permit: Permit) -> Self {
         Ticket {
             reports,
             place,
@@ -150,10 +145,11 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::runtime::mailbox;
     use crate::runtime::permits::Permits;
 
-    fn ticket(permits: &Permits) -> (Ticket, mpsc::UnboundedReceiver<Report>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    fn ticket(permits: &Permits) -> (Ticket, mailbox::Receiver<Report>) {
+        let (tx, rx) = mailbox::mailbox();
         let place = Place {
             topic: Arc::from("t"),
             partition: 0,
@@ -172,8 +168,8 @@ mod tests {
         t.start();
         t.handled();
         t.handled();
-        assert!(matches!(rx.try_recv(), Ok(Report::Handled(_))));
-        assert!(rx.try_recv().is_err());
+        assert!(matches!(rx.try_recv(), Some(Report::Handled(_))));
+        assert!(rx.try_recv().is_none());
         assert!(
             permits.acquire_timeout(Duration::ZERO).is_none(),
             "slot held while delivering"
@@ -181,7 +177,7 @@ mod tests {
         t.settle();
         assert!(matches!(
             rx.try_recv(),
-            Ok(Report::Finished(_, true, false))
+            Some(Report::Finished(_, true, false))
         ));
         assert!(permits.acquire_timeout(Duration::ZERO).is_some());
     }
@@ -196,10 +192,10 @@ mod tests {
             panic!("a bug in the request's task");
         }));
         assert!(unwound.is_err());
-        assert!(matches!(rx.try_recv(), Ok(Report::Handled(_))));
+        assert!(matches!(rx.try_recv(), Some(Report::Handled(_))));
         assert!(matches!(
             rx.try_recv(),
-            Ok(Report::Finished(_, true, false))
+            Some(Report::Finished(_, true, false))
         ));
         assert!(permits.acquire_timeout(Duration::ZERO).is_some());
     }
@@ -210,14 +206,14 @@ mod tests {
         let (mut running, mut rx) = ticket(&permits);
         running.start();
         drop(running);
-        assert!(matches!(rx.try_recv(), Ok(Report::Handled(_))));
+        assert!(matches!(rx.try_recv(), Some(Report::Handled(_))));
         assert!(matches!(
             rx.try_recv(),
-            Ok(Report::Finished(_, false, false))
+            Some(Report::Finished(_, false, false))
         ));
         let (queued, mut rx) = ticket(&permits);
         drop(queued);
-        assert!(rx.try_recv().is_err());
+        assert!(rx.try_recv().is_none());
         assert!(permits.acquire_timeout(Duration::ZERO).is_some());
     }
 }

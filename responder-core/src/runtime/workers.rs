@@ -28,7 +28,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
 use futures_util::task::AtomicWaker;
-use tokio::sync::mpsc;
+
+use super::mailbox::{self, Receiver, Sender};
 
 /// Slots a worker polls in one turn before it yields to the runtime (its timers, its
 /// I/O and other tasks), as tokio's own scheduler yields every 61 tasks.
@@ -47,7 +48,7 @@ pub(crate) struct Workers<J> {
 }
 
 struct Handle<J> {
-    jobs: mpsc::UnboundedSender<J>,
+    jobs: Sender<J>,
     /// Its requests not over yet.
     load: Arc<AtomicUsize>,
 }
@@ -73,7 +74,7 @@ impl<J: Send + 'static> Workers<J> {
         let run = Arc::new(run);
         let workers = (0..count.max(1))
             .map(|_| {
-                let (jobs, rx) = mpsc::unbounded_channel();
+                let (jobs, rx) = mailbox::mailbox();
                 let load = Arc::new(AtomicUsize::new(0));
                 tokio::spawn(Worker::new(rx, Arc::clone(&run), Arc::clone(&load)));
                 Handle { jobs, load }
@@ -91,7 +92,7 @@ impl<J: Send + 'static> Workers<J> {
             return (self.spawn)(job);
         };
         worker.load.fetch_add(1, Relaxed);
-        if let Err(mpsc::error::SendError(job)) = worker.jobs.send(job) {
+        if let Err(job) = worker.jobs.send(job) {
             // Only a worker that panicked outside its slots is gone (or the runtime
             // is shutting down, and then nothing runs).
             tracing::error!("a request worker is gone; running its requests as tasks");
@@ -144,7 +145,7 @@ struct Slot<Fut> {
 
 /// One worker: a task polling the futures in its slots.
 struct Worker<J, F, Fut> {
-    jobs: mpsc::UnboundedReceiver<J>,
+    jobs: Receiver<J>,
     /// Whether the dispatcher may still send jobs.
     open: bool,
     run: Arc<F>,
@@ -163,7 +164,7 @@ where
     F: Fn(J) -> Fut,
     Fut: Future<Output = ()>,
 {
-    fn new(jobs: mpsc::UnboundedReceiver<J>, run: Arc<F>, load: Arc<AtomicUsize>) -> Self {
+    fn new(jobs: Receiver<J>, run: Arc<F>, load: Arc<AtomicUsize>) -> Self {
         Worker {
             jobs,
             open: true,
@@ -305,7 +306,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_job_runs_to_its_end() {
         let done = Arc::new(AtomicUsize::new(0));
-        let (ended_tx, mut ended_rx) = mpsc::unbounded_channel::<()>();
+        let (ended_tx, mut ended_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         let mut workers = {
             let done = Arc::clone(&done);
             Workers::start_n(3, move |ms: u64| {
