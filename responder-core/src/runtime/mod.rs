@@ -275,7 +275,7 @@ impl Responder {
             .name("responder-consumer".into())
             .spawn(move || thread.run())
             .map_err(|e| Error::ConsumerThread(e.to_string()))?;
-        let mut dispatcher = Dispatcher::new(
+        let dispatcher = Dispatcher::new(
             Arc::clone(&self.shared),
             self.consumer,
             self.pauses,
@@ -284,7 +284,7 @@ impl Responder {
             stop,
             final_tx,
         );
-        let ended = dispatcher.run(shutdown, force).await;
+        let (ended, mut dispatcher) = dispatch(dispatcher, shutdown, force).await;
         let failure = dispatcher.failure.take();
         // rust-rdkafka's consumer drop waits for the group leave without a bound: if
         // the dispatcher still holds a reference (a failure, or a forced exit), it is
@@ -314,6 +314,66 @@ impl Responder {
             Some(why) => Err(Error::ConsumerThread(why)),
             None => Ok(()),
         }
+    }
+}
+
+/// Runs the dispatcher as a task of the runtime, beside the requests' workers: their
+/// reports then wake it on the thread they run on (run in the caller's task, it was
+/// woken across threads, a futex call each time, for about a third of the responder's
+/// system calls). The caller's `shutdown` and `force` (which need not be `Send`) are
+/// awaited here and passed on.
+///
+/// Dropping the returned future aborts the task: a crash, as the docs of
+/// [`Responder::run_until`] say. A panic in the dispatcher resumes here.
+async fn dispatch(
+    mut dispatcher: Dispatcher,
+    shutdown: impl Future<Output = ()>,
+    force: impl Future<Output = ()>,
+) -> (Ended, Dispatcher) {
+    // 1: shut down; 2: exit at once.
+    let (stop_tx, stop_rx) = watch::channel(0u8);
+    let at_least = |mut rx: watch::Receiver<u8>, stage: u8| async move {
+        if rx.wait_for(|s| *s >= stage).await.is_err() {
+            // The caller is gone: the task is being aborted.
+            std::future::pending::<()>().await;
+        }
+    };
+    let (shutdown_rx, force_rx) = (at_least(stop_rx.clone(), 1), at_least(stop_rx, 2));
+    let mut task = AbortOnDrop(tokio::spawn(async move {
+        let ended = dispatcher.run(shutdown_rx, force_rx).await;
+        (ended, dispatcher)
+    }));
+    let (mut shutdown, mut force) = (std::pin::pin!(shutdown), std::pin::pin!(force));
+    let (mut shutdown_seen, mut force_seen) = (false, false);
+    loop {
+        tokio::select! {
+            joined = &mut task.0 => match joined {
+                Ok(done) => return done,
+                Err(e) => match e.try_into_panic() {
+                    Ok(panic) => std::panic::resume_unwind(panic),
+                    // Cancelled: only the runtime shutting down cancels it (this
+                    // future still holds the handle), and nothing runs after that.
+                    Err(e) => panic!("the responder's dispatcher was cancelled: {e}"),
+                },
+            },
+            () = &mut shutdown, if !shutdown_seen => {
+                shutdown_seen = true;
+                stop_tx.send_modify(|s| *s = (*s).max(1));
+            }
+            () = &mut force, if !force_seen => {
+                force_seen = true;
+                stop_tx.send_modify(|s| *s = 2);
+            }
+        }
+    }
+}
+
+/// A task aborted when its handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
