@@ -36,6 +36,7 @@ mod otel;
 pub mod policy;
 mod policy_source;
 mod received;
+mod record_buffers;
 mod request_headers;
 mod router;
 mod runtime;

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use crate::record_buffers;
 use rdkafka::Message;
 use rdkafka::message::BorrowedMessage;
 
@@ -18,6 +19,7 @@ const NULL_VALUE: u32 = u32::MAX;
 const HEADER_LEAD: usize = 8;
 
 /// A request record: topic, partition, offset, timestamp, key, payload and headers.
+/// Its buffer is recycled when it is dropped (see `record_buffers`).
 #[derive(Debug, Clone)]
 pub(crate) struct Received {
     topic: Arc<str>,
@@ -25,7 +27,7 @@ pub(crate) struct Received {
     offset: i64,
     timestamp_millis: Option<i64>,
     /// The payload, the key, then the headers (see [`NULL_VALUE`]).
-    bytes: Box<[u8]>,
+    bytes: Vec<u8>,
     /// The payload's length (`None`: a tombstone).
     payload: Option<usize>,
     /// The key's length (`None`: no key).
@@ -41,7 +43,7 @@ impl Received {
         if let Some(h) = headers {
             responder_ffi::raw_headers::for_each(h, |k, v| size += header_size(k, v));
         }
-        let mut bytes = Vec::with_capacity(size);
+        let mut bytes = record_buffers::take(size);
         bytes.extend_from_slice(payload.unwrap_or_default());
         bytes.extend_from_slice(key.unwrap_or_default());
         if let Some(h) = headers {
@@ -52,7 +54,7 @@ impl Received {
             partition: message.partition(),
             offset: message.offset(),
             timestamp_millis: message.timestamp().to_millis(),
-            bytes: bytes.into_boxed_slice(),
+            bytes,
             payload: payload.map(<[u8]>::len),
             key: key.map(<[u8]>::len),
         }
@@ -80,7 +82,7 @@ impl Received {
             partition,
             offset,
             timestamp_millis,
-            bytes: bytes.into_boxed_slice(),
+            bytes,
             payload: payload.map(<[u8]>::len),
             key: key.map(<[u8]>::len),
         }
@@ -124,6 +126,12 @@ impl Received {
         Headers {
             rest: self.bytes.get(at..).unwrap_or_default(),
         }
+    }
+}
+
+impl Drop for Received {
+    fn drop(&mut self) {
+        record_buffers::give(std::mem::take(&mut self.bytes));
     }
 }
 
