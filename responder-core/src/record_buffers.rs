@@ -8,8 +8,11 @@
 //! allocated once and passed back and forth under one short lock each way.
 //!
 //! The pool is bounded: at most [`MAX_KEPT`] buffers of at most [`MAX_CAPACITY`] bytes
-//! each (a larger one is freed, not kept), so it holds at most a few MiB whatever the
-//! records' sizes; the buffers in flight are bounded by the in-flight limit.
+//! each (a larger one is freed, not kept), so it holds at most 4 MiB whatever the
+//! records' sizes. A buffer comes back only if its last record filled at least half of
+//! it (or it holds 1 KiB at most): recycled buffers would otherwise only grow, and with
+//! mostly small records and an occasional large one every buffer in flight would end
+//! up large.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -17,34 +20,68 @@ use std::sync::{Mutex, PoisonError};
 const MAX_KEPT: usize = 256;
 /// The largest buffer kept, in bytes: larger records' buffers are freed.
 const MAX_CAPACITY: usize = 16 * 1024;
+/// A buffer this small is kept whatever its last record's size.
+const SMALL: usize = 1024;
 
 /// Buffers given back, for the next records (shared by every responder in the
 /// process: they are only memory).
-static KEPT: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+static KEPT: Pool = Pool::new();
 
 /// An empty buffer that holds at least `capacity` bytes: a recycled one when there is
 /// one.
 pub(crate) fn take(capacity: usize) -> Vec<u8> {
-    let kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner).pop();
-    match kept {
-        Some(mut buffer) => {
-            buffer.reserve(capacity);
-            buffer
-        }
-        None => Vec::with_capacity(capacity),
-    }
+    KEPT.take(capacity)
 }
 
-/// Gives `buffer` back, for a later record (or frees it, when the pool is full or
-/// the buffer too large).
-pub(crate) fn give(mut buffer: Vec<u8>) {
-    if buffer.capacity() == 0 || buffer.capacity() > MAX_CAPACITY {
-        return;
+/// Gives `buffer` back, for a later record (or frees it: see the module docs).
+pub(crate) fn give(buffer: Vec<u8>) {
+    KEPT.give(buffer);
+}
+
+struct Pool {
+    kept: Mutex<Vec<Vec<u8>>>,
+}
+
+impl Pool {
+    const fn new() -> Self {
+        Pool {
+            kept: Mutex::new(Vec::new()),
+        }
     }
-    buffer.clear();
-    let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
-    if kept.len() < MAX_KEPT {
-        kept.push(buffer);
+
+    fn take(&self, capacity: usize) -> Vec<u8> {
+        let kept = self
+            .kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        match kept {
+            Some(mut buffer) => {
+                buffer.reserve(capacity);
+                buffer
+            }
+            None => Vec::with_capacity(capacity),
+        }
+    }
+
+    fn give(&self, mut buffer: Vec<u8>) {
+        let capacity = buffer.capacity();
+        if capacity == 0 || capacity > MAX_CAPACITY || capacity > (2 * buffer.len()).max(SMALL) {
+            return;
+        }
+        buffer.clear();
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.len() < MAX_KEPT {
+            kept.push(buffer);
+        }
+    }
+
+    #[cfg(test)]
+    fn kept(&self) -> usize {
+        self.kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 }
 
@@ -52,22 +89,32 @@ pub(crate) fn give(mut buffer: Vec<u8>) {
 mod tests {
     use super::*;
 
-    /// A buffer given back is taken again, empty, grown when too small; a large one is
-    /// not kept. (The pool is shared by the tests running at once: only what this test
-    /// alone can see is asserted.)
+    /// A buffer given back is taken again, empty, grown when too small; a large one,
+    /// or one its record left mostly empty, is not kept; no more than `MAX_KEPT` are.
     #[test]
-    fn buffers_come_back_empty_and_large_ones_are_not_kept() {
-        let mut b = take(100);
+    fn buffers_come_back_empty_within_bounds() {
+        let pool = Pool::new();
+        let mut b = pool.take(100);
         assert!(b.is_empty() && b.capacity() >= 100);
         b.extend_from_slice(b"some record");
-        give(b);
-        let b = take(5000);
+        pool.give(b);
+        assert_eq!(pool.kept(), 1);
+        let b = pool.take(5000);
         assert!(b.is_empty() && b.capacity() >= 5000);
-        let large = take(MAX_CAPACITY + 1);
-        let at = large.as_ptr();
-        give(large);
-        let kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
-        assert!(kept.iter().all(|b| b.as_ptr() != at), "large buffer kept");
-        assert!(kept.len() <= MAX_KEPT);
+        assert_eq!(pool.kept(), 0);
+        pool.give(b);
+        assert_eq!(pool.kept(), 0, "a 5000-byte buffer its record left empty");
+        let mut large = pool.take(MAX_CAPACITY + 1);
+        large.resize(MAX_CAPACITY + 1, 0);
+        pool.give(large);
+        assert_eq!(pool.kept(), 0, "a buffer larger than kept ones");
+        let mut full = pool.take(4 * SMALL);
+        full.resize(3 * SMALL, 1);
+        pool.give(full);
+        assert_eq!(pool.kept(), 1, "a buffer its record filled");
+        for _ in 0..MAX_KEPT + 10 {
+            pool.give(Vec::with_capacity(64));
+        }
+        assert_eq!(pool.kept(), MAX_KEPT);
     }
 }

@@ -243,6 +243,12 @@ impl Dispatcher {
         None
     }
 
+    /// A handle that closes the consumer thread's mailbox: the thread then stops
+    /// polling, and gives up waiting for a revocation's answer.
+    pub(crate) fn events_closer(&self) -> mailbox::Closer<Event> {
+        self.events.closer()
+    }
+
     /// Gives up the dispatcher's reference to the consumer (the consumer thread must
     /// hold the last one when it closes).
     pub(crate) fn release_consumer(&mut self) -> Option<Arc<BaseConsumer<ConsumerCx>>> {

@@ -11,10 +11,14 @@
 //!
 //! The receiver is woken only when a message lands in an empty queue: a batch costs
 //! one wake-up, not one per message. The receiver registers its waker before it looks
-//! at the queue, so a message pushed after its look wakes it.
+//! at the queue, so a message pushed after its look wakes it. Like tokio's channels,
+//! waiting for a message spends the task's budget: a receiver kept busy gives its
+//! thread back to the runtime now and then.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::AcqRel, Ordering::Acquire};
+use std::sync::atomic::{
+    AtomicBool, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Release,
+};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 
@@ -61,6 +65,18 @@ impl<T> Shared<T> {
     fn lock(&self) -> MutexGuard<'_, Queue<T>> {
         // Nothing panics while holding the lock (a push, a swap).
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Refuses messages from now on, and drops those queued.
+    fn close(&self) {
+        let left = {
+            let mut queue = self.lock();
+            queue.closed = true;
+            self.closed.store(true, Release);
+            std::mem::take(&mut queue.items)
+        };
+        // Dropped outside the lock: a message's drop may send to this mailbox.
+        drop(left);
     }
 }
 
@@ -140,6 +156,15 @@ impl<T> Receiver<T> {
     /// The next message, or `Pending` (woken when one comes); `Ready(None)` once
     /// every sender is gone and every message received.
     pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+        let polled = self.poll_take(cx);
+        if matches!(polled, Poll::Ready(Some(_))) {
+            coop.made_progress();
+        }
+        polled
+    }
+
+    fn poll_take(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         if let Some(value) = self.try_recv() {
             return Poll::Ready(Some(value));
         }
@@ -155,6 +180,14 @@ impl<T> Receiver<T> {
         Poll::Pending
     }
 
+    /// A handle that closes this mailbox as dropping the receiver would, for whoever
+    /// must close it before the receiver is dropped.
+    pub(crate) fn closer(&self) -> Closer<T> {
+        Closer {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// The next message if one is queued.
     pub(crate) fn try_recv(&mut self) -> Option<T> {
         if self.taken.is_empty() {
@@ -167,16 +200,20 @@ impl<T> Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        let left = {
-            let mut queue = self.shared.lock();
-            queue.closed = true;
-            self.shared
-                .closed
-                .store(true, std::sync::atomic::Ordering::Release);
-            std::mem::take(&mut queue.items)
-        };
-        // Dropped outside the lock: a message's drop may send to this mailbox.
-        drop(left);
+        self.shared.close();
+    }
+}
+
+/// Closes a mailbox (see [`Receiver::closer`]).
+pub(crate) struct Closer<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Closer<T> {
+    /// Refuses messages from now on (senders see the mailbox closed), and drops those
+    /// queued.
+    pub(crate) fn close(&self) {
+        self.shared.close();
     }
 }
 
@@ -215,6 +252,21 @@ mod tests {
         assert_eq!(Arc::strong_count(&queued), 1, "queued message dropped");
         let refused = tx.send(Arc::clone(&queued)).expect_err("closed");
         assert!(Arc::ptr_eq(&refused, &queued));
+    }
+
+    /// A closer closes the mailbox while its receiver lives: senders see it closed, and
+    /// what was queued is dropped (a revocation's answer channel among them, so its
+    /// waiter stops waiting).
+    #[test]
+    fn a_closer_closes_before_the_receiver_goes() {
+        let (tx, mut rx) = mailbox();
+        let queued = Arc::new(());
+        tx.send(Arc::clone(&queued)).expect("open");
+        rx.closer().close();
+        assert!(tx.is_closed());
+        assert_eq!(Arc::strong_count(&queued), 1, "queued message dropped");
+        assert!(tx.send(Arc::clone(&queued)).is_err());
+        assert!(rx.try_recv().is_none());
     }
 
     /// Senders on other threads, a message sent as the receiver sleeps, or as it may be

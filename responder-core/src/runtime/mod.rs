@@ -324,7 +324,10 @@ impl Responder {
 /// awaited here and passed on.
 ///
 /// Dropping the returned future aborts the task: a crash, as the docs of
-/// [`Responder::run_until`] say. A panic in the dispatcher resumes here.
+/// [`Responder::run_until`] say. The abort takes effect when the runtime next polls
+/// the task, so the consumer thread's mailbox is closed at once: the thread stops
+/// polling (and answering revocations) then, as it did when the dispatcher was dropped
+/// in place. A panic in the dispatcher resumes here.
 async fn dispatch(
     mut dispatcher: Dispatcher,
     shutdown: impl Future<Output = ()>,
@@ -339,6 +342,7 @@ async fn dispatch(
         }
     };
     let (shutdown_rx, force_rx) = (at_least(stop_rx.clone(), 1), at_least(stop_rx, 2));
+    let mut close_events = CloseOnDrop(Some(dispatcher.events_closer()));
     let mut task = AbortOnDrop(tokio::spawn(async move {
         let ended = dispatcher.run(shutdown_rx, force_rx).await;
         (ended, dispatcher)
@@ -348,7 +352,10 @@ async fn dispatch(
     loop {
         tokio::select! {
             joined = &mut task.0 => match joined {
-                Ok(done) => return done,
+                Ok(done) => {
+                    close_events.0 = None;
+                    return done;
+                }
                 Err(e) => match e.try_into_panic() {
                     Ok(panic) => std::panic::resume_unwind(panic),
                     // Cancelled: only the runtime shutting down cancels it (this
@@ -364,6 +371,17 @@ async fn dispatch(
                 force_seen = true;
                 stop_tx.send_modify(|s| *s = 2);
             }
+        }
+    }
+}
+
+/// Closes the consumer thread's mailbox when dropped, unless disarmed.
+struct CloseOnDrop(Option<mailbox::Closer<Event>>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        if let Some(closer) = self.0.take() {
+            closer.close();
         }
     }
 }
