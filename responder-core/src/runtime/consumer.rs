@@ -21,7 +21,6 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::oneshot;
 
 use super::mailbox;
-
 use super::pauses::Pauses;
 use super::permits::{Permit, Permits};
 use super::request::panic_message;

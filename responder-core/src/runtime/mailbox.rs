@@ -27,10 +27,7 @@ use futures_util::task::AtomicWaker;
 /// A new mailbox: its sending side (cloned for each sender) and its receiving side.
 pub(crate) fn mailbox<T>() -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
-        queue: Mutex::new(Queue {
-            items: VecDeque::new(),
-            closed: false,
-        }),
+        queue: Mutex::new(VecDeque::new()),
         closed: AtomicBool::new(false),
         receiver: AtomicWaker::new(),
         senders: AtomicUsize::new(1),
@@ -47,22 +44,18 @@ pub(crate) fn mailbox<T>() -> (Sender<T>, Receiver<T>) {
 }
 
 struct Shared<T> {
-    queue: Mutex<Queue<T>>,
-    /// `queue.closed`, readable without the lock.
+    queue: Mutex<VecDeque<T>>,
+    /// The receiver is gone (or the mailbox was closed): nothing is accepted any more.
+    /// Set under `queue`'s lock, and read under it by senders, so no message is queued
+    /// after the queue was emptied on closing.
     closed: AtomicBool,
     receiver: AtomicWaker,
     /// Senders alive; at zero, the receiver ends once it has taken every message.
     senders: AtomicUsize,
 }
 
-struct Queue<T> {
-    items: VecDeque<T>,
-    /// The receiver is gone: nothing is accepted any more.
-    closed: bool,
-}
-
 impl<T> Shared<T> {
-    fn lock(&self) -> MutexGuard<'_, Queue<T>> {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<T>> {
         // Nothing panics while holding the lock (a push, a swap).
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -71,9 +64,8 @@ impl<T> Shared<T> {
     fn close(&self) {
         let left = {
             let mut queue = self.lock();
-            queue.closed = true;
             self.closed.store(true, Release);
-            std::mem::take(&mut queue.items)
+            std::mem::take(&mut *queue)
         };
         // Dropped outside the lock: a message's drop may send to this mailbox.
         drop(left);
@@ -90,11 +82,11 @@ impl<T> Sender<T> {
     pub(crate) fn send(&self, value: T) -> Result<(), T> {
         let was_empty = {
             let mut queue = self.shared.lock();
-            if queue.closed {
+            if self.shared.closed.load(Acquire) {
                 return Err(value);
             }
-            let was_empty = queue.items.is_empty();
-            queue.items.push_back(value);
+            let was_empty = queue.is_empty();
+            queue.push_back(value);
             was_empty
         };
         // A queue that was not empty has woken its receiver already (and the
@@ -192,7 +184,7 @@ impl<T> Receiver<T> {
     pub(crate) fn try_recv(&mut self) -> Option<T> {
         if self.taken.is_empty() {
             // Swapped, not copied: the queue gets the empty buffer (and its capacity).
-            std::mem::swap(&mut self.shared.lock().items, &mut self.taken);
+            std::mem::swap(&mut *self.shared.lock(), &mut self.taken);
         }
         self.taken.pop_front()
     }
