@@ -133,8 +133,11 @@ async fn after_a_crash_only_unsettled_requests_are_answered_again() {
     })
     .await;
     // The watermark is held at the first held request (offset 1); the commit metadata
-    // lists the 15 settled above it. Let a commit go out, then crash.
+    // lists the 15 settled above it. Let the commit that lists them all go out (one
+    // from a tick before the last replies settled lists fewer), then crash.
     let watermark = 1;
+    // The last range ends at the last request, relative to the watermark.
+    let lists_all = format!("-{}", N - 1 - watermark as u64);
     let mut last = None;
     for _ in 0..100 {
         last = committed(fx.bootstrap(), &fx.group, &fx.requests, 0)
@@ -142,7 +145,7 @@ async fn after_a_crash_only_unsettled_requests_are_answered_again() {
             .expect("committed");
         if last
             .as_ref()
-            .is_some_and(|(o, md)| *o == watermark && !md.is_empty())
+            .is_some_and(|(o, md)| *o == watermark && md.ends_with(&lists_all))
         {
             break;
         }
