@@ -5,9 +5,7 @@
 //! Spring `DefaultKafkaHeaderMapper` writes a `Long`) and/or from a maximum age added
 //! to the record's timestamp. With both, the earlier wins.
 
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::address::{Lookup, RequestHeaders, lookup};
 
@@ -97,56 +95,8 @@ pub(crate) fn now_millis() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// How often [`millis_at`] takes the wall clock's offset from the monotonic clock again.
-const RETAKE_OFFSET_MS: i64 = 1000;
-
-/// `at`, a monotonic instant read moments ago, in epoch milliseconds, without reading
-/// the wall clock: the monotonic time plus the wall clock's offset from it, taken again
-/// every second by whichever call comes after that (so a step of the wall clock shows
-/// within a second). A reply's acknowledgement is timed on the monotonic clock, and its
-/// request's age from the record's wall-clock timestamp: one clock read serves both.
-pub(crate) fn millis_at(at: Instant) -> i64 {
-    static BASE: OnceLock<Instant> = OnceLock::new();
-    /// The wall clock minus the monotonic one, in milliseconds.
-    static OFFSET: AtomicI64 = AtomicI64::new(0);
-    /// The monotonic milliseconds when `OFFSET` was taken (`MIN`: never).
-    static TAKEN: AtomicI64 = AtomicI64::new(i64::MIN);
-    let base = *BASE.get_or_init(Instant::now);
-    let mono = |i: Instant| {
-        i64::try_from(i.saturating_duration_since(base).as_millis()).unwrap_or(i64::MAX)
-    };
-    let at_ms = mono(at);
-    let taken = TAKEN.load(Relaxed);
-    if taken == i64::MIN || at_ms.saturating_sub(taken) >= RETAKE_OFFSET_MS {
-        // Two stores, not one: a reader between them mixes an offset with the time of
-        // the other, off by what the clocks drifted in a second.
-        let now = mono(Instant::now());
-        OFFSET.store(now_millis().saturating_sub(now), Relaxed);
-        TAKEN.store(now, Relaxed);
-    }
-    at_ms.saturating_add(OFFSET.load(Relaxed))
-}
-
 #[cfg(test)]
 mod tests {
-    /// The monotonic clock plus its offset reads as the wall clock does.
-    #[test]
-    fn instants_read_as_epoch_milliseconds() {
-        for _ in 0..3 {
-            let before = super::now_millis();
-            let at = super::millis_at(std::time::Instant::now());
-            let after = super::now_millis();
-            assert!(
-                (before - 1..=after + 1).contains(&at),
-                "{before} {at} {after}"
-            );
-        }
-        let earlier = std::time::Instant::now();
-        std::thread::sleep(std::time::Duration::from_millis(30));
-        let gap = super::now_millis() - super::millis_at(earlier);
-        assert!((29..200).contains(&gap), "{gap}");
-    }
-
     use super::*;
     use crate::received::Received;
 

@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+#[cfg(test)]
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
@@ -36,8 +37,13 @@ struct Inner {
 
 impl DurationHistogram {
     /// Counts one observation.
+    #[cfg(test)]
     pub(crate) fn observe(&self, d: Duration) {
-        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.observe_nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// Counts one observation of `nanos` nanoseconds.
+    pub(crate) fn observe_nanos(&self, nanos: u64) {
         self.inner.buckets[bucket_of(nanos)].fetch_add(1, Relaxed);
         self.inner.sum_nanos.fetch_add(nanos, Relaxed);
     }

@@ -40,6 +40,7 @@ mod record_buffers;
 mod request_headers;
 mod router;
 mod runtime;
+mod stamp;
 pub mod topic;
 mod trace_context;
 mod watermark;

@@ -391,15 +391,18 @@ impl TopicMetrics {
         }
     }
 
-    pub(crate) fn handler_duration(&self, d: std::time::Duration) {
+    /// How long the handler took, in nanoseconds.
+    pub(crate) fn handler_duration(&self, nanos: u64) {
         if let Some(h) = &self.handles {
-            h.handler_duration.observe(d);
+            h.handler_duration.observe_nanos(nanos);
         }
     }
 
-    pub(crate) fn produce_duration(&self, d: std::time::Duration) {
+    /// How long the reply took from its first produce attempt to its acknowledgement,
+    /// in nanoseconds.
+    pub(crate) fn produce_duration(&self, nanos: u64) {
         if let Some(h) = &self.handles {
-            h.produce_duration.observe(d);
+            h.produce_duration.observe_nanos(nanos);
         }
     }
 
@@ -408,7 +411,7 @@ impl TopicMetrics {
         if let Some(h) = &self.handles {
             let millis = u64::try_from(millis).unwrap_or(0);
             h.request_age
-                .observe(std::time::Duration::from_millis(millis));
+                .observe_nanos(millis.saturating_mul(1_000_000));
         }
     }
 }

@@ -12,7 +12,7 @@ use rdkafka::bindings as sys;
 use rdkafka::message::{BorrowedHeaders, OwnedHeaders};
 
 /// The native list behind `headers` (rust-rdkafka's `BorrowedHeaders` is that pointer).
-fn native(headers: &BorrowedHeaders) -> *const sys::rd_kafka_headers_t {
+pub(crate) fn native(headers: &BorrowedHeaders) -> *const sys::rd_kafka_headers_t {
     (headers as *const BorrowedHeaders).cast()
 }
 

@@ -17,11 +17,16 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::util::IntoOpaque;
 
+use super::topic_handles::TopicHandles;
+
 /// The producer every reply, error reply and dead letter goes through.
 pub(crate) type ReplyProducer = Arc<ThreadedProducer<Acks>>;
 
 /// A record as built for the producer, before its acknowledgement is attached.
 pub(crate) type Record<'a> = BaseRecord<'a, [u8], [u8]>;
+
+/// A record as handed to the producer, with its acknowledgement.
+pub(crate) type SentRecord<'a> = BaseRecord<'a, [u8], [u8], Arc<Ack>>;
 
 /// How many acknowledged `Ack`s a thread keeps for reuse (beyond that, they are
 /// freed): as many as requests a thread usually has in flight.
@@ -84,7 +89,7 @@ impl Ack {
 /// without it, to be sent again or given up.
 #[allow(clippy::result_large_err)] // as librdkafka's own `send`: the record comes back
 pub(crate) fn send<'a>(
-    producer: &ReplyProducer,
+    producer: &TopicHandles,
     record: Record<'a>,
 ) -> Result<Acknowledgement, (KafkaError, Record<'a>)> {
     let ack = KEPT

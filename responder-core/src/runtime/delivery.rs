@@ -19,8 +19,9 @@ use crate::received::Received;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use super::Shared;
-use super::acks::{self, Record, ReplyProducer};
+use super::acks::{self, Record};
 use super::ticket::Ticket;
+use super::topic_handles::TopicHandles;
 use crate::metrics::TopicMetrics;
 
 /// Attempts for an error that may pass (authorization, unknown topic or partition)
@@ -112,7 +113,7 @@ pub(crate) async fn deliver<'a>(
     let mut retry = 0;
     let mut unsure = 0;
     loop {
-        let result = attempt(&shared.producer, record(), ticket).await;
+        let result = attempt(&shared.topics, record(), ticket).await;
         let Err((e, queued)) = result else {
             if retry > 0 {
                 tracing::info!(
@@ -170,7 +171,7 @@ pub(crate) async fn deliver<'a>(
 /// broker's acknowledgement. An error says whether the record was queued (refused by
 /// the broker or timed out) or refused by the producer at once.
 async fn attempt(
-    producer: &ReplyProducer,
+    producer: &TopicHandles,
     mut record: Record<'_>,
     ticket: &mut Ticket,
 ) -> Result<(), (KafkaError, bool)> {

@@ -16,6 +16,7 @@ mod records;
 mod reply_topics;
 mod request;
 mod ticket;
+mod topic_handles;
 mod transaction;
 mod workers;
 
@@ -33,6 +34,7 @@ use self::dispatcher::{Dispatcher, Ended};
 use self::pauses::Pauses;
 use self::permits::Permits;
 use self::reply_topics::ReplyTopics;
+use self::topic_handles::TopicHandles;
 use crate::address::AddressReader;
 use crate::config::{ResponderBuilder, Settings};
 use crate::deadline::DeadlineRules;
@@ -57,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) policy: ReplyTopicPolicy,
     pub(crate) reply_topics: ReplyTopics,
     pub(crate) producer: ReplyProducer,
+    /// The producer's handles for the topics it produces to.
+    pub(crate) topics: TopicHandles,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) health: Arc<Health>,
     /// Whether trace context goes from request to reply.
@@ -150,6 +154,7 @@ impl Responder {
                     settings.checks.cache_ttl,
                     settings.checks.write_access,
                 ),
+                topics: TopicHandles::new(Arc::clone(&producer)),
                 producer,
                 metrics,
                 health,

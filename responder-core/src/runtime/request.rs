@@ -26,6 +26,7 @@ use crate::deadline;
 use crate::endpoint::Endpoint;
 use crate::error_reply::ErrorReply;
 use crate::metrics::{Outcome, TopicMetrics};
+use crate::stamp::Stamp;
 use crate::trace_context::TraceContext;
 
 /// A request ready to run.
@@ -270,7 +271,7 @@ fn answer<'a>(
         // When timed, the handler's end is also the reply's first produce attempt
         // (encoding is part of the handler's time): one clock read for both.
         let (outcome, produced) = match refusal {
-            Some(e) => (Err(e), metrics.timed().then(std::time::Instant::now)),
+            Some(e) => (Err(e), metrics.timed().then(Stamp::now)),
             None => handle(metrics, cx, endpoint, handler_timeout).await,
         };
         if let Err(e) = &outcome {
@@ -304,10 +305,10 @@ fn answer<'a>(
         if let (Ok(()), Some(produced)) = (&delivered, produced) {
             // One clock read for both: the acknowledgement's time, and (through the
             // wall clock's offset) the request's age.
-            let acked = std::time::Instant::now();
-            metrics.produce_duration(acked.saturating_duration_since(produced));
+            let acked = Stamp::now();
+            metrics.produce_duration(acked.nanos_since(produced));
             if let Some(ts) = cx.timestamp_millis() {
-                metrics.request_age(deadline::millis_at(acked).saturating_sub(ts));
+                metrics.request_age(acked.epoch_millis().saturating_sub(ts));
             }
         }
         match delivered {
@@ -342,22 +343,16 @@ async fn handle(
     cx: &RequestContext,
     endpoint: &dyn Endpoint,
     timeout: Duration,
-) -> (Result<Vec<u8>, ErrorReply>, Option<std::time::Instant>) {
+) -> (Result<Vec<u8>, ErrorReply>, Option<Stamp>) {
     let limit = handler_limit(timeout, cx.deadline_millis());
-    let started = metrics.timed().then(std::time::Instant::now);
+    let started = metrics.timed().then(Stamp::now);
     // The handler's future is dropped inside the guarded block too (a timed-out one
     // is dropped as the `.await` completes), so a panic in its drop is caught as well.
-    let run = async {
-        // Timed, the start's clock read also sets the timer (one read fewer).
-        match started.and_then(|s| s.checked_add(limit)) {
-            Some(at) => tokio::time::timeout_at(at.into(), endpoint.serve(cx)).await,
-            None => tokio::time::timeout(limit, endpoint.serve(cx)).await,
-        }
-    };
+    let run = async { tokio::time::timeout(limit, endpoint.serve(cx)).await };
     let result = AssertUnwindSafe(run).catch_unwind().await;
     let ended = started.map(|started| {
-        let now = std::time::Instant::now();
-        metrics.handler_duration(now.saturating_duration_since(started));
+        let now = Stamp::now();
+        metrics.handler_duration(now.nanos_since(started));
         now
     });
     let outcome = match result {

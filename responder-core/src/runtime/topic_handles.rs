@@ -1,0 +1,105 @@
+//! The reply producer's handles for the topics it produces to: librdkafka's own handle
+//! per topic, taken once (see `responder_ffi::topic_handle`), not a new C string and a
+//! lookup of the topic by name for every reply.
+//!
+//! Reply topics are those the policy admits and the broker has, so they are few; the
+//! handles are bounded all the same: past [`MAX_HANDLES`] topics, they are let go and
+//! taken again as replies need them.
+
+use std::sync::{PoisonError, RwLock};
+
+use foldhash::HashMap;
+use rdkafka::error::KafkaError;
+use responder_ffi::topic_handle::TopicHandle;
+
+use super::acks::{Acks, ReplyProducer, SentRecord};
+
+/// The most topic handles kept.
+const MAX_HANDLES: usize = 1024;
+
+/// The reply producer, with a handle for each topic it produced to.
+pub(crate) struct TopicHandles {
+    producer: ReplyProducer,
+    handles: RwLock<HashMap<Box<str>, TopicHandle<Acks>>>,
+}
+
+impl TopicHandles {
+    pub(crate) fn new(producer: ReplyProducer) -> Self {
+        TopicHandles {
+            producer,
+            handles: RwLock::default(),
+        }
+    }
+
+    /// Hands `record` to the producer through its topic's handle; a refused record
+    /// comes back (see `TopicHandle::send`).
+    #[allow(clippy::result_large_err)] // as librdkafka's own `send`: the record comes back
+    pub(crate) fn send<'a>(
+        &self,
+        record: SentRecord<'a>,
+    ) -> Result<(), (KafkaError, SentRecord<'a>)> {
+        {
+            let handles = self.handles.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(handle) = handles.get(record.topic) {
+                return handle.send(record);
+            }
+        }
+        let handle = match TopicHandle::new(&self.producer, record.topic) {
+            Ok(handle) => handle,
+            Err(e) => return Err((e, record)),
+        };
+        let mut handles = self.handles.write().unwrap_or_else(PoisonError::into_inner);
+        if handles.len() >= MAX_HANDLES && !handles.contains_key(record.topic) {
+            handles.clear();
+        }
+        handles
+            .entry(record.topic.into())
+            .or_insert(handle)
+            .send(record)
+    }
+
+    /// How many handles are kept.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.handles.read().map_or(0, |h| h.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::BaseRecord;
+    use responder_ffi::mock_cluster::MockCluster;
+
+    use super::*;
+
+    #[test]
+    fn a_handle_per_topic_bounded() {
+        let broker = MockCluster::start(1).expect("broker");
+        let producer: ReplyProducer = Arc::new(
+            ClientConfig::new()
+                .set("bootstrap.servers", broker.bootstrap_servers())
+                .create_with_context(Acks)
+                .expect("producer"),
+        );
+        let handles = TopicHandles::new(Arc::clone(&producer));
+        let send = |topic: &str| {
+            let record = BaseRecord::with_opaque_to(topic, Arc::default()).payload(&b"r"[..]);
+            handles.send(record).map_err(|(e, _)| e).expect("queued");
+        };
+        send("a");
+        send("a");
+        send("b");
+        assert_eq!(handles.len(), 2);
+        for i in 0..MAX_HANDLES {
+            send(&format!("t{i}"));
+        }
+        // Full at `a`, `b` and the first 1022 more: all let go at the next, so the
+        // last two are kept.
+        assert_eq!(handles.len(), 2);
+        drop(handles);
+        assert_eq!(Arc::strong_count(&producer), 1, "every handle let go");
+    }
+}
