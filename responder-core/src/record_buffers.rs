@@ -7,9 +7,10 @@
 //! never refilled by its own frees, misses on every allocation. Recycled, a buffer is
 //! allocated once and passed back and forth under one short lock each way.
 //!
-//! The pool is bounded: at most [`MAX_KEPT`] buffers of at most [`MAX_CAPACITY`] bytes
-//! each (a larger one is freed, not kept), so it holds at most 4 MiB whatever the
-//! records' sizes. A buffer comes back only if its last record filled at least half of
+//! The pool is bounded: at most [`MAX_KEPT`] buffers (as many as requests in flight by
+//! default, so a full window's buffers come back), of at most [`MAX_CAPACITY`] bytes
+//! each (a larger one is freed, not kept), and at most [`MAX_KEPT_BYTES`] in all,
+//! whatever the records' sizes. A buffer comes back only if its last record filled at least half of
 //! it (or it holds 1 KiB at most): recycled buffers would otherwise only grow, and with
 //! mostly small records and an occasional large one every buffer in flight would end
 //! up large.
@@ -17,7 +18,9 @@
 use std::sync::{Mutex, PoisonError};
 
 /// Buffers kept at most.
-const MAX_KEPT: usize = 256;
+const MAX_KEPT: usize = 1024;
+/// Bytes kept at most (the buffers' capacities).
+const MAX_KEPT_BYTES: usize = 4 * 1024 * 1024;
 /// The largest buffer kept, in bytes: larger records' buffers are freed.
 const MAX_CAPACITY: usize = 16 * 1024;
 /// A buffer this small is kept whatever its last record's size.
@@ -39,22 +42,34 @@ pub(crate) fn give(buffer: Vec<u8>) {
 }
 
 struct Pool {
-    kept: Mutex<Vec<Vec<u8>>>,
+    kept: Mutex<Kept>,
+}
+
+/// The buffers kept, and their capacities' sum.
+struct Kept {
+    buffers: Vec<Vec<u8>>,
+    bytes: usize,
 }
 
 impl Pool {
     const fn new() -> Self {
         Pool {
-            kept: Mutex::new(Vec::new()),
+            kept: Mutex::new(Kept {
+                buffers: Vec::new(),
+                bytes: 0,
+            }),
         }
     }
 
     fn take(&self, capacity: usize) -> Vec<u8> {
-        let kept = self
-            .kept
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
+        let kept = {
+            let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+            let buffer = kept.buffers.pop();
+            if let Some(b) = &buffer {
+                kept.bytes -= b.capacity();
+            }
+            buffer
+        };
         match kept {
             Some(mut buffer) => {
                 buffer.reserve(capacity);
@@ -71,8 +86,9 @@ impl Pool {
         }
         buffer.clear();
         let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        if kept.len() < MAX_KEPT {
-            kept.push(buffer);
+        if kept.buffers.len() < MAX_KEPT && kept.bytes + capacity <= MAX_KEPT_BYTES {
+            kept.bytes += capacity;
+            kept.buffers.push(buffer);
         }
     }
 
@@ -81,6 +97,7 @@ impl Pool {
         self.kept
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .buffers
             .len()
     }
 }
@@ -116,5 +133,22 @@ mod tests {
             pool.give(Vec::with_capacity(64));
         }
         assert_eq!(pool.kept(), MAX_KEPT);
+    }
+
+    /// However many buffers, no more than `MAX_KEPT_BYTES` of them are kept; taking
+    /// one makes room again.
+    #[test]
+    fn the_bytes_kept_are_bounded() {
+        let pool = Pool::new();
+        let full = || vec![0u8; MAX_CAPACITY];
+        for _ in 0..MAX_KEPT {
+            pool.give(full());
+        }
+        let most = MAX_KEPT_BYTES / MAX_CAPACITY;
+        assert_eq!(pool.kept(), most);
+        drop(pool.take(1));
+        pool.give(full());
+        assert_eq!(pool.kept(), most);
+        assert_eq!(pool.kept.lock().expect("pool").bytes, most * MAX_CAPACITY);
     }
 }

@@ -87,7 +87,7 @@ impl WatermarkTracker {
     /// Marks a received offset settled. Returns `false` when the offset is not pending
     /// (never received, or already settled).
     pub(crate) fn settle(&mut self, offset: i64) -> bool {
-        let Ok(i) = self.window.binary_search_by_key(&offset, |(o, _)| *o) else {
+        let Some(i) = self.position(offset) else {
             return false;
         };
         if std::mem::replace(&mut self.window[i].1, true) {
@@ -99,6 +99,18 @@ impl WatermarkTracker {
             self.window.pop_front();
         }
         true
+    }
+
+    /// Where `offset` is in the window: found at once when the offsets before it are
+    /// consecutive (they are, unless the partition skips offsets: transaction markers,
+    /// compaction), else by bisection.
+    fn position(&self, offset: i64) -> Option<usize> {
+        let (first, _) = *self.window.front()?;
+        let guess = usize::try_from(offset.checked_sub(first)?).ok()?;
+        if self.window.get(guess).is_some_and(|(o, _)| *o == offset) {
+            return Some(guess);
+        }
+        self.window.binary_search_by_key(&offset, |(o, _)| *o).ok()
     }
 
     /// The offset to commit: the lowest unsettled offset, or one past the highest

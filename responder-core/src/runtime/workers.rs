@@ -24,11 +24,12 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::AcqRel, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 
 use futures_util::task::AtomicWaker;
 
+use super::cancel::{self, Poller};
 use super::mailbox::{self, Receiver, Sender};
 
 /// Slots a worker polls in one turn before it yields to the runtime (its timers, its
@@ -111,6 +112,13 @@ struct Shared {
     worker: AtomicWaker,
 }
 
+/// A cancellation signal fired: the worker polls all its requests (see `cancel.rs`).
+impl Poller for Shared {
+    fn wake(&self) {
+        self.worker.wake();
+    }
+}
+
 /// A slot's waker: queues the slot and wakes the worker.
 struct SlotWaker {
     index: usize,
@@ -157,6 +165,9 @@ struct Worker<J, F, Fut> {
     /// `running`, as `Workers::submit` sees it (counted up there, down here).
     load: Arc<AtomicUsize>,
     shared: Arc<Shared>,
+    /// Cancellation signals fired in the process when all requests were last polled
+    /// for them (see `cancel.rs`).
+    seen_fires: u64,
 }
 
 impl<J, F, Fut> Worker<J, F, Fut>
@@ -165,6 +176,9 @@ where
     Fut: Future<Output = ()>,
 {
     fn new(jobs: Receiver<J>, run: Arc<F>, load: Arc<AtomicUsize>) -> Self {
+        let shared = Arc::<Shared>::default();
+        let poller: Weak<dyn Poller> = Arc::downgrade(&shared) as Weak<Shared>;
+        cancel::add_poller(poller);
         Worker {
             jobs,
             open: true,
@@ -174,7 +188,8 @@ where
             due: Vec::new(),
             running: 0,
             load,
-            shared: Arc::default(),
+            shared,
+            seen_fires: cancel::fires(),
         }
     }
 
@@ -221,7 +236,7 @@ where
             let mut guard = DropOnUnwind(future);
             // `None`: woken after it was over.
             let future = guard.0.as_mut().as_pin_mut()?;
-            Some(future.poll(&mut cx))
+            Some(cancel::polled_by_poller(|| future.poll(&mut cx)))
         }));
         let over = match polled {
             Ok(None | Some(Poll::Pending)) => false,
@@ -260,6 +275,14 @@ where
         // Every field is `Unpin` (the futures are boxed in their slots).
         let this = self.get_mut();
         this.shared.worker.register(cx.waker());
+        // Read after registering: a fire after this read wakes this task again.
+        let fires = cancel::fires();
+        if fires != this.seen_fires {
+            this.seen_fires = fires;
+            let running = this.slots.iter().enumerate();
+            let running = running.filter(|(_, slot)| slot.future.is_some());
+            this.due.extend(running.map(|(index, _)| index));
+        }
         while this.open {
             match this.jobs.poll_recv(cx) {
                 Poll::Ready(Some(job)) => this.start(job),
@@ -410,6 +433,40 @@ mod tests {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while done.load(SeqCst) < n {
             assert!(tokio::time::Instant::now() < deadline, "slots forgotten");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Requests waiting on nothing but their cancellation signal end when it fires
+    /// from another thread: their guards registered no waiter, the fire wakes the
+    /// workers, and they poll all their requests again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fired_signal_ends_the_requests_it_guards() {
+        use crate::runtime::cancel::Cancel;
+        let cancel = Cancel::default();
+        let ended = Arc::new(AtomicUsize::new(0));
+        let mut workers = {
+            let (cancel, ended) = (cancel.clone(), Arc::clone(&ended));
+            Workers::start_n(2, move |(): ()| {
+                let (cancel, ended) = (cancel.clone(), Arc::clone(&ended));
+                async move {
+                    let work = std::pin::pin!(std::future::pending::<()>());
+                    assert_eq!(cancel.guard(work).await, None);
+                    ended.fetch_add(1, SeqCst);
+                }
+            })
+        };
+        for _ in 0..10 {
+            workers.submit(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(ended.load(SeqCst), 0);
+        std::thread::spawn(move || cancel.fire())
+            .join()
+            .expect("fired");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while ended.load(SeqCst) < 10 {
+            assert!(tokio::time::Instant::now() < deadline, "requests not woken");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
