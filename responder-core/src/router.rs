@@ -104,9 +104,17 @@ pub(crate) struct ServedRoute {
     pub(crate) metrics: Arc<TopicMetrics>,
 }
 
+/// Up to this many routes, a topic is looked up by comparing it with each route's:
+/// a length check and a short `memcmp` each, where hashing the name cost ~90
+/// instructions (it is looked up twice per request: its route, and whether a reply
+/// topic is a request topic).
+const SCANNED: usize = 8;
+
 /// The routing table: request topic → handler.
 pub(crate) struct Router {
-    routes: HashMap<String, ServedRoute>,
+    routes: Vec<ServedRoute>,
+    /// Each route's index in `routes`, by topic (used past [`SCANNED`] routes).
+    index: HashMap<String, usize>,
 }
 
 impl Router {
@@ -117,30 +125,85 @@ impl Router {
         metrics: &Arc<Metrics>,
         prometheus: bool,
     ) -> Self {
+        let mut index = HashMap::default();
+        let mut served: Vec<ServedRoute> = Vec::new();
+        for r in routes {
+            let route = ServedRoute {
+                topic: Arc::from(r.topic.as_str()),
+                endpoint: r.endpoint,
+                ordering: r.ordering.unwrap_or(default_ordering),
+                handler_timeout: r.handler_timeout.unwrap_or(default_handler_timeout),
+                metrics: Arc::new(TopicMetrics::new(metrics, &r.topic, prometheus)),
+            };
+            // A topic routed twice keeps its last route, as a map insert would.
+            match index.get(&r.topic) {
+                Some(&i) => served[i] = route,
+                None => {
+                    index.insert(r.topic, served.len());
+                    served.push(route);
+                }
+            }
+        }
         Router {
-            routes: routes
-                .into_iter()
-                .map(|r| {
-                    (
-                        r.topic.clone(),
-                        ServedRoute {
-                            topic: Arc::from(r.topic.as_str()),
-                            endpoint: r.endpoint,
-                            ordering: r.ordering.unwrap_or(default_ordering),
-                            handler_timeout: r.handler_timeout.unwrap_or(default_handler_timeout),
-                            metrics: Arc::new(TopicMetrics::new(metrics, &r.topic, prometheus)),
-                        },
-                    )
-                })
-                .collect(),
+            routes: served,
+            index,
         }
     }
 
     pub(crate) fn get(&self, topic: &str) -> Option<&ServedRoute> {
-        self.routes.get(topic)
+        if self.routes.len() <= SCANNED {
+            self.routes.iter().find(|r| *r.topic == *topic)
+        } else {
+            self.index.get(topic).map(|&i| &self.routes[i])
+        }
     }
 
     pub(crate) fn topics(&self) -> impl Iterator<Item = &str> {
-        self.routes.keys().map(String::as_str)
+        self.routes.iter().map(|r| &*r.topic)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ErrorReply, Json, RequestContext};
+
+    struct Echo;
+
+    impl Handler for Echo {
+        type Request = String;
+        type Reply = String;
+        type Error = ErrorReply;
+
+        async fn handle(&self, r: String, _: &RequestContext) -> Result<String, ErrorReply> {
+            Ok(r)
+        }
+    }
+
+    fn router(topics: &[String]) -> Router {
+        let routes = topics.iter().map(|t| Route::new(t.as_str(), Json, Echo));
+        Router::new(
+            routes.collect(),
+            HandlingOrder::Key,
+            Duration::from_secs(1),
+            &Arc::default(),
+            false,
+        )
+    }
+
+    /// Scanned (a few routes) or looked up in the map (many), a topic finds its own
+    /// route, and only a routed topic finds one.
+    #[test]
+    fn every_topic_finds_its_route_however_many() {
+        for n in [1, SCANNED, SCANNED + 1, 40] {
+            let topics: Vec<String> = (0..n).map(|i| format!("requests-{i}")).collect();
+            let router = router(&topics);
+            for t in &topics {
+                assert_eq!(router.get(t).map(|r| &*r.topic), Some(t.as_str()), "{n}");
+            }
+            assert!(router.get("requests").is_none());
+            assert!(router.get(&format!("requests-{n}")).is_none());
+            assert_eq!(router.topics().count(), n);
+        }
     }
 }

@@ -88,7 +88,15 @@ pub fn validate_topic_name(name: &[u8]) -> Result<&str, TopicNameError> {
         byte: name[index],
         index,
     };
-    match problem(name) {
+    // The usual case first, without a branch per byte (a reply topic is checked per
+    // request); `problem` finds what is wrong otherwise.
+    let legal = name.iter().fold(true, |ok, &b| ok & LEGAL[usize::from(b)]);
+    let problem = if legal && (1..=MAX_TOPIC_NAME_LEN).contains(&name.len()) {
+        (matches!(name, b"." | b"..")).then_some(Problem::Dots)
+    } else {
+        problem(name)
+    };
+    match problem {
         Some(Problem::Empty) => Err(TopicNameError::Empty),
         Some(Problem::TooLong) => Err(TopicNameError::TooLong(name.len())),
         Some(Problem::Dots) => Err(TopicNameError::Dots),

@@ -142,8 +142,9 @@ fn request(
                 &metrics,
                 &mut done,
                 &shared,
+                &span,
             )
-            .instrument(span)
+            .instrument(span.clone())
             .await;
         });
         cancel.guard(work).await;
@@ -201,6 +202,7 @@ fn answer<'a>(
     metrics: &'a TopicMetrics,
     done: &'a mut Ticket,
     shared: &'a Shared,
+    span: &'a tracing::Span,
 ) -> impl Future<Output = ()> + Send + 'a {
     async move {
         // An expired request is not worth a broker lookup.
@@ -252,9 +254,10 @@ fn answer<'a>(
                 return;
             }
         };
+        // The request's own span, not `Span::current()`: the same span, without a
+        // look-up of the current one (~80 instructions) for a span usually disabled.
         if let Some(id) = &address.correlation_id {
-            tracing::Span::current()
-                .record("correlation_id", tracing::field::display(CorrelationId(id)));
+            span.record("correlation_id", tracing::field::display(CorrelationId(id)));
         }
         cx.set_reply_to(address);
         let refusal = unreadable_deadline
