@@ -210,3 +210,73 @@ async fn header_keys_that_are_not_utf8_change_nothing() {
     assert_eq!((m.replied, m.dead_lettered), (1, 1));
     assert_eq!(fx.committed(&fx.requests).await, Some(at.1 + 1));
 }
+
+/// A request with more headers than a record's copy reads in its first pass (8): it is
+/// answered with its reply address found past them, and one that cannot be answered is
+/// dead-lettered with every header, in order, byte for byte.
+#[tokio::test]
+async fn requests_with_many_headers_keep_them_all() {
+    let fx = Fixture::new(1, 1).await;
+    let dlq = unique_name("dead-letters");
+    fx.broker.create_topic(&dlq, 1).await.expect("topic");
+    let dlq_reader = Requester::new(fx.bootstrap(), HeaderConvention::plain(), &dlq, 0)
+        .await
+        .expect("dead-letter reader");
+    let running = fx.serve(ProbeLog::new(), |b| b.dead_letters(|d| d.topic(&dlq)));
+    let requester = fx.requester(HeaderConvention::spring(), 0).await;
+    let filler: Vec<(Vec<u8>, Vec<u8>)> = (0..12u8)
+        .map(|i| {
+            (
+                format!("x-filler-{i}").into_bytes(),
+                vec![i; usize::from(i)],
+            )
+        })
+        .collect();
+
+    let corr = requester.new_correlation_id();
+    let pending = requester.expect(corr.clone());
+    let mut headers = filler.clone();
+    headers.extend(
+        requester
+            .request_headers(&corr)
+            .into_iter()
+            .map(|(k, v)| (k.into_bytes(), v)),
+    );
+    requester
+        .send_raw_keys(
+            &fx.requests,
+            Some(0),
+            Some(b"k-1"),
+            Some(&ProbeReq::id(1).bytes()),
+            &headers,
+        )
+        .await
+        .expect("sent");
+    let reply = requester.wait(pending).await.expect("answered");
+    assert_eq!(reply.error_code(), None);
+
+    // No reply address: dead-lettered with the twelve headers first, as sent.
+    requester
+        .send_raw_keys(
+            &fx.requests,
+            Some(0),
+            Some(b"k-2"),
+            Some(&ProbeReq::id(2).bytes()),
+            &filler,
+        )
+        .await
+        .expect("sent");
+    eventually(Duration::from_secs(20), || dlq_reader.received().len() == 1).await;
+    let letter = &dlq_reader.received()[0];
+    let kept: Vec<(Vec<u8>, Option<Vec<u8>>)> = letter
+        .header_keys
+        .iter()
+        .zip(&letter.headers)
+        .take(filler.len())
+        .map(|(k, (_, v))| (k.clone(), v.clone()))
+        .collect();
+    let sent: Vec<_> = filler.into_iter().map(|(k, v)| (k, Some(v))).collect();
+    assert_eq!(kept, sent);
+    let m = running.shutdown().await.expect("shutdown");
+    assert_eq!((m.replied, m.dead_lettered), (1, 1));
+}

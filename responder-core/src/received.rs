@@ -40,13 +40,27 @@ impl Received {
         let (payload, key) = (message.payload(), message.key());
         let headers = message.headers();
         let mut size = payload.map_or(0, <[u8]>::len) + key.map_or(0, <[u8]>::len);
+        // The first headers are noted as they are sized, so they are read from
+        // librdkafka once; more than that are read again to be copied.
+        let mut first = [(&[][..], None); FIRST_HEADERS];
+        let mut count = 0;
         if let Some(h) = headers {
-            responder_ffi::raw_headers::for_each(h, |k, v| size += header_size(k, v));
+            responder_ffi::raw_headers::for_each(h, |k, v| {
+                if let Some(slot) = first.get_mut(count) {
+                    *slot = (k, v);
+                }
+                count += 1;
+                size += header_size(k, v);
+            });
         }
         let mut bytes = record_buffers::take(size);
         bytes.extend_from_slice(payload.unwrap_or_default());
         bytes.extend_from_slice(key.unwrap_or_default());
-        if let Some(h) = headers {
+        if count <= FIRST_HEADERS {
+            for (k, v) in &first[..count] {
+                push_header(&mut bytes, k, *v);
+            }
+        } else if let Some(h) = headers {
             responder_ffi::raw_headers::for_each(h, |k, v| push_header(&mut bytes, k, v));
         }
         Received {
@@ -140,11 +154,18 @@ fn header_size(key: &[u8], value: Option<&[u8]>) -> usize {
     HEADER_LEAD + key.len() + value.map_or(0, <[u8]>::len)
 }
 
+/// Headers of a record copied from what was read to size its buffer (more are read
+/// from librdkafka again).
+const FIRST_HEADERS: usize = 8;
+
 fn push_header(bytes: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) {
     // librdkafka keeps a record's size (and so each header's) under 2 GiB.
     let len = |b: &[u8]| u32::try_from(b.len()).unwrap_or(NULL_VALUE - 1);
-    bytes.extend_from_slice(&len(key).to_le_bytes());
-    bytes.extend_from_slice(&value.map_or(NULL_VALUE, len).to_le_bytes());
+    let (key_len, value_len) = (len(key), value.map_or(NULL_VALUE, len));
+    let mut lead = [0u8; HEADER_LEAD];
+    lead[..4].copy_from_slice(&key_len.to_le_bytes());
+    lead[4..].copy_from_slice(&value_len.to_le_bytes());
+    bytes.extend_from_slice(&lead);
     bytes.extend_from_slice(key);
     bytes.extend_from_slice(value.unwrap_or_default());
 }
