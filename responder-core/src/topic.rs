@@ -90,8 +90,8 @@ pub fn validate_topic_name(name: &[u8]) -> Result<&str, TopicNameError> {
     };
     // The usual case first, without a branch per byte (a reply topic is checked per
     // request); `problem` finds what is wrong otherwise.
-    let legal = name.iter().fold(true, |ok, &b| ok & LEGAL[usize::from(b)]);
-    let problem = if legal && (1..=MAX_TOPIC_NAME_LEN).contains(&name.len()) {
+    let fits = (1..=MAX_TOPIC_NAME_LEN).contains(&name.len());
+    let problem = if fits && name.iter().fold(true, |ok, &b| ok & LEGAL[usize::from(b)]) {
         (matches!(name, b"." | b"..")).then_some(Problem::Dots)
     } else {
         problem(name)

@@ -16,10 +16,9 @@ pub fn monotonic_nanos() -> u64 {
 #[cfg(unix)]
 mod imp {
     pub(super) fn monotonic_nanos() -> u64 {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
+        // SAFETY: `timespec` is plain integers (and, on some targets, padding), for
+        // which all zeroes is a valid value; built so, it needs no field names.
+        let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
         // SAFETY: `ts` is a valid `timespec` for the call to write; `CLOCK_MONOTONIC`
         // is a clock every supported Unix has, so the call cannot fail.
         let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
@@ -54,8 +53,9 @@ mod tests {
         std::thread::sleep(Duration::from_millis(30));
         let (b, elapsed) = (monotonic_nanos(), i.elapsed());
         let nanos = u64::try_from(elapsed.as_nanos()).expect("short");
-        // The two clocks' readings are moments apart: within 5 ms of each other.
+        // The two clocks' readings are moments apart (on a loaded machine, maybe
+        // many): within 50 ms of each other.
         assert!(b >= a + 30_000_000, "{a} {b}");
-        assert!((b - a).abs_diff(nanos) < 5_000_000, "{} {nanos}", b - a);
+        assert!((b - a).abs_diff(nanos) < 50_000_000, "{} {nanos}", b - a);
     }
 }

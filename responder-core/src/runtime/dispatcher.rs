@@ -282,16 +282,18 @@ impl Dispatcher {
             tracing::warn!(topic = message.topic(), "record from a topic with no route");
             return;
         };
-        let topic = Arc::clone(&route.topic);
+        // The route stays borrowed (from `shared`, beside the ledger): its topic and
+        // metrics are not cloned for this request's bookkeeping, only for its job.
+        let topic = &route.topic;
         let endpoint = Arc::clone(&route.endpoint);
         let handler_timeout = route.handler_timeout;
         let metrics = Arc::clone(&route.metrics);
         let lane = lane_of(route.ordering, message.key());
-        let route_metrics = Arc::clone(&route.metrics);
+        let route_metrics = &route.metrics;
         let (partition, offset) = (message.partition(), message.offset());
         let reports = &self.reports_tx;
         let intake = self.ledger.receive(
-            &topic,
+            topic,
             partition,
             offset,
             lane,

@@ -313,12 +313,9 @@ impl<J> Ledger<J> {
         };
         let job = job(place, book.cancel.clone());
         book.queued += 1;
-        let runnable = match lane {
-            Some(lane) => book.lanes.submit(lane, job),
-            None => Some(job),
-        };
-        if let Some(job) = runnable {
-            book.offer(job, limits.per_partition, out);
+        match lane {
+            Some(lane) if !book.lanes.try_take(lane) => book.lanes.wait(lane, job),
+            _ => book.offer(job, limits.per_partition, out),
         }
         if !book.paused && book.over(limits.pause_bound(), fair_share) {
             book.paused = true;

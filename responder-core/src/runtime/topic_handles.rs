@@ -3,10 +3,10 @@
 //! lookup of the topic by name for every reply.
 //!
 //! Reply topics are those the policy admits and the broker has, so they are few; the
-//! handles are bounded all the same: past [`MAX_HANDLES`] topics, they are let go and
-//! taken again as replies need them.
+//! handles are bounded all the same: past [`MAX_HANDLES`] topics, one is let go for
+//! each new one (taken again if a reply needs it).
 
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use foldhash::HashMap;
 use rdkafka::error::KafkaError;
@@ -20,7 +20,7 @@ const MAX_HANDLES: usize = 1024;
 /// The reply producer, with a handle for each topic it produced to.
 pub(crate) struct TopicHandles {
     producer: ReplyProducer,
-    handles: RwLock<HashMap<Box<str>, TopicHandle<Acks>>>,
+    handles: RwLock<HashMap<Box<str>, Arc<TopicHandle<Acks>>>>,
 }
 
 impl TopicHandles {
@@ -45,17 +45,21 @@ impl TopicHandles {
             }
         }
         let handle = match TopicHandle::new(&self.producer, record.topic) {
-            Ok(handle) => handle,
+            Ok(handle) => Arc::new(handle),
             Err(e) => return Err((e, record)),
         };
-        let mut handles = self.handles.write().unwrap_or_else(PoisonError::into_inner);
-        if handles.len() >= MAX_HANDLES && !handles.contains_key(record.topic) {
-            handles.clear();
-        }
-        handles
-            .entry(record.topic.into())
-            .or_insert(handle)
-            .send(record)
+        let handle = {
+            let mut handles = self.handles.write().unwrap_or_else(PoisonError::into_inner);
+            if handles.len() >= MAX_HANDLES
+                && !handles.contains_key(record.topic)
+                && let Some(any) = handles.keys().next().cloned()
+            {
+                handles.remove(&any);
+            }
+            Arc::clone(handles.entry(record.topic.into()).or_insert(handle))
+        };
+        // Sent without the lock: the other replies go on meanwhile.
+        handle.send(record)
     }
 
     /// How many handles are kept.
@@ -96,9 +100,9 @@ mod tests {
         for i in 0..MAX_HANDLES {
             send(&format!("t{i}"));
         }
-        // Full at `a`, `b` and the first 1022 more: all let go at the next, so the
-        // last two are kept.
-        assert_eq!(handles.len(), 2);
+        // Full at `a`, `b` and the first 1022 more: one let go for each of the last
+        // two.
+        assert_eq!(handles.len(), MAX_HANDLES);
         drop(handles);
         assert_eq!(Arc::strong_count(&producer), 1, "every handle let go");
     }

@@ -279,9 +279,13 @@ where
         let fires = cancel::fires();
         if fires != this.seen_fires {
             this.seen_fires = fires;
-            let running = this.slots.iter().enumerate();
-            let running = running.filter(|(_, slot)| slot.future.is_some());
-            this.due.extend(running.map(|(index, _)| index));
+            // Queued as a wake would queue them: a slot already queued (woken, in
+            // `shared.woken`) is not added twice.
+            for (index, slot) in this.slots.iter().enumerate() {
+                if slot.future.is_some() && !slot.wake.queued.swap(true, AcqRel) {
+                    this.due.push(index);
+                }
+            }
         }
         while this.open {
             match this.jobs.poll_recv(cx) {
