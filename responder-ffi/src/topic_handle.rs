@@ -18,8 +18,12 @@ use rdkafka::util::IntoOpaque;
 
 use crate::raw_headers;
 
-/// A record with bytes for key and payload, as `TopicHandle::send` takes it.
-pub type Record<'a, D> = BaseRecord<'a, [u8], [u8], D>;
+/// A record with bytes for key and payload, as `TopicHandle::send` takes it (its own
+/// opaque is not read: the delivery opaque is passed beside it).
+pub type Record<'a> = BaseRecord<'a, [u8], [u8]>;
+
+/// A record librdkafka refused: the error, the record and its delivery opaque back.
+pub type Refused<'a, D> = (KafkaError, Record<'a>, D);
 
 /// librdkafka's handle for one topic of a producer. It keeps the producer alive:
 /// librdkafka requires every topic handle to be destroyed before its client.
@@ -64,35 +68,27 @@ impl<C: ProducerContext + 'static> TopicHandle<C> {
     }
 
     /// Sends `record` to this topic (`record.topic` is not read again: it must name
-    /// this topic), as `BaseProducer::send` would: the payload, key and headers are
-    /// copied or taken by librdkafka, and the record comes back, with its opaque, when
-    /// librdkafka refuses it.
+    /// this topic) with `opaque` for the delivery callback, as `BaseProducer::send`
+    /// would: the payload, key and headers are copied or taken by librdkafka, and the
+    /// record and the opaque come back when librdkafka refuses them.
     #[allow(clippy::result_large_err)] // as rust-rdkafka's `send`: the record comes back
     pub fn send<'a>(
         &self,
-        record: Record<'a, C::DeliveryOpaque>,
-    ) -> Result<(), (KafkaError, Record<'a, C::DeliveryOpaque>)> {
+        record: Record<'a>,
+        opaque: C::DeliveryOpaque,
+    ) -> Result<(), Refused<'a, C::DeliveryOpaque>> {
         debug_assert_eq!(record.topic, &*self.name, "a record for another topic");
-        let BaseRecord {
-            topic,
-            partition,
-            payload,
-            key,
-            timestamp,
-            headers,
-            delivery_opaque,
-        } = record;
         let bytes = |b: Option<&[u8]>| {
             b.map_or((std::ptr::null_mut(), 0), |b| {
                 (b.as_ptr().cast_mut().cast::<c_void>(), b.len())
             })
         };
-        let (payload_ptr, payload_len) = bytes(payload);
-        let (key_ptr, key_len) = bytes(key);
-        let headers_ptr = headers.as_ref().map_or(std::ptr::null_mut(), |h| {
+        let (payload_ptr, payload_len) = bytes(record.payload);
+        let (key_ptr, key_len) = bytes(record.key);
+        let headers_ptr = record.headers.as_ref().map_or(std::ptr::null_mut(), |h| {
             raw_headers::native(h.as_borrowed()).cast_mut()
         });
-        let opaque = delivery_opaque.into_ptr();
+        let opaque = opaque.into_ptr();
         // SAFETY: the client and the topic handle are alive (`self` keeps both); the
         // arguments are those `BaseProducer::send` passes, in pairs of type tag and
         // value, ended by `RD_KAFKA_VTYPE_END`; payload and key are copied
@@ -104,7 +100,7 @@ impl<C: ProducerContext + 'static> TopicHandle<C> {
                 sys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_RKT,
                 self.rkt.as_ptr(),
                 sys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_PARTITION,
-                partition.unwrap_or(-1),
+                record.partition.unwrap_or(-1),
                 sys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_MSGFLAGS,
                 sys::RD_KAFKA_MSG_F_COPY,
                 sys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_VALUE,
@@ -116,7 +112,7 @@ impl<C: ProducerContext + 'static> TopicHandle<C> {
                 sys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_OPAQUE,
                 opaque,
                 sys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_TIMESTAMP,
-                timestamp.unwrap_or(0),
+                record.timestamp.unwrap_or(0),
                 sys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_HEADERS,
                 headers_ptr,
                 sys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_END,
@@ -124,21 +120,12 @@ impl<C: ProducerContext + 'static> TopicHandle<C> {
         };
         if err == sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
             // librdkafka owns the headers now.
-            std::mem::forget(headers);
+            std::mem::forget(record.headers);
             return Ok(());
         }
         // SAFETY: refused, librdkafka did not keep the opaque: it is ours again, once.
-        let delivery_opaque = unsafe { C::DeliveryOpaque::from_ptr(opaque) };
-        let record = BaseRecord {
-            topic,
-            partition,
-            payload,
-            key,
-            timestamp,
-            headers,
-            delivery_opaque,
-        };
-        Err((KafkaError::MessageProduction(err.into()), record))
+        let opaque = unsafe { C::DeliveryOpaque::from_ptr(opaque) };
+        Err((KafkaError::MessageProduction(err.into()), record, opaque))
     }
 }
 
@@ -207,12 +194,15 @@ mod tests {
         let handle = TopicHandle::new(&producer, "replies").expect("handle");
         assert_eq!(handle.name(), "replies");
         let headers = raw_headers::add(OwnedHeaders::new(), b"\xffid", Some(b"c-1"));
-        let record = BaseRecord::with_opaque_to("replies", Box::new(7))
+        let record = BaseRecord::to("replies")
             .partition(2)
             .key(&b"k"[..])
             .payload(&b"answer"[..])
             .headers(headers);
-        handle.send(record).map_err(|(e, _)| e).expect("queued");
+        handle
+            .send(record, Box::new(7))
+            .map_err(|(e, ..)| e)
+            .expect("queued");
         producer.flush(Duration::from_secs(10)).expect("flushed");
         assert_eq!(
             *producer.context().0.lock().expect("reports"),
@@ -259,17 +249,15 @@ mod tests {
             key: "h",
             value: Some("v"),
         });
-        let record = BaseRecord::with_opaque_to("replies", Box::new(9))
-            .payload(&big[..])
-            .headers(headers);
-        let (e, back) = handle
-            .send(record)
+        let record = BaseRecord::to("replies").payload(&big[..]).headers(headers);
+        let (e, back, opaque) = handle
+            .send(record, Box::new(9))
             .expect_err("larger than message.max.bytes");
         assert_eq!(
             e.rdkafka_error_code(),
             Some(RDKafkaErrorCode::MessageSizeTooLarge)
         );
-        assert_eq!(*back.delivery_opaque, 9);
+        assert_eq!(*opaque, 9);
         assert_eq!(back.headers.map(|h| h.count()), Some(1));
         assert!(producer.context().0.lock().expect("reports").is_empty());
     }

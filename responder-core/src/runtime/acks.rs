@@ -14,19 +14,15 @@ use std::task::{Context, Poll, Waker};
 
 use rdkafka::ClientContext;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
-use rdkafka::util::IntoOpaque;
+use rdkafka::producer::{DeliveryResult, ProducerContext, ThreadedProducer};
 
 use super::topic_handles::TopicHandles;
 
 /// The producer every reply, error reply and dead letter goes through.
 pub(crate) type ReplyProducer = Arc<ThreadedProducer<Acks>>;
 
-/// A record as built for the producer, before its acknowledgement is attached.
-pub(crate) type Record<'a> = BaseRecord<'a, [u8], [u8]>;
-
-/// A record as handed to the producer, with its acknowledgement.
-pub(crate) type SentRecord<'a> = BaseRecord<'a, [u8], [u8], Arc<Ack>>;
+/// A record as built for the producer; its acknowledgement goes beside it.
+pub(crate) use responder_ffi::topic_handle::Record;
 
 /// How many acknowledged `Ack`s a thread keeps for reuse (beyond that, they are
 /// freed): as many as requests a thread usually has in flight.
@@ -97,43 +93,15 @@ pub(crate) fn send<'a>(
         .ok()
         .flatten()
         .unwrap_or_else(|| Arc::new(Ack::default()));
-    let (record, ()) = with_opaque(record, Arc::clone(&ack));
-    match producer.send(record) {
+    match producer.send(record, Arc::clone(&ack)) {
         Ok(()) => Ok(Acknowledgement { ack: Some(ack) }),
-        Err((e, refused)) => {
+        Err((e, record, held)) => {
             // Refused: librdkafka did not keep its reference (it comes back here).
-            let (record, held) = with_opaque(refused, ());
             drop(held);
             keep(ack);
             Err((e, record))
         }
     }
-}
-
-/// `record` carrying `opaque` instead of its own, and its own.
-fn with_opaque<'a, D: IntoOpaque, E: IntoOpaque>(
-    record: BaseRecord<'a, [u8], [u8], D>,
-    opaque: E,
-) -> (BaseRecord<'a, [u8], [u8], E>, D) {
-    let BaseRecord {
-        topic,
-        partition,
-        payload,
-        key,
-        timestamp,
-        headers,
-        delivery_opaque,
-    } = record;
-    let record = BaseRecord {
-        topic,
-        partition,
-        payload,
-        key,
-        timestamp,
-        headers,
-        delivery_opaque: opaque,
-    };
-    (record, delivery_opaque)
 }
 
 /// Keeps `ack` for reuse, cleared, when nothing else holds it (its delivery callback

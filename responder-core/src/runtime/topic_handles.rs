@@ -9,10 +9,9 @@
 use std::sync::{Arc, PoisonError, RwLock};
 
 use foldhash::HashMap;
-use rdkafka::error::KafkaError;
-use responder_ffi::topic_handle::TopicHandle;
+use responder_ffi::topic_handle::{Refused, TopicHandle};
 
-use super::acks::{Acks, ReplyProducer, SentRecord};
+use super::acks::{Ack, Acks, Record, ReplyProducer};
 
 /// The most topic handles kept.
 const MAX_HANDLES: usize = 1024;
@@ -31,22 +30,24 @@ impl TopicHandles {
         }
     }
 
-    /// Hands `record` to the producer through its topic's handle; a refused record
-    /// comes back (see `TopicHandle::send`).
+    /// Hands `record` to the producer through its topic's handle, with `ack` for its
+    /// delivery callback; a refused record comes back with its `ack` (see
+    /// `TopicHandle::send`).
     #[allow(clippy::result_large_err)] // as librdkafka's own `send`: the record comes back
     pub(crate) fn send<'a>(
         &self,
-        record: SentRecord<'a>,
-    ) -> Result<(), (KafkaError, SentRecord<'a>)> {
+        record: Record<'a>,
+        ack: Arc<Ack>,
+    ) -> Result<(), Refused<'a, Arc<Ack>>> {
         {
             let handles = self.handles.read().unwrap_or_else(PoisonError::into_inner);
             if let Some(handle) = handles.get(record.topic) {
-                return handle.send(record);
+                return handle.send(record, ack);
             }
         }
         let handle = match TopicHandle::new(&self.producer, record.topic) {
             Ok(handle) => Arc::new(handle),
-            Err(e) => return Err((e, record)),
+            Err(e) => return Err((e, record, ack)),
         };
         let handle = {
             let mut handles = self.handles.write().unwrap_or_else(PoisonError::into_inner);
@@ -59,7 +60,7 @@ impl TopicHandles {
             Arc::clone(handles.entry(record.topic.into()).or_insert(handle))
         };
         // Sent without the lock: the other replies go on meanwhile.
-        handle.send(record)
+        handle.send(record, ack)
     }
 
     /// How many handles are kept.
@@ -90,8 +91,11 @@ mod tests {
         );
         let handles = TopicHandles::new(Arc::clone(&producer));
         let send = |topic: &str| {
-            let record = BaseRecord::with_opaque_to(topic, Arc::default()).payload(&b"r"[..]);
-            handles.send(record).map_err(|(e, _)| e).expect("queued");
+            let record = BaseRecord::to(topic).payload(&b"r"[..]);
+            handles
+                .send(record, Arc::default())
+                .map_err(|(e, ..)| e)
+                .expect("queued");
         };
         send("a");
         send("a");
