@@ -50,14 +50,22 @@ const fn problem(name: &[u8]) -> Option<Problem> {
     if matches!(name, b"." | b"..") {
         return Some(Problem::Dots);
     }
+    // Without a branch per byte first (a reply topic is checked per request); the
+    // illegal byte is looked for only when there is one.
+    let mut legal = true;
     let mut i = 0;
     while i < name.len() {
-        if !LEGAL[name[i] as usize] {
-            return Some(Problem::IllegalByte(i));
-        }
+        legal &= LEGAL[name[i] as usize];
         i += 1;
     }
-    None
+    if legal {
+        return None;
+    }
+    let mut i = 0;
+    while LEGAL[name[i] as usize] {
+        i += 1;
+    }
+    Some(Problem::IllegalByte(i))
 }
 
 /// The bytes a topic name may hold, by value: ASCII letters, digits, `.`, `_` and
@@ -88,15 +96,7 @@ pub fn validate_topic_name(name: &[u8]) -> Result<&str, TopicNameError> {
         byte: name[index],
         index,
     };
-    // The usual case first, without a branch per byte (a reply topic is checked per
-    // request); `problem` finds what is wrong otherwise.
-    let fits = (1..=MAX_TOPIC_NAME_LEN).contains(&name.len());
-    let problem = if fits && name.iter().fold(true, |ok, &b| ok & LEGAL[usize::from(b)]) {
-        (matches!(name, b"." | b"..")).then_some(Problem::Dots)
-    } else {
-        problem(name)
-    };
-    match problem {
+    match problem(name) {
         Some(Problem::Empty) => Err(TopicNameError::Empty),
         Some(Problem::TooLong) => Err(TopicNameError::TooLong(name.len())),
         Some(Problem::Dots) => Err(TopicNameError::Dots),
