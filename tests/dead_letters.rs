@@ -6,24 +6,59 @@ mod common;
 use std::time::Duration;
 
 use common::{Fixture, ProbeLog, ProbeReq, eventually};
-use kafka_responder::testkit::{Requester, unique_name};
+use kafka_responder::testkit::{Requester, RunningResponder, unique_name};
 use kafka_responder::{
     DLQ_OFFSET_HEADER, DLQ_PARTITION_HEADER, DLQ_REASON_HEADER, DLQ_TIME_HEADER, DLQ_TOPIC_HEADER,
     HeaderConvention,
 };
 
+/// A responder that dead-letters to a topic of its own, a reader of that topic, and a
+/// Spring requester.
+struct DeadLetters {
+    fx: Fixture,
+    dlq_reader: Requester,
+    running: RunningResponder,
+    requester: Requester,
+}
+
+impl DeadLetters {
+    async fn serve() -> Self {
+        let fx = Fixture::new(1, 1).await;
+        let dlq = unique_name("dead-letters");
+        fx.broker.create_topic(&dlq, 1).await.expect("topic");
+        let dlq_reader = Requester::new(fx.bootstrap(), HeaderConvention::plain(), &dlq, 0)
+            .await
+            .expect("dead-letter reader");
+        let running = fx.serve(ProbeLog::new(), |b| b.dead_letters(|d| d.topic(&dlq)));
+        let requester = fx.requester(HeaderConvention::spring(), 0).await;
+        DeadLetters {
+            fx,
+            dlq_reader,
+            running,
+            requester,
+        }
+    }
+}
+
+/// `requester`'s reply-address headers for `corr`, keys as bytes.
+fn address_headers(requester: &Requester, corr: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    requester
+        .request_headers(corr)
+        .into_iter()
+        .map(|(k, v)| (k.into_bytes(), v))
+        .collect()
+}
+
 #[tokio::test]
 async fn unanswerable_requests_are_dead_lettered_with_their_reason() {
-    let fx = Fixture::new(1, 1).await;
-    let dlq = unique_name("dead-letters");
+    let DeadLetters {
+        fx,
+        dlq_reader,
+        running,
+        requester,
+    } = DeadLetters::serve().await;
     let outside = unique_name("outside");
-    fx.broker.create_topic(&dlq, 1).await.expect("topic");
     fx.broker.create_topic(&outside, 1).await.expect("topic");
-    let dlq_reader = Requester::new(fx.bootstrap(), HeaderConvention::plain(), &dlq, 0)
-        .await
-        .expect("dead-letter reader");
-    let running = fx.serve(ProbeLog::new(), |b| b.dead_letters(|d| d.topic(&dlq)));
-    let requester = fx.requester(HeaderConvention::spring(), 0).await;
 
     let body = ProbeReq::id(1).bytes();
     let not_allowed = vec![
@@ -152,23 +187,17 @@ impl kafka_responder::Handler for Echo {
 /// byte for byte.
 #[tokio::test]
 async fn header_keys_that_are_not_utf8_change_nothing() {
-    let fx = Fixture::new(1, 1).await;
-    let dlq = unique_name("dead-letters");
-    fx.broker.create_topic(&dlq, 1).await.expect("topic");
-    let dlq_reader = Requester::new(fx.bootstrap(), HeaderConvention::plain(), &dlq, 0)
-        .await
-        .expect("dead-letter reader");
-    let running = fx.serve(ProbeLog::new(), |b| b.dead_letters(|d| d.topic(&dlq)));
-    let requester = fx.requester(HeaderConvention::spring(), 0).await;
+    let DeadLetters {
+        fx,
+        dlq_reader,
+        running,
+        requester,
+    } = DeadLetters::serve().await;
     let odd_key = b"\xff\xfe-key".to_vec();
 
     let corr = requester.new_correlation_id();
     let pending = requester.expect(corr.clone());
-    let mut headers: Vec<(Vec<u8>, Vec<u8>)> = requester
-        .request_headers(&corr)
-        .into_iter()
-        .map(|(k, v)| (k.into_bytes(), v))
-        .collect();
+    let mut headers = address_headers(&requester, &corr);
     headers.insert(0, (odd_key.clone(), b"x".to_vec()));
     requester
         .send_raw_keys(
@@ -216,14 +245,12 @@ async fn header_keys_that_are_not_utf8_change_nothing() {
 /// dead-lettered with every header, in order, byte for byte.
 #[tokio::test]
 async fn requests_with_many_headers_keep_them_all() {
-    let fx = Fixture::new(1, 1).await;
-    let dlq = unique_name("dead-letters");
-    fx.broker.create_topic(&dlq, 1).await.expect("topic");
-    let dlq_reader = Requester::new(fx.bootstrap(), HeaderConvention::plain(), &dlq, 0)
-        .await
-        .expect("dead-letter reader");
-    let running = fx.serve(ProbeLog::new(), |b| b.dead_letters(|d| d.topic(&dlq)));
-    let requester = fx.requester(HeaderConvention::spring(), 0).await;
+    let DeadLetters {
+        fx,
+        dlq_reader,
+        running,
+        requester,
+    } = DeadLetters::serve().await;
     let filler: Vec<(Vec<u8>, Vec<u8>)> = (0..12u8)
         .map(|i| {
             (
@@ -236,12 +263,7 @@ async fn requests_with_many_headers_keep_them_all() {
     let corr = requester.new_correlation_id();
     let pending = requester.expect(corr.clone());
     let mut headers = filler.clone();
-    headers.extend(
-        requester
-            .request_headers(&corr)
-            .into_iter()
-            .map(|(k, v)| (k.into_bytes(), v)),
-    );
+    headers.extend(address_headers(&requester, &corr));
     requester
         .send_raw_keys(
             &fx.requests,
