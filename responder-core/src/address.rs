@@ -3,22 +3,25 @@
 
 use std::sync::Arc;
 
+pub use crate::correlation_id::CorrelationId;
 use crate::headers::{HeaderConvention, PartitionEncoding};
 pub use crate::request_headers::RequestHeaders;
-use crate::topic::{TopicNameError, validate_topic_name};
+use crate::topic::TopicNameError;
+use crate::topic_names::topic_name;
 
 /// Where the reply to one request goes. Read by handlers and tests; made only by the
 /// responder (an [`AddressReader`]) and the testkit, so fields may be added.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReplyAddress {
-    /// The reply topic (already checked against Kafka's naming rules).
-    pub topic: String,
+    /// The reply topic (already checked against Kafka's naming rules), shared with
+    /// the other requests that name it.
+    pub topic: Arc<str>,
     /// The reply partition, when the request named one.
     pub partition: Option<i32>,
     /// The correlation id, byte for byte as received; `None` only when the reader
     /// accepts requests without one ([`MissingCorrelationId::ReplyWithout`]).
-    pub correlation_id: Option<Vec<u8>>,
+    pub correlation_id: Option<CorrelationId>,
     /// The convention the request used; the reply uses it too.
     pub convention: Arc<HeaderConvention>,
 }
@@ -169,7 +172,7 @@ pub enum MissingCorrelationId {
 /// .into_iter()
 /// .collect();
 /// let address = reader.read(&headers)?;
-/// assert_eq!((address.topic.as_str(), address.partition), ("replies", Some(3)));
+/// assert_eq!((&*address.topic, address.partition), ("replies", Some(3)));
 /// # Ok::<_, responder_core::Unanswerable>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -267,7 +270,7 @@ impl AddressReader {
         correlation: Lookup<'_>,
     ) -> Result<ReplyAddress, Unanswerable> {
         let topic = match topic {
-            Lookup::Present(v) => validate_topic_name(v.unwrap_or_default())?.to_owned(),
+            Lookup::Present(v) => topic_name(v.unwrap_or_default())?,
             _ => {
                 return Err(Unanswerable::ConflictingHeaders(
                     convention.reply_topic_header().to_owned(),
@@ -288,7 +291,7 @@ impl AddressReader {
                         self.max_correlation_id_len
                     )));
                 }
-                Some(id.to_vec())
+                Some(CorrelationId::from(id))
             }
             Lookup::Conflicting => {
                 return Err(Unanswerable::ConflictingHeaders(
@@ -387,7 +390,7 @@ mod tests {
             ("kafka_correlationId", &corr),
         ]);
         let a = resolve(&all(), Some(&h)).expect("address");
-        assert_eq!(a.topic, "replies");
+        assert_eq!(&*a.topic, "replies");
         assert_eq!(a.partition, Some(2));
         assert_eq!(a.correlation_id.as_deref(), Some(&corr[..]));
         assert_eq!(a.convention.name(), "spring");
@@ -531,13 +534,13 @@ mod tests {
         let a = lenient
             .read(&RequestHeaders::of(h.headers()))
             .expect("address");
-        assert_eq!((a.topic.as_str(), a.correlation_id), ("r", None));
+        assert_eq!((&*a.topic, a.correlation_id), ("r", None));
         // A correlation header of one convention does not hide another's reply topic.
         let h = headers(&[("kafka_correlationId", b"c"), ("REPLY_TOPIC", b"r")]);
         assert_eq!(
             lenient
                 .read(&RequestHeaders::of(h.headers()))
-                .map(|a| a.topic),
+                .map(|a| a.topic.to_string()),
             Ok("r".to_owned())
         );
         // A full match of a later convention beats a topic-only match of an earlier.

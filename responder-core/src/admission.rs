@@ -28,13 +28,13 @@ pub(crate) fn admit(
     is_request_topic: impl Fn(&str) -> bool,
     dead_letter_topic: Option<&str>,
 ) -> Result<ReplyAddress, Unanswerable> {
-    let topic = a.topic.as_str();
+    let topic = &*a.topic;
     if crate::topic::is_internal_topic(topic)
         || is_request_topic(topic)
         || dead_letter_topic == Some(topic)
         || !policy.allows(topic)
     {
-        return Err(Unanswerable::TopicNotAllowed(a.topic));
+        return Err(Unanswerable::TopicNotAllowed(a.topic.to_string()));
     }
     Ok(a)
 }
@@ -57,13 +57,13 @@ pub(crate) fn admit_by_broker(
     verdict: TopicVerdict,
 ) -> Result<(), Unanswerable> {
     match (verdict, to.partition) {
-        (TopicVerdict::Missing, _) => Err(Unanswerable::UnknownReplyTopic(to.topic.clone())),
+        (TopicVerdict::Missing, _) => Err(Unanswerable::UnknownReplyTopic(to.topic.to_string())),
         (TopicVerdict::NotAuthorized, _) => {
-            Err(Unanswerable::ReplyTopicNotAuthorized(to.topic.clone()))
+            Err(Unanswerable::ReplyTopicNotAuthorized(to.topic.to_string()))
         }
         (TopicVerdict::Partitions(n), Some(p)) if p >= n => {
             Err(Unanswerable::ReplyPartitionOutOfRange {
-                topic: to.topic.clone(),
+                topic: to.topic.to_string(),
                 partition: p,
                 partitions: n,
             })
@@ -121,9 +121,9 @@ mod tests {
 
     fn to(topic: &str, partition: Option<i32>) -> ReplyAddress {
         ReplyAddress {
-            topic: topic.to_owned(),
+            topic: Arc::from(topic),
             partition,
-            correlation_id: Some(b"c".to_vec()),
+            correlation_id: Some(b"c"[..].into()),
             convention: Arc::new(HeaderConvention::spring()),
         }
     }

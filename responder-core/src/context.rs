@@ -8,11 +8,20 @@ use crate::address::ReplyAddress;
 use crate::received::Received;
 use crate::trace_context::{TraceContext, TraceParent};
 
+/// The reply address of a request whose headers are not read yet: an empty topic.
+static UNREAD: std::sync::LazyLock<ReplyAddress> = std::sync::LazyLock::new(|| ReplyAddress {
+    topic: Arc::from(""),
+    partition: None,
+    correlation_id: None,
+    convention: Arc::new(HeaderConvention::spring()),
+});
+
 /// The request's coordinates, key, headers and reply address.
 #[derive(Debug)]
 pub struct RequestContext {
     message: Received,
-    reply_to: ReplyAddress,
+    /// `None` until read (see [`UNREAD`]).
+    reply_to: Option<ReplyAddress>,
     deadline_millis: Option<i64>,
     trace: Option<TraceContext>,
 }
@@ -22,16 +31,9 @@ impl RequestContext {
     /// (until [`set_reply_to`](Self::set_reply_to), which comes before any handler
     /// sees it), no deadline, no trace context.
     pub(crate) fn received(message: Received) -> Self {
-        static UNREAD: std::sync::LazyLock<Arc<HeaderConvention>> =
-            std::sync::LazyLock::new(|| Arc::new(HeaderConvention::spring()));
         RequestContext {
             message,
-            reply_to: ReplyAddress {
-                topic: String::new(),
-                partition: None,
-                correlation_id: None,
-                convention: Arc::clone(&UNREAD),
-            },
+            reply_to: None,
             deadline_millis: None,
             trace: None,
         }
@@ -39,7 +41,7 @@ impl RequestContext {
 
     /// Where the reply goes, once read and admitted.
     pub(crate) fn set_reply_to(&mut self, reply_to: ReplyAddress) {
-        self.reply_to = reply_to;
+        self.reply_to = Some(reply_to);
     }
 
     /// When the requester gives up, in epoch milliseconds.
@@ -127,11 +129,11 @@ impl RequestContext {
     /// The correlation id, as received (`None` only when the responder answers
     /// requests without one).
     pub fn correlation_id(&self) -> Option<&[u8]> {
-        self.reply_to.correlation_id.as_deref()
+        self.reply_to().correlation_id.as_deref()
     }
 
     /// Where the reply goes.
     pub fn reply_to(&self) -> &ReplyAddress {
-        &self.reply_to
+        self.reply_to.as_ref().unwrap_or(&UNREAD)
     }
 }

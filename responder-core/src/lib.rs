@@ -17,6 +17,7 @@ pub mod codec;
 pub mod codes;
 mod config;
 mod context;
+mod correlation_id;
 mod deadline;
 mod duration_histogram;
 mod endpoint;
@@ -42,13 +43,16 @@ mod router;
 mod runtime;
 mod stamp;
 pub mod topic;
+mod topic_names;
 mod trace_context;
 mod watermark;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use address::{MissingCorrelationId, ReplyAddress, RequestHeaders, Unanswerable};
+pub use address::{
+    CorrelationId, MissingCorrelationId, ReplyAddress, RequestHeaders, Unanswerable,
+};
 #[cfg(feature = "bincode")]
 pub use codec::Bincode;
 pub use codec::{Codec, CodecError, Json, Raw};

@@ -30,7 +30,7 @@ pub(crate) fn reply_headers(
     if let Some(id) = &to.correlation_id {
         headers = headers.insert(Header {
             key: convention.correlation_id_header(),
-            value: Some(id),
+            value: Some(&id[..]),
         });
     }
     if let Some(t) = trace {

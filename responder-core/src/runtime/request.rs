@@ -18,7 +18,7 @@ use super::cancel::Cancel;
 use super::delivery::{Kind, deliver};
 use super::ticket::Ticket;
 use super::{Shared, dead_letter, records};
-use crate::address::{ReplyAddress, RequestHeaders, Unanswerable};
+use crate::address::{CorrelationId, ReplyAddress, RequestHeaders, Unanswerable};
 use crate::admission;
 use crate::codes;
 use crate::context::RequestContext;
@@ -42,23 +42,19 @@ pub(crate) struct Job {
     pub(crate) cancel: Cancel,
 }
 
-/// Shows a correlation id as text when it is printable ASCII, else as hex.
-struct CorrelationId<'a>(&'a [u8]);
+/// A request's correlation id in its log events: as [`CorrelationId`] shows it, empty
+/// when it has none.
+struct Correlation<'a>(Option<&'a CorrelationId>);
 
-impl fmt::Display for CorrelationId<'_> {
+impl fmt::Display for Correlation<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.0.is_empty() && self.0.iter().all(|b| b.is_ascii_graphic()) {
-            // Printable ASCII is valid UTF-8.
-            f.write_str(std::str::from_utf8(self.0).unwrap_or_default())
-        } else {
-            self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
-        }
+        self.0.map_or(Ok(()), |id| fmt::Display::fmt(id, f))
     }
 }
 
-/// The request's correlation id, for its log events (empty when it has none).
-fn correlation<'a>(cx: &'a RequestContext) -> CorrelationId<'a> {
-    CorrelationId(cx.reply_to().correlation_id.as_deref().unwrap_or_default())
+/// The request's correlation id, for its log events.
+fn correlation(cx: &RequestContext) -> Correlation<'_> {
+    Correlation(cx.reply_to().correlation_id.as_ref())
 }
 
 /// Runs one request to its settled outcome. Its ticket reports to the dispatcher when
@@ -262,7 +258,7 @@ fn answer<'a>(
         // The request's own span, not `Span::current()`: the same span, without a
         // look-up of the current one (~80 instructions) for a span usually disabled.
         if let Some(id) = &address.correlation_id {
-            span.record("correlation_id", tracing::field::display(CorrelationId(id)));
+            span.record("correlation_id", tracing::field::display(id));
         }
         cx.set_reply_to(address);
         let refusal = unreadable_deadline
@@ -419,7 +415,7 @@ fn refused(cx: &RequestContext, e: &KafkaError) {
         offset = cx.offset(),
         correlation_id = %correlation(cx),
         error = %e,
-        reply_topic = cx.reply_to().topic,
+        reply_topic = &*cx.reply_to().topic,
         reply_partition = cx.reply_to().partition,
         "reply refused by the broker; committing the request without a reply"
     );

@@ -148,9 +148,9 @@ impl TestRequest {
                 .map(|(k, v)| (k.as_bytes(), Some(&v[..]))),
         );
         let address = ReplyAddress {
-            topic: self.reply_topic.clone(),
+            topic: Arc::from(self.reply_topic.as_str()),
             partition: self.reply_partition,
-            correlation_id: Some(self.correlation_id.clone()),
+            correlation_id: Some(self.correlation_id.clone().into()),
             convention: Arc::new(HeaderConvention::spring()),
         };
         let mut cx = RequestContext::received(message);
