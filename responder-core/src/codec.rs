@@ -83,8 +83,8 @@ impl<Req: DeserializeOwned, Rep: Serialize> Codec<Req, Rep> for Json {
         }
         let hint = LAST_LEN.with(std::cell::Cell::get);
         // Bounded: one large reply does not make every later one reserve as much (the
-        // buffer is held until the reply is acknowledged).
-        let mut out = Vec::with_capacity(hint.clamp(128, 64 << 10) + 64);
+        // buffer is held until the reply is acknowledged). Recycled: see `reply_buffers`.
+        let mut out = crate::reply_buffers::take(hint.clamp(128, 64 << 10) + 64);
         serde_json::to_writer(&mut out, &reply).map_err(|e| CodecError::new("json", e))?;
         LAST_LEN.with(|last| last.set(out.len()));
         Ok(out)
@@ -109,7 +109,12 @@ impl<Req: DeserializeOwned, Rep: Serialize> Codec<Req, Rep> for Bincode {
     }
 
     fn encode(&self, reply: Rep) -> Result<Vec<u8>, CodecError> {
-        bincode::serialize(&reply).map_err(|e| CodecError::new("bincode", e))
+        let error = |e| CodecError::new("bincode", e);
+        let size = bincode::serialized_size(&reply).map_err(error)?;
+        // Recycled: see `reply_buffers`.
+        let mut out = crate::reply_buffers::take(usize::try_from(size).unwrap_or(0));
+        bincode::serialize_into(&mut out, &reply).map_err(error)?;
+        Ok(out)
     }
 }
 

@@ -38,6 +38,7 @@ pub mod policy;
 mod policy_source;
 mod received;
 mod record_buffers;
+mod reply_buffers;
 mod request_headers;
 mod router;
 mod runtime;

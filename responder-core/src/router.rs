@@ -94,14 +94,20 @@ pub trait IntoRoutes {
     fn into_routes(self) -> Vec<Route>;
 }
 
-/// A route as the runtime serves it: the topic, its type-erased handler and codec, its
-/// ordering, timeout and metrics.
+/// A route as the runtime serves it: the topic, its ordering, and what its requests
+/// are served with.
 pub(crate) struct ServedRoute {
     pub(crate) topic: Arc<str>,
-    pub(crate) endpoint: Arc<dyn Endpoint>,
     pub(crate) ordering: HandlingOrder,
+    pub(crate) serving: Arc<Serving>,
+}
+
+/// What a route's requests are served with: its type-erased handler and codec, its
+/// timeout and metrics. Each request holds it by one `Arc`.
+pub(crate) struct Serving {
+    pub(crate) endpoint: Arc<dyn Endpoint>,
     pub(crate) handler_timeout: Duration,
-    pub(crate) metrics: Arc<TopicMetrics>,
+    pub(crate) metrics: TopicMetrics,
 }
 
 /// Up to this many routes, a topic is looked up by comparing it with each route's:
@@ -130,10 +136,12 @@ impl Router {
         for r in routes {
             let route = ServedRoute {
                 topic: Arc::from(r.topic.as_str()),
-                endpoint: r.endpoint,
                 ordering: r.ordering.unwrap_or(default_ordering),
-                handler_timeout: r.handler_timeout.unwrap_or(default_handler_timeout),
-                metrics: Arc::new(TopicMetrics::new(metrics, &r.topic, prometheus)),
+                serving: Arc::new(Serving {
+                    endpoint: r.endpoint,
+                    handler_timeout: r.handler_timeout.unwrap_or(default_handler_timeout),
+                    metrics: TopicMetrics::new(metrics, &r.topic, prometheus),
+                }),
             };
             // A topic routed twice keeps its last route, as a map insert would.
             match index.get(&r.topic) {

@@ -285,11 +285,9 @@ impl Dispatcher {
         // The route stays borrowed (from `shared`, beside the ledger): its topic and
         // metrics are not cloned for this request's bookkeeping, only for its job.
         let topic = &route.topic;
-        let endpoint = Arc::clone(&route.endpoint);
-        let handler_timeout = route.handler_timeout;
-        let metrics = Arc::clone(&route.metrics);
+        let serving = Arc::clone(&route.serving);
         let lane = lane_of(route.ordering, message.key());
-        let route_metrics = &route.metrics;
+        let route_metrics = &route.serving.metrics;
         let (partition, offset) = (message.partition(), message.offset());
         let reports = &self.reports_tx;
         let intake = self.ledger.receive(
@@ -299,9 +297,7 @@ impl Dispatcher {
             lane,
             |place, cancel| Job {
                 message,
-                endpoint,
-                handler_timeout,
-                metrics,
+                serving,
                 ticket: Ticket::new(reports.clone(), place, permit),
                 cancel,
             },

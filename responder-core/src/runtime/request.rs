@@ -26,17 +26,16 @@ use crate::deadline;
 use crate::endpoint::Endpoint;
 use crate::error_reply::ErrorReply;
 use crate::metrics::{Outcome, TopicMetrics};
+use crate::reply_buffers;
+use crate::router::Serving;
 use crate::stamp::Stamp;
 use crate::trace_context::TraceContext;
 
 /// A request ready to run.
 pub(crate) struct Job {
     pub(crate) message: Received,
-    pub(crate) endpoint: Arc<dyn Endpoint>,
-    /// The longest the handler may take (a deadline may shorten it).
-    pub(crate) handler_timeout: Duration,
-    /// The request topic's metrics.
-    pub(crate) metrics: Arc<TopicMetrics>,
+    /// The route's handler, handler timeout (a deadline may shorten it) and metrics.
+    pub(crate) serving: Arc<Serving>,
     pub(crate) ticket: Ticket,
     /// Fired when the request's partition is revoked or the responder stops.
     pub(crate) cancel: Cancel,
@@ -77,9 +76,7 @@ fn correlation(cx: &RequestContext) -> Correlation<'_> {
 pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()> + Send {
     let Job {
         message,
-        endpoint,
-        handler_timeout,
-        metrics,
+        serving,
         ticket,
         cancel,
     } = job;
@@ -94,16 +91,7 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
     );
     let cx = RequestContext::received(message);
     // Not boxed: a worker's slot holds it (see `workers.rs`).
-    request(
-        cx,
-        endpoint,
-        handler_timeout,
-        metrics,
-        ticket,
-        shared,
-        span,
-        cancel,
-    )
+    request(cx, serving, ticket, shared, span, cancel)
 }
 
 /// The request's whole life: its headers read, then [`answer`] in its span, unless
@@ -113,12 +101,10 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
 /// An `async` block, not an `async fn`: an `async fn` keeps each argument twice in its
 /// state machine (as received, and as the local it is bound to), the block uses what
 /// it captured in place.
-#[allow(clippy::manual_async_fn, clippy::too_many_arguments)]
+#[allow(clippy::manual_async_fn)]
 fn request(
     mut cx: RequestContext,
-    endpoint: Arc<dyn Endpoint>,
-    handler_timeout: Duration,
-    metrics: Arc<TopicMetrics>,
+    serving: Arc<Serving>,
     mut done: Ticket,
     shared: Arc<Shared>,
     span: tracing::Span,
@@ -138,9 +124,9 @@ fn request(
                 &mut cx,
                 address,
                 unreadable_deadline,
-                &*endpoint,
-                handler_timeout,
-                &metrics,
+                &*serving.endpoint,
+                serving.handler_timeout,
+                &serving.metrics,
                 &mut done,
                 &shared,
                 &recorder,
@@ -334,6 +320,9 @@ fn answer<'a>(
                 .await;
                 metrics.outcome(Outcome::Refused, codes::REPLY_REFUSED);
             }
+        }
+        if let Ok(reply) = outcome {
+            reply_buffers::give(reply);
         }
         done.settle();
     }

@@ -1,0 +1,119 @@
+//! The buffers replies are encoded into, recycled on each thread.
+//!
+//! A reply's buffer lives from its encoding to its acknowledgement, while the same
+//! worker thread starts and ends hundreds of other requests. glibc's per-thread cache
+//! keeps seven free chunks of a size: a window of replies outgrows it, so nearly every
+//! reply buffer was allocated and freed on the arena's slow path, under its lock. Each
+//! thread keeps the buffers given back on it instead, and gives them out again.
+//!
+//! Bounded per thread: at most [`MAX_KEPT`] buffers, of at most [`MAX_CAPACITY`] bytes
+//! each (a larger one is freed), and [`MAX_KEPT_BYTES`] in all.
+
+use std::cell::RefCell;
+
+/// Buffers kept at most per thread.
+const MAX_KEPT: usize = 256;
+/// Bytes kept at most per thread (the buffers' capacities).
+const MAX_KEPT_BYTES: usize = 1024 * 1024;
+/// The largest buffer kept, in bytes.
+const MAX_CAPACITY: usize = 16 * 1024;
+
+/// The buffers a thread was given back, and their capacities' sum.
+struct Kept {
+    buffers: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+thread_local! {
+    static KEPT: RefCell<Kept> = const {
+        RefCell::new(Kept {
+            buffers: Vec::new(),
+            bytes: 0,
+        })
+    };
+}
+
+/// An empty buffer that holds at least `capacity` bytes: one given back on this
+/// thread when there is one.
+pub(crate) fn take(capacity: usize) -> Vec<u8> {
+    let kept = KEPT.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        let buffer = kept.buffers.pop();
+        if let Some(b) = &buffer {
+            kept.bytes -= b.capacity();
+        }
+        buffer
+    });
+    match kept {
+        Some(mut buffer) => {
+            buffer.reserve(capacity);
+            buffer
+        }
+        None => Vec::with_capacity(capacity),
+    }
+}
+
+/// Gives a reply's buffer back once the reply is acknowledged, for the next reply
+/// encoded on this thread (or frees it: see the module docs). Any codec's buffer may
+/// come back.
+pub(crate) fn give(mut buffer: Vec<u8>) {
+    let capacity = buffer.capacity();
+    if capacity == 0 || capacity > MAX_CAPACITY {
+        return;
+    }
+    buffer.clear();
+    KEPT.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        if kept.buffers.len() < MAX_KEPT && kept.bytes + capacity <= MAX_KEPT_BYTES {
+            kept.bytes += capacity;
+            kept.buffers.push(buffer);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kept() -> (usize, usize) {
+        KEPT.with(|k| {
+            let k = k.borrow();
+            (k.buffers.len(), k.bytes)
+        })
+    }
+
+    /// A buffer given back is taken again, empty and large enough; large buffers are
+    /// not kept; no more than `MAX_KEPT` buffers and `MAX_KEPT_BYTES` bytes are.
+    #[test]
+    fn buffers_come_back_empty_within_bounds() {
+        let mut b = take(100);
+        assert!(b.is_empty() && b.capacity() >= 100);
+        b.extend_from_slice(b"a reply");
+        let ptr = b.as_ptr();
+        give(b);
+        assert_eq!(kept().0, 1);
+        let again = take(50);
+        assert_eq!(again.as_ptr(), ptr, "the same buffer");
+        assert!(again.is_empty());
+        let grown = {
+            give(again);
+            take(5000)
+        };
+        assert!(grown.capacity() >= 5000);
+        assert_eq!(kept(), (0, 0));
+        give(Vec::with_capacity(MAX_CAPACITY + 1));
+        assert_eq!(kept(), (0, 0), "a buffer larger than kept ones");
+        for _ in 0..MAX_KEPT + 10 {
+            give(Vec::with_capacity(64));
+        }
+        assert_eq!(kept().0, MAX_KEPT);
+        while kept().0 > 0 {
+            drop(take(0));
+        }
+        for _ in 0..MAX_KEPT {
+            give(Vec::with_capacity(MAX_CAPACITY));
+        }
+        let (count, bytes) = kept();
+        assert!(bytes <= MAX_KEPT_BYTES && count == MAX_KEPT_BYTES / MAX_CAPACITY);
+    }
+}
