@@ -40,7 +40,7 @@ impl Handler for Inspect {
             key: cx.key().map(text),
             tenant: cx.header("tenant").flatten().map(text),
             has_deadline: cx.deadline().is_some(),
-            reply_topic: cx.reply_to().topic.to_string(),
+            reply_topic: cx.reply_to().topic.clone().into(),
             partition: cx.partition(),
         })
     }

@@ -7,6 +7,7 @@ pub use crate::correlation_id::CorrelationId;
 use crate::headers::{HeaderConvention, PartitionEncoding};
 pub use crate::request_headers::RequestHeaders;
 use crate::topic::TopicNameError;
+pub use crate::topic_names::TopicName;
 use crate::topic_names::topic_name;
 
 /// Where the reply to one request goes. Read by handlers and tests; made only by the
@@ -16,7 +17,7 @@ use crate::topic_names::topic_name;
 pub struct ReplyAddress {
     /// The reply topic (already checked against Kafka's naming rules), shared with
     /// the other requests that name it.
-    pub topic: Arc<str>,
+    pub topic: TopicName,
     /// The reply partition, when the request named one.
     pub partition: Option<i32>,
     /// The correlation id, byte for byte as received; `None` only when the reader
@@ -172,7 +173,7 @@ pub enum MissingCorrelationId {
 /// .into_iter()
 /// .collect();
 /// let address = reader.read(&headers)?;
-/// assert_eq!((&*address.topic, address.partition), ("replies", Some(3)));
+/// assert_eq!((address.topic.as_str(), address.partition), ("replies", Some(3)));
 /// # Ok::<_, responder_core::Unanswerable>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -390,7 +391,7 @@ mod tests {
             ("kafka_correlationId", &corr),
         ]);
         let a = resolve(&all(), Some(&h)).expect("address");
-        assert_eq!(&*a.topic, "replies");
+        assert_eq!(a.topic, "replies");
         assert_eq!(a.partition, Some(2));
         assert_eq!(a.correlation_id.as_deref(), Some(&corr[..]));
         assert_eq!(a.convention.name(), "spring");
@@ -491,7 +492,10 @@ mod tests {
             ("kafka_replyTopic", b"a"),
             ("kafka_correlationId", b"c"),
         ]);
-        assert_eq!(resolve(&all(), Some(&h)).map(|a| a.topic), Ok("a".into()));
+        assert_eq!(
+            resolve(&all(), Some(&h)).map(|a| a.topic.to_string()),
+            Ok("a".into())
+        );
     }
 
     #[test]
@@ -534,7 +538,7 @@ mod tests {
         let a = lenient
             .read(&RequestHeaders::of(h.headers()))
             .expect("address");
-        assert_eq!((&*a.topic, a.correlation_id), ("r", None));
+        assert_eq!((a.topic.as_str(), a.correlation_id), ("r", None));
         // A correlation header of one convention does not hide another's reply topic.
         let h = headers(&[("kafka_correlationId", b"c"), ("REPLY_TOPIC", b"r")]);
         assert_eq!(

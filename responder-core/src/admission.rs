@@ -28,7 +28,7 @@ pub(crate) fn admit(
     is_request_topic: impl Fn(&str) -> bool,
     dead_letter_topic: Option<&str>,
 ) -> Result<ReplyAddress, Unanswerable> {
-    let topic = &*a.topic;
+    let topic = a.topic.as_str();
     if crate::topic::is_internal_topic(topic)
         || is_request_topic(topic)
         || dead_letter_topic == Some(topic)
@@ -121,7 +121,7 @@ mod tests {
 
     fn to(topic: &str, partition: Option<i32>) -> ReplyAddress {
         ReplyAddress {
-            topic: Arc::from(topic),
+            topic: crate::address::TopicName::valid(topic),
             partition,
             correlation_id: Some(b"c"[..].into()),
             convention: Arc::new(HeaderConvention::spring()),

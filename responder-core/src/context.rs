@@ -10,7 +10,7 @@ use crate::trace_context::{TraceContext, TraceParent};
 
 /// The reply address of a request whose headers are not read yet: an empty topic.
 static UNREAD: std::sync::LazyLock<ReplyAddress> = std::sync::LazyLock::new(|| ReplyAddress {
-    topic: Arc::from(""),
+    topic: crate::address::TopicName::valid(""),
     partition: None,
     correlation_id: None,
     convention: Arc::new(HeaderConvention::spring()),

@@ -56,8 +56,19 @@ impl From<&[u8]> for CorrelationId {
 
 impl From<Vec<u8>> for CorrelationId {
     fn from(bytes: Vec<u8>) -> Self {
-        // A short id moves inline; a long one keeps the vector's allocation.
-        CorrelationId(SmallVec::from_vec(bytes))
+        // A short id is copied inline (`SmallVec::from_vec` goes by the capacity, and
+        // would keep a short id's spare heap); a long one keeps the vector's allocation.
+        if bytes.len() <= INLINE {
+            CorrelationId(SmallVec::from_slice(&bytes))
+        } else {
+            CorrelationId(SmallVec::from_vec(bytes))
+        }
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for CorrelationId {
+    fn borrow(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -79,7 +90,27 @@ impl PartialEq<&[u8]> for CorrelationId {
     }
 }
 
-/// Printable ASCII as text, anything else as lowercase hex.
+impl PartialEq<Vec<u8>> for CorrelationId {
+    fn eq(&self, other: &Vec<u8>) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl<const N: usize> PartialEq<[u8; N]> for CorrelationId {
+    fn eq(&self, other: &[u8; N]) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl<const N: usize> PartialEq<&[u8; N]> for CorrelationId {
+    fn eq(&self, other: &&[u8; N]) -> bool {
+        *self.0 == **other
+    }
+}
+
+/// Printable ASCII as text, anything else as lowercase hex (as the responder's log
+/// events show it; the text `00ff` and the bytes `[0x00, 0xff]` show alike: compare
+/// the bytes, not the text).
 impl fmt::Display for CorrelationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bytes = &*self.0;
@@ -118,7 +149,17 @@ mod tests {
             let from_vec = CorrelationId::from(bytes.clone());
             assert_eq!(&*from_slice, &bytes[..]);
             assert_eq!(from_slice, from_vec);
+            assert_eq!(from_slice, bytes);
             assert_eq!(from_slice.0.spilled(), len > INLINE, "{len}");
+            assert_eq!(from_vec.0.spilled(), len > INLINE, "{len}");
+            // A short id in a vector with spare room is still kept inline.
+            let mut roomy = Vec::with_capacity(4 * INLINE);
+            roomy.extend_from_slice(&bytes);
+            assert_eq!(
+                CorrelationId::from(roomy).0.spilled(),
+                len > INLINE,
+                "{len}"
+            );
             assert_eq!(Vec::from(from_vec), bytes);
         }
     }
@@ -126,6 +167,8 @@ mod tests {
     #[test]
     fn shown_as_text_when_printable_else_as_hex() {
         let text = CorrelationId::from(&b"3f1c-uuid"[..]);
+        assert_eq!(text, b"3f1c-uuid");
+        assert_eq!(text, *b"3f1c-uuid");
         assert_eq!(text.to_string(), "3f1c-uuid");
         assert_eq!(format!("{text:?}"), "\"3f1c-uuid\"");
         let binary = CorrelationId::from(&[0x12, 0xab, b' '][..]);

@@ -52,7 +52,7 @@ mod watermark;
 pub mod testkit;
 
 pub use address::{
-    CorrelationId, MissingCorrelationId, ReplyAddress, RequestHeaders, Unanswerable,
+    CorrelationId, MissingCorrelationId, ReplyAddress, RequestHeaders, TopicName, Unanswerable,
 };
 #[cfg(feature = "bincode")]
 pub use codec::Bincode;

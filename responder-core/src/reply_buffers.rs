@@ -7,7 +7,10 @@
 //! thread keeps the buffers given back on it instead, and gives them out again.
 //!
 //! Bounded per thread: at most [`MAX_KEPT`] buffers, of at most [`MAX_CAPACITY`] bytes
-//! each (a larger one is freed), and [`MAX_KEPT_BYTES`] in all.
+//! each (a larger one is freed), and [`MAX_KEPT_BYTES`] in all. A buffer comes back
+//! only if its reply filled at least half of it (or it holds [`SMALL`] bytes at most),
+//! as record buffers do: else one large reply would make every later buffer large.
+//! On a thread whose locals are being destroyed, buffers are allocated and freed.
 
 use std::cell::RefCell;
 
@@ -17,6 +20,8 @@ const MAX_KEPT: usize = 256;
 const MAX_KEPT_BYTES: usize = 1024 * 1024;
 /// The largest buffer kept, in bytes.
 const MAX_CAPACITY: usize = 16 * 1024;
+/// A buffer this small is kept whatever its reply's size.
+const SMALL: usize = 1024;
 
 /// The buffers a thread was given back, and their capacities' sum.
 struct Kept {
@@ -36,14 +41,17 @@ thread_local! {
 /// An empty buffer that holds at least `capacity` bytes: one given back on this
 /// thread when there is one.
 pub(crate) fn take(capacity: usize) -> Vec<u8> {
-    let kept = KEPT.with(|kept| {
-        let mut kept = kept.borrow_mut();
-        let buffer = kept.buffers.pop();
-        if let Some(b) = &buffer {
-            kept.bytes -= b.capacity();
-        }
-        buffer
-    });
+    let kept = KEPT
+        .try_with(|kept| {
+            let mut kept = kept.borrow_mut();
+            let buffer = kept.buffers.pop();
+            if let Some(b) = &buffer {
+                kept.bytes -= b.capacity();
+            }
+            buffer
+        })
+        .ok()
+        .flatten();
     match kept {
         Some(mut buffer) => {
             buffer.reserve(capacity);
@@ -58,11 +66,11 @@ pub(crate) fn take(capacity: usize) -> Vec<u8> {
 /// come back.
 pub(crate) fn give(mut buffer: Vec<u8>) {
     let capacity = buffer.capacity();
-    if capacity == 0 || capacity > MAX_CAPACITY {
+    if capacity == 0 || capacity > MAX_CAPACITY || capacity > (2 * buffer.len()).max(SMALL) {
         return;
     }
     buffer.clear();
-    KEPT.with(|kept| {
+    let _ = KEPT.try_with(|kept| {
         let mut kept = kept.borrow_mut();
         if kept.buffers.len() < MAX_KEPT && kept.bytes + capacity <= MAX_KEPT_BYTES {
             kept.bytes += capacity;
@@ -101,7 +109,9 @@ mod tests {
         };
         assert!(grown.capacity() >= 5000);
         assert_eq!(kept(), (0, 0));
-        give(Vec::with_capacity(MAX_CAPACITY + 1));
+        give(grown);
+        assert_eq!(kept(), (0, 0), "a 5000-byte buffer its reply left empty");
+        give(vec![1; MAX_CAPACITY + 1]);
         assert_eq!(kept(), (0, 0), "a buffer larger than kept ones");
         for _ in 0..MAX_KEPT + 10 {
             give(Vec::with_capacity(64));
@@ -111,9 +121,25 @@ mod tests {
             drop(take(0));
         }
         for _ in 0..MAX_KEPT {
-            give(Vec::with_capacity(MAX_CAPACITY));
+            give(vec![1; MAX_CAPACITY]);
         }
         let (count, bytes) = kept();
         assert!(bytes <= MAX_KEPT_BYTES && count == MAX_KEPT_BYTES / MAX_CAPACITY);
+        while kept().0 > 0 {
+            drop(take(0));
+        }
+    }
+
+    /// The codecs encode into the buffers given back on their thread.
+    #[test]
+    fn codecs_encode_into_recycled_buffers() {
+        use crate::codec::{Codec, Json};
+        let reply = vec!["a reply"; 20];
+        let first = Codec::<(), Vec<&str>>::encode(&Json, reply.clone()).expect("encodes");
+        let (ptr, bytes) = (first.as_ptr(), first.clone());
+        give(first);
+        let second = Codec::<(), Vec<&str>>::encode(&Json, reply).expect("encodes");
+        assert_eq!(second.as_ptr(), ptr, "the buffer given back");
+        assert_eq!(second, bytes);
     }
 }

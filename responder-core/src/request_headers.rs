@@ -26,7 +26,7 @@ const INLINE: usize = 8;
 /// .collect();
 /// assert_eq!(headers.last("kafka_replyTopic"), Some(Some(&b"replies"[..])));
 /// let address = AddressReader::new([HeaderConvention::spring()]).read(&headers)?;
-/// assert_eq!(&*address.topic, "replies");
+/// assert_eq!(address.topic, "replies");
 /// # Ok::<_, responder_core::Unanswerable>(())
 /// ```
 #[derive(Debug, Clone)]

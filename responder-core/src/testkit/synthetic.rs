@@ -148,7 +148,7 @@ impl TestRequest {
                 .map(|(k, v)| (k.as_bytes(), Some(&v[..]))),
         );
         let address = ReplyAddress {
-            topic: Arc::from(self.reply_topic.as_str()),
+            topic: crate::address::TopicName::valid(&self.reply_topic),
             partition: self.reply_partition,
             correlation_id: Some(self.correlation_id.clone().into()),
             convention: Arc::new(HeaderConvention::spring()),
