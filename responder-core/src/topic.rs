@@ -50,22 +50,14 @@ const fn problem(name: &[u8]) -> Option<Problem> {
     if matches!(name, b"." | b"..") {
         return Some(Problem::Dots);
     }
-    // Without a branch per byte first (a reply topic is checked per request); the
-    // illegal byte is looked for only when there is one.
-    let mut legal = true;
     let mut i = 0;
     while i < name.len() {
-        legal &= LEGAL[name[i] as usize];
+        if !LEGAL[name[i] as usize] {
+            return Some(Problem::IllegalByte(i));
+        }
         i += 1;
     }
-    if legal {
-        return None;
-    }
-    let mut i = 0;
-    while LEGAL[name[i] as usize] {
-        i += 1;
-    }
-    Some(Problem::IllegalByte(i))
+    None
 }
 
 /// The bytes a topic name may hold, by value: ASCII letters, digits, `.`, `_` and
