@@ -15,14 +15,14 @@
 //! mostly small records and an occasional large one every buffer in flight would end
 //! up large.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Buffers kept at most.
 const MAX_KEPT: usize = 1024;
 /// Bytes kept at most (the buffers' capacities).
 const MAX_KEPT_BYTES: usize = 4 * 1024 * 1024;
 /// The largest buffer kept, in bytes: larger records' buffers are freed.
-const MAX_CAPACITY: usize = 16 * 1024;
+pub(crate) const MAX_CAPACITY: usize = 16 * 1024;
 /// A buffer this small is kept whatever its last record's size.
 const SMALL: usize = 1024;
 
@@ -45,60 +45,98 @@ struct Pool {
     kept: Mutex<Kept>,
 }
 
-/// The buffers kept, and their capacities' sum.
-struct Kept {
-    buffers: Vec<Vec<u8>>,
-    bytes: usize,
-}
-
 impl Pool {
     const fn new() -> Self {
         Pool {
-            kept: Mutex::new(Kept {
-                buffers: Vec::new(),
-                bytes: 0,
-            }),
+            kept: Mutex::new(Kept::new(MAX_KEPT, MAX_KEPT_BYTES)),
         }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Kept> {
+        self.kept.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn take(&self, capacity: usize) -> Vec<u8> {
-        let kept = {
-            let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-            let buffer = kept.buffers.pop();
-            if let Some(b) = &buffer {
-                kept.bytes -= b.capacity();
-            }
-            buffer
-        };
-        match kept {
-            Some(mut buffer) => {
-                buffer.reserve(capacity);
-                buffer
-            }
-            None => Vec::with_capacity(capacity),
-        }
+        let kept = self.lock().pop();
+        reuse(kept, capacity)
     }
 
-    fn give(&self, mut buffer: Vec<u8>) {
-        let capacity = buffer.capacity();
-        if capacity == 0 || capacity > MAX_CAPACITY || capacity > (2 * buffer.len()).max(SMALL) {
-            return;
-        }
-        buffer.clear();
-        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        if kept.buffers.len() < MAX_KEPT && kept.bytes + capacity <= MAX_KEPT_BYTES {
-            kept.bytes += capacity;
-            kept.buffers.push(buffer);
+    fn give(&self, buffer: Vec<u8>) {
+        if worth_keeping(&buffer) {
+            // A buffer not kept is freed once the lock is let go.
+            let _not_kept = self.lock().push(buffer);
         }
     }
 
     #[cfg(test)]
     fn kept(&self) -> usize {
-        self.kept
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .buffers
-            .len()
+        self.lock().counts().0
+    }
+}
+
+/// Whether a buffer given back is kept at all: not empty, at most [`MAX_CAPACITY`]
+/// bytes, and filled at least half by its last use (or [`SMALL`] at most). The rule
+/// of the record buffers and of the reply buffers (`reply_buffers.rs`).
+pub(crate) fn worth_keeping(buffer: &Vec<u8>) -> bool {
+    let capacity = buffer.capacity();
+    capacity != 0 && capacity <= MAX_CAPACITY && capacity <= (2 * buffer.len()).max(SMALL)
+}
+
+/// `kept`, with room for at least `capacity` bytes, or a new buffer.
+pub(crate) fn reuse(kept: Option<Vec<u8>>, capacity: usize) -> Vec<u8> {
+    match kept {
+        Some(mut buffer) => {
+            buffer.reserve(capacity);
+            buffer
+        }
+        None => Vec::with_capacity(capacity),
+    }
+}
+
+/// Buffers kept for reuse, empty, and their capacities' sum, within bounds: at most
+/// `max_buffers` buffers and `max_bytes` bytes. Behind a lock for the record buffers;
+/// one per thread for the reply buffers.
+pub(crate) struct Kept {
+    buffers: Vec<Vec<u8>>,
+    bytes: usize,
+    max_buffers: usize,
+    max_bytes: usize,
+}
+
+impl Kept {
+    pub(crate) const fn new(max_buffers: usize, max_bytes: usize) -> Self {
+        Kept {
+            buffers: Vec::new(),
+            bytes: 0,
+            max_buffers,
+            max_bytes,
+        }
+    }
+
+    /// The buffer given back last, if any.
+    pub(crate) fn pop(&mut self) -> Option<Vec<u8>> {
+        let buffer = self.buffers.pop()?;
+        self.bytes -= buffer.capacity();
+        Some(buffer)
+    }
+
+    /// Keeps `buffer` (one [`worth_keeping`]), emptied, if the bounds leave room;
+    /// else gives it back, to be freed.
+    pub(crate) fn push(&mut self, mut buffer: Vec<u8>) -> Option<Vec<u8>> {
+        let capacity = buffer.capacity();
+        if self.buffers.len() >= self.max_buffers || self.bytes + capacity > self.max_bytes {
+            return Some(buffer);
+        }
+        buffer.clear();
+        self.bytes += capacity;
+        self.buffers.push(buffer);
+        None
+    }
+
+    /// How many buffers, and how many bytes, are kept.
+    #[cfg(test)]
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        (self.buffers.len(), self.bytes)
     }
 }
 
@@ -149,6 +187,6 @@ mod tests {
         drop(pool.take(1));
         pool.give(full());
         assert_eq!(pool.kept(), most);
-        assert_eq!(pool.kept.lock().expect("pool").bytes, most * MAX_CAPACITY);
+        assert_eq!(pool.lock().counts().1, most * MAX_CAPACITY);
     }
 }

@@ -6,88 +6,48 @@
 //! reply buffer was allocated and freed on the arena's slow path, under its lock. Each
 //! thread keeps the buffers given back on it instead, and gives them out again.
 //!
-//! Bounded per thread: at most [`MAX_KEPT`] buffers, of at most [`MAX_CAPACITY`] bytes
-//! each (a larger one is freed), and [`MAX_KEPT_BYTES`] in all. A buffer comes back
-//! only if its reply filled at least half of it (or it holds [`SMALL`] bytes at most),
-//! as record buffers do: else one large reply would make every later buffer large.
+//! Bounded per thread: at most [`MAX_KEPT`] buffers and [`MAX_KEPT_BYTES`] in all,
+//! each kept by the record buffers' rule (`record_buffers::worth_keeping`: at most
+//! 16 KiB, and filled at least half by its reply, or 1 KiB at most; else one large
+//! reply would make every later buffer large).
 //! On a thread whose locals are being destroyed, buffers are allocated and freed.
 
 use std::cell::RefCell;
+
+use crate::record_buffers::{Kept, reuse, worth_keeping};
 
 /// Buffers kept at most per thread.
 const MAX_KEPT: usize = 256;
 /// Bytes kept at most per thread (the buffers' capacities).
 const MAX_KEPT_BYTES: usize = 1024 * 1024;
-/// The largest buffer kept, in bytes.
-const MAX_CAPACITY: usize = 16 * 1024;
-/// A buffer this small is kept whatever its reply's size.
-const SMALL: usize = 1024;
-
-/// The buffers a thread was given back, and their capacities' sum.
-struct Kept {
-    buffers: Vec<Vec<u8>>,
-    bytes: usize,
-}
 
 thread_local! {
-    static KEPT: RefCell<Kept> = const {
-        RefCell::new(Kept {
-            buffers: Vec::new(),
-            bytes: 0,
-        })
-    };
+    static KEPT: RefCell<Kept> = const { RefCell::new(Kept::new(MAX_KEPT, MAX_KEPT_BYTES)) };
 }
 
 /// An empty buffer that holds at least `capacity` bytes: one given back on this
 /// thread when there is one.
 pub(crate) fn take(capacity: usize) -> Vec<u8> {
-    let kept = KEPT
-        .try_with(|kept| {
-            let mut kept = kept.borrow_mut();
-            let buffer = kept.buffers.pop();
-            if let Some(b) = &buffer {
-                kept.bytes -= b.capacity();
-            }
-            buffer
-        })
-        .ok()
-        .flatten();
-    match kept {
-        Some(mut buffer) => {
-            buffer.reserve(capacity);
-            buffer
-        }
-        None => Vec::with_capacity(capacity),
-    }
+    let kept = KEPT.try_with(|kept| kept.borrow_mut().pop()).ok().flatten();
+    reuse(kept, capacity)
 }
 
 /// Gives a reply's buffer back once the reply is acknowledged, for the next reply
 /// encoded on this thread (or frees it: see the module docs). Any codec's buffer may
 /// come back.
-pub(crate) fn give(mut buffer: Vec<u8>) {
-    let capacity = buffer.capacity();
-    if capacity == 0 || capacity > MAX_CAPACITY || capacity > (2 * buffer.len()).max(SMALL) {
-        return;
+pub(crate) fn give(buffer: Vec<u8>) {
+    if worth_keeping(&buffer) {
+        let _ = KEPT.try_with(|kept| kept.borrow_mut().push(buffer));
     }
-    buffer.clear();
-    let _ = KEPT.try_with(|kept| {
-        let mut kept = kept.borrow_mut();
-        if kept.buffers.len() < MAX_KEPT && kept.bytes + capacity <= MAX_KEPT_BYTES {
-            kept.bytes += capacity;
-            kept.buffers.push(buffer);
-        }
-    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record_buffers::MAX_CAPACITY;
 
     fn kept() -> (usize, usize) {
-        KEPT.with(|k| {
-            let k = k.borrow();
-            (k.buffers.len(), k.bytes)
-        })
+        KEPT.with(|k| k.borrow().counts())
     }
 
     /// A buffer given back is taken again, empty and large enough; large buffers are
