@@ -157,6 +157,54 @@ async fn in_flight_bounds_apply_backpressure() {
     running.shutdown().await.expect("shutdown");
 }
 
+/// The byte bound holds back requests as the count bound does: with records of about
+/// 4.1 KB and a bound of 10,000 bytes, a request is taken while fewer than 10,000 bytes
+/// are held, so at most three are in flight (never the 1024 `max_in_flight` allows).
+#[tokio::test]
+async fn in_flight_byte_bound_applies_backpressure() {
+    let fx = Fixture::new(2, 1).await;
+    let log = ProbeLog::new();
+    let running = fx.serve(log.clone(), |b| {
+        b.ordering(HandlingOrder::Unordered)
+            .bounds(|b| b.max_in_flight_bytes(10_000))
+    });
+    let requester = fx.requester(HeaderConvention::plain(), 0).await;
+    let mut pending = Vec::new();
+    for id in 0..24u64 {
+        // The probe ignores fields it does not know: the padding only makes it large.
+        let mut body = serde_json::to_value(ProbeReq {
+            sleep_ms: 30,
+            ..ProbeReq::id(id)
+        })
+        .expect("json");
+        body["padding"] = "x".repeat(4000).into();
+        let corr = requester.new_correlation_id();
+        pending.push(requester.expect(corr.clone()));
+        let payload = serde_json::to_vec(&body).expect("json");
+        requester
+            .send_raw(
+                &fx.requests,
+                Some((id % 2) as i32),
+                None,
+                Some(&payload),
+                &requester.request_headers(&corr),
+            )
+            .await
+            .expect("sent");
+    }
+    for p in pending {
+        let reply = requester.wait(p).await.expect("reply");
+        assert_eq!(reply.error_code(), None, "{:?}", reply.error_message());
+    }
+    let max = log.max_running.load(SeqCst);
+    assert!(
+        max <= 3,
+        "{max} requests of 4 KB ran at once with 10,000 bytes allowed"
+    );
+    assert!(max >= 2, "unordered requests never overlapped");
+    running.shutdown().await.expect("shutdown");
+}
+
 #[tokio::test]
 async fn per_partition_bound_caps_a_partitions_concurrency() {
     let fx = Fixture::new(1, 1).await;

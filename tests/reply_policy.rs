@@ -197,6 +197,10 @@ fn configuration_that_fights_the_guarantees_is_refused() {
         ("no group", base().group_id("")),
         ("zero bound", base().bounds(|b| b.max_in_flight(0))),
         (
+            "zero byte bound",
+            base().bounds(|b| b.max_in_flight_bytes(0)),
+        ),
+        (
             "drain outlasting max.poll.interval.ms",
             base()
                 .bounds(|b| b.drain_timeout(std::time::Duration::from_secs(60)))

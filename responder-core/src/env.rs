@@ -11,6 +11,7 @@
 //! | `RESPONDER_REPLY_ALLOW` | `reply_topics` | a [`PolicySource`](crate::PolicySource): entries (`NAME`, `PREFIX*`, `!` for deny), `file:PATH`, `kafka-acls:PATH#User:NAME`, `strimzi:PATH[#USER]` |
 //! | `RESPONDER_MAX_IN_FLIGHT` | `bounds`: `max_in_flight` | a count, at least 1 |
 //! | `RESPONDER_MAX_IN_FLIGHT_PER_PARTITION` | `bounds`: `max_in_flight_per_partition` | a count, at least 1 |
+//! | `RESPONDER_MAX_IN_FLIGHT_BYTES` | `bounds`: `max_in_flight_bytes` | bytes, at least 1 |
 //! | `RESPONDER_HANDLER_TIMEOUT_MS` | `bounds`: `handler_timeout` | milliseconds |
 //! | `RESPONDER_DRAIN_TIMEOUT_MS` | `bounds`: `drain_timeout` | milliseconds |
 //! | `RESPONDER_COMMIT_INTERVAL_MS` | `bounds`: `commit_interval` | milliseconds |
@@ -176,6 +177,10 @@ impl ResponderBuilder {
                 "RESPONDER_MAX_IN_FLIGHT_PER_PARTITION" => {
                     let n = count(&name, v)?;
                     self.bounds(|b| b.max_in_flight_per_partition(n))
+                }
+                "RESPONDER_MAX_IN_FLIGHT_BYTES" => {
+                    let n = count(&name, v)?;
+                    self.bounds(|b| b.max_in_flight_bytes(n))
                 }
                 "RESPONDER_HANDLER_TIMEOUT_MS" => {
                     let t = millis(&name, v)?;

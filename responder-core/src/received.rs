@@ -35,6 +35,11 @@ pub(crate) struct Received {
 }
 
 impl Received {
+    /// The bytes of its record held (payload, key and headers).
+    pub(crate) fn size(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// Copies `message`, whose topic `topic` is.
     pub(crate) fn copy(message: &BorrowedMessage<'_>, topic: Arc<str>) -> Self {
         let (payload, key) = (message.payload(), message.key());

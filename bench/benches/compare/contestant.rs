@@ -215,8 +215,10 @@ impl Probe {
     }
 }
 
-/// The kernel's tracepoints `perf stat` counts: every system call's entry, and futex's.
-const SYSCALL_EVENTS: &str = "raw_syscalls:sys_enter,syscalls:sys_enter_futex";
+/// The kernel's tracepoints `perf stat` counts: every system call's entry, and futex's
+/// (the figures reported), then each system call's apart: a run's `.perf` file breaks
+/// its count down (how `mprotect`, glibc growing a thread's heap, was found).
+const SYSCALL_EVENTS: &str = "raw_syscalls:sys_enter,syscalls:sys_enter_futex,syscalls:sys_enter_*";
 
 /// System calls a contestant made, all threads.
 #[derive(Debug, Clone, Copy)]

@@ -21,17 +21,22 @@ use std::time::Duration;
 pub struct Bounds {
     pub(crate) max_in_flight: usize,
     pub(crate) max_in_flight_per_partition: usize,
+    pub(crate) max_in_flight_bytes: usize,
     pub(crate) max_request_bytes: Option<usize>,
     pub(crate) handler_timeout: Duration,
     pub(crate) drain_timeout: Duration,
     pub(crate) commit_interval: Duration,
 }
 
+/// [`Bounds::max_in_flight_bytes`]'s default: 4 MiB.
+const DEFAULT_MAX_IN_FLIGHT_BYTES: usize = 4 * 1024 * 1024;
+
 impl Default for Bounds {
     fn default() -> Self {
         Bounds {
             max_in_flight: 1024,
             max_in_flight_per_partition: 1024,
+            max_in_flight_bytes: DEFAULT_MAX_IN_FLIGHT_BYTES,
             max_request_bytes: None,
             handler_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(30),
@@ -56,6 +61,19 @@ impl Bounds {
     /// one partition may use the whole bound, and is never paused for it.
     pub fn max_in_flight_per_partition(mut self, n: usize) -> Self {
         self.max_in_flight_per_partition = n;
+        self
+    }
+
+    /// Bytes of the requests in flight (their records as received: payload, key and
+    /// headers), across all partitions: while the requests held hold this many, the
+    /// responder takes no more, as at [`max_in_flight`](Self::max_in_flight). A request
+    /// is taken while they hold less, so they hold at most this plus one record; a
+    /// record larger than the bound is taken once the others have settled. Their
+    /// replies, and librdkafka's copies of them, come on top. Default 4 MiB: with small
+    /// records `max_in_flight` binds first (1024 records of 4 KiB); with larger ones
+    /// this bound keeps the memory held flat (10 KiB requests: about 400 in flight).
+    pub fn max_in_flight_bytes(mut self, bytes: usize) -> Self {
+        self.max_in_flight_bytes = bytes;
         self
     }
 

@@ -270,7 +270,8 @@ impl ResponderBuilder {
             &self.settings.checks,
             &self.settings.dead_letters,
         );
-        if b.max_in_flight == 0 || b.max_in_flight_per_partition == 0 {
+        if b.max_in_flight == 0 || b.max_in_flight_per_partition == 0 || b.max_in_flight_bytes == 0
+        {
             return Err(Error::config("in-flight bounds must be at least 1"));
         }
         if b.handler_timeout.is_zero()

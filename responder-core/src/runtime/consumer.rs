@@ -383,7 +383,8 @@ impl ConsumerThread {
                 },
             };
             match permit.take() {
-                Some(p) => {
+                Some(mut p) => {
+                    p.charge(message.size());
                     if self.events.send(Event::Message(message, p)).is_err() {
                         break;
                     }

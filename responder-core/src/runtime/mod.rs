@@ -271,7 +271,10 @@ impl Responder {
         let thread = ConsumerThread {
             consumer: Arc::clone(&self.consumer),
             events: self.events_tx,
-            permits: Permits::new(self.settings.bounds.max_in_flight),
+            permits: Permits::new(
+                self.settings.bounds.max_in_flight,
+                self.settings.bounds.max_in_flight_bytes,
+            ),
             stop: Arc::clone(&stop),
             final_offsets: final_rx,
             closed: self.closed.0,

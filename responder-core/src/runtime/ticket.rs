@@ -163,7 +163,7 @@ mod tests {
 
     #[test]
     fn each_step_is_reported_once_and_the_slot_is_freed_at_the_end() {
-        let permits = Permits::new(1);
+        let permits = Permits::new(1, usize::MAX);
         let (mut t, mut rx) = ticket(&permits);
         t.start();
         t.handled();
@@ -184,7 +184,7 @@ mod tests {
 
     #[test]
     fn dropped_by_a_panic_it_is_settled_so_it_cannot_block_its_partition() {
-        let permits = Permits::new(1);
+        let permits = Permits::new(1, usize::MAX);
         let (mut t, mut rx) = ticket(&permits);
         t.start();
         let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn dropped_running_it_is_abandoned_and_dropped_queued_it_reports_nothing() {
-        let permits = Permits::new(2);
+        let permits = Permits::new(2, usize::MAX);
         let (mut running, mut rx) = ticket(&permits);
         running.start();
         drop(running);
