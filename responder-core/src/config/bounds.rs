@@ -64,14 +64,18 @@ impl Bounds {
         self
     }
 
-    /// Bytes of the requests in flight (their records as received: payload, key and
-    /// headers), across all partitions: while the requests held hold this many, the
-    /// responder takes no more, as at [`max_in_flight`](Self::max_in_flight). A request
-    /// is taken while they hold less, so they hold at most this plus one record; a
-    /// record larger than the bound is taken once the others have settled. Their
-    /// replies, and librdkafka's copies of them, come on top. Default 4 MiB: with small
-    /// records `max_in_flight` binds first (1024 records of 4 KiB); with larger ones
-    /// this bound keeps the memory held flat (10 KiB requests: about 400 in flight).
+    /// Bytes of the requests in flight (the lengths of their records as received:
+    /// payload, key and headers), across all partitions: while the requests held hold
+    /// this many, the responder takes no more, as at
+    /// [`max_in_flight`](Self::max_in_flight). A record's size is known only once it
+    /// is polled, so a record is taken while they hold less: they hold at most this
+    /// plus one record, and a record larger than the bound is never refused (nothing
+    /// more is taken until the bytes held are below the bound again). Each partition's
+    /// fair share (this bound divided by the partitions assigned) applies as for
+    /// `max_in_flight`. Their replies, and librdkafka's copies of them, come on top.
+    /// Default 4 MiB: with small records `max_in_flight` binds first (1024 records of
+    /// 4 KiB); with larger ones this bound keeps the memory held flat (10 KiB
+    /// requests: about 400 in flight).
     pub fn max_in_flight_bytes(mut self, bytes: usize) -> Self {
         self.max_in_flight_bytes = bytes;
         self

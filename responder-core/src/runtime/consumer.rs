@@ -2,8 +2,9 @@
 //! group's rebalance callbacks (a revocation waits until the dispatcher has drained the
 //! revoked partitions and then commits their watermarks).
 //!
-//! It never stops polling while it runs: when every in-flight slot has been taken for
-//! [`SLOTS_STALL`], it pauses fetching (see [`Pauses`]) and goes on polling, so
+//! It never stops polling while it runs: when no in-flight slot has been free for
+//! [`SLOTS_STALL`] (every one taken, or the bytes in flight at their bound), it pauses
+//! fetching (see [`Pauses`]) and goes on polling, so
 //! rebalances, the poll interval and shutdown are served whatever the handlers do. Its
 //! end is bounded too: the final commit waits at most [`FINAL_COMMIT_TIMEOUT`] for the
 //! broker, leaving the group at most [`LEAVE_TIMEOUT`].

@@ -19,7 +19,7 @@ use super::consumer::{
     Assigned, ConsumerCx, Event, FINAL_COMMIT_TIMEOUT, LEAVE_TIMEOUT, offsets_list,
 };
 use super::lanes::lane_of;
-use super::ledger::{Command, Intake, Ledger, Limits};
+use super::ledger::{Arrival, Command, Intake, Ledger, Limits};
 use super::mailbox::{self, Receiver, Sender};
 use super::pauses::Pauses;
 use super::permits::Permit;
@@ -99,6 +99,7 @@ impl Dispatcher {
         let ledger = Ledger::new(Limits {
             max_in_flight: settings.bounds.max_in_flight,
             per_partition: settings.bounds.max_in_flight_per_partition,
+            max_bytes: settings.bounds.max_in_flight_bytes,
         });
         let workers = {
             let shared = Arc::clone(&shared);
@@ -290,11 +291,15 @@ impl Dispatcher {
         let route_metrics = &route.serving.metrics;
         let (partition, offset) = (message.partition(), message.offset());
         let reports = &self.reports_tx;
+        let arrival = Arrival {
+            offset,
+            lane,
+            bytes: message.size(),
+        };
         let intake = self.ledger.receive(
             topic,
             partition,
-            offset,
-            lane,
+            arrival,
             |place, cancel| Job {
                 message,
                 serving,

@@ -36,6 +36,16 @@ pub(crate) struct Place {
     pub(crate) lane: Option<u64>,
 }
 
+/// A record that arrived, as the ledger sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Arrival {
+    pub(crate) offset: i64,
+    /// Its ordering lane, if it has one.
+    pub(crate) lane: Option<u64>,
+    /// The bytes its record holds (for the partition's fair share of the byte bound).
+    pub(crate) bytes: usize,
+}
+
 /// What the dispatcher is told to do.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Command<J> {
@@ -100,6 +110,25 @@ pub(crate) struct Limits {
     pub(crate) max_in_flight: usize,
     /// Requests of one partition in the handler at once.
     pub(crate) per_partition: usize,
+    /// Bytes of the records in flight across all partitions (enforced by the
+    /// consumer's slots; the ledger uses it for each partition's fair share).
+    pub(crate) max_bytes: usize,
+}
+
+/// A partition's fair share of the in-flight bounds (each divided by the partitions
+/// assigned): its requests that cannot start yet may hold that many, and that many
+/// bytes, before it is paused.
+#[derive(Debug, Clone, Copy)]
+struct Share {
+    requests: usize,
+    bytes: usize,
+}
+
+/// A request received and not started, and the bytes its record holds.
+#[derive(Debug)]
+struct Queued<J> {
+    job: J,
+    bytes: usize,
 }
 
 impl Limits {
@@ -121,11 +150,13 @@ impl Limits {
 struct Book<J> {
     epoch: u64,
     tracker: WatermarkTracker,
-    lanes: Lanes<J>,
+    lanes: Lanes<Queued<J>>,
     /// Requests free to run (their lane is theirs), waiting for a handling slot.
-    ready: VecDeque<J>,
-    /// Requests received and not started (in a lane's queue or in `ready`).
+    ready: VecDeque<Queued<J>>,
+    /// Requests received and not started (in a lane's queue or in `ready`), and the
+    /// bytes of their records.
     queued: usize,
+    queued_bytes: usize,
     /// Requests started and not finished: what a drain waits for.
     running: usize,
     /// Requests started and not handled: what the per-partition bound caps.
@@ -145,6 +176,7 @@ impl<J> Book<J> {
             lanes: Lanes::default(),
             ready: VecDeque::new(),
             queued: 0,
+            queued_bytes: 0,
             running: 0,
             handling: 0,
             paused: false,
@@ -154,14 +186,15 @@ impl<J> Book<J> {
     }
 
     /// Starts `job` if the partition has a free handling slot, else queues it.
-    fn offer(&mut self, job: J, limit: usize, out: &mut Vec<Command<J>>) {
+    fn offer(&mut self, queued: Queued<J>, limit: usize, out: &mut Vec<Command<J>>) {
         if self.handling < limit {
             self.queued -= 1;
+            self.queued_bytes -= queued.bytes;
             self.running += 1;
             self.handling += 1;
-            out.push(Command::Start(job));
+            out.push(Command::Start(queued.job));
         } else {
-            self.ready.push_back(job);
+            self.ready.push_back(queued);
         }
     }
 
@@ -176,16 +209,20 @@ impl<J> Book<J> {
 
     /// Whether to pause: at the unsettled bound, or with requests that cannot start
     /// yet (their lane is busy) holding the partition's fair share of the in-flight
-    /// slots: more would only keep other partitions' requests out.
-    fn over(&self, bound: usize, fair_share: usize) -> bool {
-        self.tracker.unsettled() >= bound || self.queued >= fair_share.max(1)
+    /// slots or bytes: more would only keep other partitions' requests out.
+    fn over(&self, bound: usize, share: Share) -> bool {
+        self.tracker.unsettled() >= bound
+            || self.queued >= share.requests.max(1)
+            || self.queued_bytes >= share.bytes.max(1)
     }
 
-    /// Whether a paused partition may resume: well below both limits, so that the
-    /// resume (which refetches) is worth it. Both counts fall as requests start and
+    /// Whether a paused partition may resume: well below every limit, so that the
+    /// resume (which refetches) is worth it. The counts fall as requests start and
     /// settle, so a pause always ends once the requests it waits for are done.
-    fn under(&self, bound: usize, fair_share: usize) -> bool {
-        self.tracker.unsettled() <= bound / 2 && self.queued <= fair_share / 2
+    fn under(&self, bound: usize, share: Share) -> bool {
+        self.tracker.unsettled() <= bound / 2
+            && self.queued <= share.requests / 2
+            && self.queued_bytes <= share.bytes / 2
     }
 
     /// Resumes the partition (of `place`) if it is paused and now well below its limits.
@@ -193,10 +230,10 @@ impl<J> Book<J> {
         &mut self,
         place: &Place,
         bound: usize,
-        fair_share: usize,
+        share: Share,
         out: &mut Vec<Command<J>>,
     ) {
-        if self.paused && !self.revoking && self.under(bound, fair_share) {
+        if self.paused && !self.revoking && self.under(bound, share) {
             self.paused = false;
             out.push(Command::Resume(Arc::clone(&place.topic), place.partition));
         }
@@ -207,6 +244,7 @@ impl<J> Book<J> {
         self.lanes.clear();
         self.ready.clear();
         self.queued = 0;
+        self.queued_bytes = 0;
     }
 }
 
@@ -223,9 +261,8 @@ pub(crate) struct Ledger<J> {
     limits: Limits,
     books: HashMap<Arc<str>, HashMap<i32, Book<J>>>,
     next_epoch: u64,
-    /// A partition's fair share of `max_in_flight`: the bound divided by the
-    /// partitions assigned.
-    fair_share: usize,
+    /// A partition's fair share of the in-flight bounds.
+    share: Share,
     revokes: Vec<PendingRevoke>,
     /// Set when shutdown began: the drain deadline.
     stopping: Option<Instant>,
@@ -239,7 +276,10 @@ impl<J> Ledger<J> {
             limits,
             books: HashMap::default(),
             next_epoch: 0,
-            fair_share: limits.max_in_flight,
+            share: Share {
+                requests: limits.max_in_flight,
+                bytes: limits.max_bytes,
+            },
             revokes: Vec::new(),
             stopping: None,
             closed: false,
@@ -265,7 +305,10 @@ impl<J> Ledger<J> {
 
     fn update_fair_share(&mut self) {
         let assigned: usize = self.books.values().map(HashMap::len).sum();
-        self.fair_share = (self.limits.max_in_flight / assigned.max(1)).max(1);
+        self.share = Share {
+            requests: (self.limits.max_in_flight / assigned.max(1)).max(1),
+            bytes: (self.limits.max_bytes / assigned.max(1)).max(1),
+        };
     }
 
     /// Partitions assigned, with the offsets their previous owner settled above the
@@ -286,15 +329,19 @@ impl<J> Ledger<J> {
         &mut self,
         topic: &Arc<str>,
         partition: i32,
-        offset: i64,
-        lane: Option<u64>,
+        arrival: Arrival,
         job: impl FnOnce(Place, Cancel) -> J,
         out: &mut Vec<Command<J>>,
     ) -> Intake {
         if self.stopping.is_some() {
             return Intake::Refused;
         }
-        let (limits, fair_share) = (self.limits, self.fair_share);
+        let (limits, share) = (self.limits, self.share);
+        let Arrival {
+            offset,
+            lane,
+            bytes,
+        } = arrival;
         let book = self.open(topic, partition);
         if book.revoking {
             return Intake::Refused;
@@ -311,13 +358,17 @@ impl<J> Ledger<J> {
             offset,
             lane,
         };
-        let job = job(place, book.cancel.clone());
+        let job = Queued {
+            job: job(place, book.cancel.clone()),
+            bytes,
+        };
         book.queued += 1;
+        book.queued_bytes += bytes;
         match lane {
             Some(lane) if !book.lanes.try_take(lane) => book.lanes.wait(lane, job),
             _ => book.offer(job, limits.per_partition, out),
         }
-        if !book.paused && book.over(limits.pause_bound(), fair_share) {
+        if !book.paused && book.over(limits.pause_bound(), share) {
             book.paused = true;
             out.push(Command::Pause(Arc::clone(topic), partition));
         }
@@ -327,10 +378,10 @@ impl<J> Ledger<J> {
     /// A request is handled (its reply is with the producer): its lane may run the
     /// next request, and it no longer counts against the partition's handling bound.
     pub(crate) fn handled(&mut self, place: &Place, out: &mut Vec<Command<J>>) {
-        let (limit, bound, fair_share) = (
+        let (limit, bound, share) = (
             self.limits.per_partition,
             self.limits.pause_bound(),
-            self.fair_share,
+            self.share,
         );
         let Some(book) = self
             .book(&place.topic, place.partition)
@@ -343,7 +394,7 @@ impl<J> Ledger<J> {
             book.ready.push_back(job);
         }
         book.start_ready(limit, out);
-        book.maybe_resume(place, bound, fair_share, out);
+        book.maybe_resume(place, bound, share, out);
     }
 
     /// A request is over: settled (its offset may be committed) or abandoned. Returns
@@ -356,7 +407,7 @@ impl<J> Ledger<J> {
         out: &mut Vec<Command<J>>,
     ) -> bool {
         let stopping = self.stopping.is_some();
-        let (bound, fair_share) = (self.limits.pause_bound(), self.fair_share);
+        let (bound, share) = (self.limits.pause_bound(), self.share);
         let Some(book) = self.book(&place.topic, place.partition) else {
             return true;
         };
@@ -369,7 +420,7 @@ impl<J> Ledger<J> {
             return true;
         }
         book.running -= 1;
-        book.maybe_resume(place, bound, fair_share, out);
+        book.maybe_resume(place, bound, share, out);
         settled || book.revoking || stopping
     }
 

@@ -1,8 +1,8 @@
 //! Fetch pauses: the one owner of librdkafka's pause flags, which two reasons set.
 //!
 //! - The dispatcher pauses a partition that holds too much (its ledger says so).
-//! - The consumer thread pauses the whole assignment while every in-flight slot has
-//!   been taken for a while, so that it can keep polling (rebalances, the poll
+//! - The consumer thread pauses the whole assignment while no in-flight slot has been
+//!   free for a while (every one taken, or the bytes in flight at their bound), so that it can keep polling (rebalances, the poll
 //!   interval and shutdown are served) without receiving records it has no slot for.
 //!
 //! A partition is fetched when neither reason holds. Both go through here, so that
@@ -88,7 +88,8 @@ impl Pauses {
         if full {
             apply(consumer, &assignment, true);
             tracing::info!(
-                "every in-flight slot is taken: fetching paused while the handlers catch up \
+                "no in-flight slot is free (all taken, or the bytes in flight at their bound): \
+                 fetching paused while the handlers catch up \
                  (the consumer keeps polling)"
             );
         } else {

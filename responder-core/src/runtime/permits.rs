@@ -5,15 +5,17 @@
 //! A slot is taken before a record is polled, so its size is not known yet: a slot is
 //! free while the records held hold fewer than the byte bound, and the record it is
 //! then used for is charged to it ([`Permit::charge`]). The records held therefore hold
-//! at most the bound plus one record, and a record larger than the bound is taken when
-//! the others have gone (never refused, never waiting for ever).
+//! at most the bound plus one record; a record larger than the bound is taken like any
+//! other (never refused, never waiting for ever), and nothing more is taken until the
+//! bytes held are below the bound again.
 //!
 //! A saturated responder returns a slot per request, and the consumer thread waits for
 //! each: woken for every one, it would make two system calls per request (the wake and
-//! its wait). So a waiter first waits, briefly, for a batch of slots ([`BATCH_WAIT`]),
-//! and only then for any one: under load a wake-up hands it a batch of records' worth
-//! of slots; when slots come back slowly, it takes the first one once [`BATCH_WAIT`]
-//! is over (or as it comes back, after that).
+//! its wait). So a waiter first waits, briefly, for a batch of slots ([`BATCH_WAIT`]):
+//! a sixteenth of the slots free, and a sixteenth of the byte bound below it; only
+//! then for any one: under load a wake-up hands it a batch of records' worth of slots;
+//! when slots come back slowly, it takes the first one once [`BATCH_WAIT`] is over (or
+//! as it comes back, after that).
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -273,11 +275,19 @@ mod tests {
         // 1200 bytes held: over the bound by less than a record.
         assert!(permits.acquire_timeout(Duration::from_millis(10)).is_none());
         let p = permits.clone();
-        let waiter =
-            std::thread::spawn(move || p.acquire_timeout(Duration::from_secs(10)).is_some());
+        let waiter = std::thread::spawn(move || {
+            let started = Instant::now();
+            p.acquire_timeout(Duration::from_secs(30))
+                .map(|_| started.elapsed())
+        });
         std::thread::sleep(Duration::from_millis(50));
         drop(a);
-        assert!(waiter.join().expect("thread"), "600 bytes held free a slot");
+        // Woken by the slot's bytes, not found at the end of its wait.
+        let waited = waiter
+            .join()
+            .expect("thread")
+            .expect("600 bytes held free a slot");
+        assert!(waited < Duration::from_secs(10), "{waited:?}");
         // The waiter's slot is back too (dropped with its thread).
         let state = *permits.0.state.lock().expect("lock");
         assert_eq!((state.free, state.bytes), (7, 600));
@@ -304,6 +314,23 @@ mod tests {
         drop(next);
         let state = *permits.0.state.lock().expect("lock");
         assert_eq!((state.free, state.bytes), (8, 0));
+    }
+
+    /// Bytes going below the bound wake a waiter for one slot (free slots alone do not
+    /// while the bytes are at the bound).
+    #[test]
+    fn bytes_going_below_the_bound_wake_a_waiter() {
+        let permits = Permits::new(8, 1000);
+        let inner = &*permits.0;
+        let state = |free, bytes| State {
+            free,
+            bytes,
+            waiting_for_batch: 0,
+            waiting_for_one: 1,
+        };
+        assert!(inner.wakes(&state(6, 1200), &state(7, 600)));
+        assert!(!inner.wakes(&state(6, 1800), &state(7, 1200)));
+        assert!(!inner.wakes(&state(6, 600), &state(7, 0)), "free already");
     }
 
     /// A waiter for a batch needs a batch of bytes too: a sixteenth of the bound.

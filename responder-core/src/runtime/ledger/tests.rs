@@ -12,6 +12,16 @@ fn limits(max_in_flight: usize, per_partition: usize) -> Limits {
     Limits {
         max_in_flight,
         per_partition,
+        max_bytes: usize::MAX,
+    }
+}
+
+/// A record of no size at `offset`, in `lane`.
+fn arrival(offset: i64, lane: Option<u64>) -> Arrival {
+    Arrival {
+        offset,
+        lane,
+        bytes: 0,
     }
 }
 
@@ -26,7 +36,7 @@ fn receive(
     lane: Option<u64>,
     out: &mut Vec<Command<Place>>,
 ) -> Intake {
-    l.receive(&topic(), p, offset, lane, |place, _| place, out)
+    l.receive(&topic(), p, arrival(offset, lane), |place, _| place, out)
 }
 
 fn started(out: &mut Vec<Command<Place>>) -> Vec<Place> {
@@ -67,6 +77,43 @@ fn a_lane_runs_in_order_and_the_partition_pauses_for_its_fair_share_then_resumes
     let third = started(&mut out);
     assert_eq!(third[0].offset, 2);
     assert!(out.is_empty(), "{out:?}");
+}
+
+/// The fair share holds for bytes too: with a byte bound that binds before the count
+/// one, a partition whose requests wait for a busy lane is paused once they hold its
+/// share of the bytes (half the bound with two partitions), not only of the slots, and
+/// resumed when they are down to half of it.
+#[test]
+fn a_partition_pauses_for_its_fair_share_of_the_bytes() {
+    let mut l = L::new(Limits {
+        max_bytes: 1000,
+        ..limits(1024, 1024)
+    });
+    l.assign(vec![(topic(), 0, vec![]), (topic(), 1, vec![])]);
+    let mut out = Vec::new();
+    let record = |offset| Arrival {
+        offset,
+        lane: Some(7),
+        bytes: 200,
+    };
+    l.receive(&topic(), 0, record(0), |p, _| p, &mut out);
+    let first = started(&mut out);
+    // Waiting behind the first: 200, then 400 bytes, below the share of 500.
+    l.receive(&topic(), 0, record(1), |p, _| p, &mut out);
+    l.receive(&topic(), 0, record(2), |p, _| p, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    // 600 bytes waiting: over the share, with 3 requests of the 512 allowed.
+    l.receive(&topic(), 0, record(3), |p, _| p, &mut out);
+    assert_eq!(out, vec![Command::Pause(topic(), 0)]);
+    out.clear();
+    // One starts: 400 bytes wait, not yet half the share.
+    l.handled(&first[0], &mut out);
+    let second = started(&mut out);
+    assert!(out.is_empty(), "{out:?}");
+    // Another: 200 bytes wait, at most half: the partition resumes.
+    l.handled(&second[0], &mut out);
+    assert_eq!(started(&mut out).len(), 1);
+    assert_eq!(out, vec![Command::Resume(topic(), 0)]);
 }
 
 /// The stall of the old dispatcher: requests whose replies failed stayed counted as
@@ -111,8 +158,7 @@ fn a_revocation_waits_for_its_running_requests_until_its_deadline() {
         l.receive(
             &topic(),
             0,
-            o,
-            None,
+            arrival(o, None),
             |p, c| {
                 cancels.push(c);
                 p
@@ -298,8 +344,7 @@ impl World {
         let intake = self.l.receive(
             &topic(),
             p,
-            offset,
-            lane,
+            arrival(offset, lane),
             |place, c| {
                 cancel = Some(c);
                 place
