@@ -166,6 +166,22 @@ impl Drop for Permit {
 mod tests {
     use super::*;
 
+    /// A pool's state with `free` slots free and `bytes` held.
+    fn state(free: usize, bytes: usize, waiting_for_batch: usize, waiting_for_one: usize) -> State {
+        State {
+            free,
+            bytes,
+            waiting_for_batch,
+            waiting_for_one,
+        }
+    }
+
+    /// The slots free and the bytes held.
+    fn free_and_held(permits: &Permits) -> (usize, usize) {
+        let state = permits.0.lock();
+        (state.free, state.bytes)
+    }
+
     #[test]
     fn bounded_and_returned_on_drop() {
         let permits = Permits::new(2, usize::MAX);
@@ -185,17 +201,14 @@ mod tests {
         let inner = &*permits.0;
         // The state a slot returned makes, with `free` slots free now.
         let wakes = |free, waiting_for_batch, waiting_for_one| {
-            let after = State {
-                free,
-                bytes: 0,
-                waiting_for_batch,
-                waiting_for_one,
-            };
-            let before = State {
-                free: free - 1,
-                ..after
-            };
-            inner.wakes(&before, &after)
+            let after = state(free, 0, waiting_for_batch, waiting_for_one);
+            inner.wakes(
+                &State {
+                    free: free - 1,
+                    ..after
+                },
+                &after,
+            )
         };
         assert!(!wakes(1, 1, 0));
         assert!(!wakes(3, 1, 0));
@@ -289,11 +302,9 @@ mod tests {
             .expect("600 bytes held free a slot");
         assert!(waited < Duration::from_secs(10), "{waited:?}");
         // The waiter's slot is back too (dropped with its thread).
-        let state = *permits.0.state.lock().expect("lock");
-        assert_eq!((state.free, state.bytes), (7, 600));
+        assert_eq!(free_and_held(&permits), (7, 600));
         drop(b);
-        let state = *permits.0.state.lock().expect("lock");
-        assert_eq!((state.free, state.bytes), (8, 0));
+        assert_eq!(free_and_held(&permits), (8, 0));
     }
 
     /// A record larger than the whole bound is taken once nothing else is held, never
@@ -312,8 +323,7 @@ mod tests {
             .expect("nothing held again");
         next.charge(5000);
         drop(next);
-        let state = *permits.0.state.lock().expect("lock");
-        assert_eq!((state.free, state.bytes), (8, 0));
+        assert_eq!(free_and_held(&permits), (8, 0));
     }
 
     /// Bytes going below the bound wake a waiter for one slot (free slots alone do not
@@ -322,15 +332,13 @@ mod tests {
     fn bytes_going_below_the_bound_wake_a_waiter() {
         let permits = Permits::new(8, 1000);
         let inner = &*permits.0;
-        let state = |free, bytes| State {
-            free,
-            bytes,
-            waiting_for_batch: 0,
-            waiting_for_one: 1,
-        };
-        assert!(inner.wakes(&state(6, 1200), &state(7, 600)));
-        assert!(!inner.wakes(&state(6, 1800), &state(7, 1200)));
-        assert!(!inner.wakes(&state(6, 600), &state(7, 0)), "free already");
+        let one_waits = |free, bytes| state(free, bytes, 0, 1);
+        assert!(inner.wakes(&one_waits(6, 1200), &one_waits(7, 600)));
+        assert!(!inner.wakes(&one_waits(6, 1800), &one_waits(7, 1200)));
+        assert!(
+            !inner.wakes(&one_waits(6, 600), &one_waits(7, 0)),
+            "free already"
+        );
     }
 
     /// A waiter for a batch needs a batch of bytes too: a sixteenth of the bound.
@@ -338,18 +346,13 @@ mod tests {
     fn a_batch_needs_a_sixteenth_of_the_byte_bound() {
         let permits = Permits::new(64, 1600);
         let inner = &*permits.0;
-        let state = |free, bytes| State {
-            free,
-            bytes,
-            waiting_for_batch: 1,
-            waiting_for_one: 0,
-        };
-        assert!(inner.batch(&state(4, 1500)));
-        assert!(!inner.batch(&state(4, 1501)));
-        assert!(!inner.batch(&state(3, 0)));
+        let batch_waits = |free, bytes| state(free, bytes, 1, 0);
+        assert!(inner.batch(&batch_waits(4, 1500)));
+        assert!(!inner.batch(&batch_waits(4, 1501)));
+        assert!(!inner.batch(&batch_waits(3, 0)));
         // Bytes going below the batch's need wake it; going below the bound but not
         // that far does not.
-        assert!(inner.wakes(&state(4, 1550), &state(5, 1450)));
-        assert!(!inner.wakes(&state(4, 1650), &state(5, 1550)));
+        assert!(inner.wakes(&batch_waits(4, 1550), &batch_waits(5, 1450)));
+        assert!(!inner.wakes(&batch_waits(4, 1650), &batch_waits(5, 1550)));
     }
 }
