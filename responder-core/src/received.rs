@@ -208,6 +208,15 @@ pub(crate) struct Topics {
 }
 
 impl Topics {
+    /// Knows `names` from the start: records of those topics share them. The
+    /// responder passes its routes' names, so a record's topic is the very `Arc` the
+    /// router and the ledger hold (the ledger finds a topic by address first).
+    pub(crate) fn known(names: impl IntoIterator<Item = Arc<str>>) -> Self {
+        Topics {
+            names: names.into_iter().collect(),
+        }
+    }
+
     /// The shared name of `topic` (its bytes, as librdkafka holds them: compared with
     /// the names known, not checked as text again).
     pub(crate) fn get(&mut self, topic: &[u8]) -> Arc<str> {
@@ -269,5 +278,8 @@ mod tests {
         let c = topics.get(b"other");
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!((&*a, &*c), ("requests", "other"));
+        let route: Arc<str> = Arc::from("routed");
+        let mut topics = Topics::known([Arc::clone(&route)]);
+        assert!(Arc::ptr_eq(&topics.get(b"routed"), &route), "a known name");
     }
 }

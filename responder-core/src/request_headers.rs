@@ -57,16 +57,23 @@ impl<'h> RequestHeaders<'h> {
     /// left out (no convention names one).
     pub(crate) fn of(headers: impl IntoIterator<Item = (&'h [u8], Option<&'h [u8]>)>) -> Self {
         let mut read = RequestHeaders::default();
+        read.read(headers);
+        read
+    }
+
+    /// Reads a record's headers after those it has, as [`RequestHeaders::of`] does.
+    /// Into headers the caller holds: the per-request path reads into its own, rather
+    /// than have 320 bytes copied out of `of` (~85 instructions a request).
+    pub(crate) fn read(&mut self, headers: impl IntoIterator<Item = (&'h [u8], Option<&'h [u8]>)>) {
         for (key, value) in headers {
             match responder_ffi::utf8::from_utf8(key) {
-                Ok(key) => read.push(key, value),
+                Ok(key) => self.push(key, value),
                 Err(_) => tracing::debug!(
                     key = %String::from_utf8_lossy(&key[..key.len().min(32)]),
                     "header key that is not UTF-8 left out"
                 ),
             }
         }
-        read
     }
 
     /// Adds a header after the others.

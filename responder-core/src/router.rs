@@ -169,6 +169,11 @@ impl Router {
     pub(crate) fn topics(&self) -> impl Iterator<Item = &str> {
         self.routes.iter().map(|r| &*r.topic)
     }
+
+    /// The routes' topics, as shared names.
+    pub(crate) fn topic_names(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.routes.iter().map(|r| &r.topic)
+    }
 }
 
 #[cfg(test)]

@@ -276,6 +276,8 @@ pub(crate) struct ConsumerThread {
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) final_offsets: std::sync::mpsc::Receiver<TopicPartitionList>,
     pub(crate) closed: tokio::sync::watch::Sender<bool>,
+    /// The routes' topics: records of each share its name (see `received::Topics`).
+    pub(crate) topics: Vec<Arc<str>>,
 }
 
 impl ConsumerThread {
@@ -335,7 +337,7 @@ impl ConsumerThread {
         let mut permit: Option<Permit> = None;
         let mut waiting_since: Option<Instant> = None;
         let mut slots_paused = false;
-        let mut topics = Topics::default();
+        let mut topics = Topics::known(self.topics.iter().cloned());
         while !self.stop.load(SeqCst) && !self.events.is_closed() && !cx.failed() {
             cx.health.looped();
             if permit.is_none() {

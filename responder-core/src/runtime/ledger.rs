@@ -15,10 +15,10 @@
 //!   can follow a newer one.
 
 use std::collections::VecDeque;
-
-use foldhash::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
+
+use books::Books;
 
 use super::cancel::Cancel;
 use super::lanes::Lanes;
@@ -29,6 +29,8 @@ use crate::watermark::{Received, WatermarkTracker};
 pub(crate) struct Place {
     pub(crate) topic: Arc<str>,
     pub(crate) partition: i32,
+    /// The slot of its partition's book (see `books.rs`).
+    pub(crate) book: usize,
     /// The partition's assignment the request was received in.
     pub(crate) epoch: u64,
     pub(crate) offset: i64,
@@ -259,7 +261,7 @@ struct PendingRevoke {
 #[derive(Debug)]
 pub(crate) struct Ledger<J> {
     limits: Limits,
-    books: HashMap<Arc<str>, HashMap<i32, Book<J>>>,
+    books: Books<Book<J>>,
     next_epoch: u64,
     /// A partition's fair share of the in-flight bounds.
     share: Share,
@@ -274,7 +276,7 @@ impl<J> Ledger<J> {
     pub(crate) fn new(limits: Limits) -> Self {
         Ledger {
             limits,
-            books: HashMap::default(),
+            books: Books::default(),
             next_epoch: 0,
             share: Share {
                 requests: limits.max_in_flight,
@@ -286,25 +288,23 @@ impl<J> Ledger<J> {
         }
     }
 
-    fn book(&mut self, topic: &str, partition: i32) -> Option<&mut Book<J>> {
-        self.books.get_mut(topic)?.get_mut(&partition)
+    /// The book of a partition, opened (with a new epoch) if it has none, and its slot.
+    fn open(&mut self, topic: &Arc<str>, partition: i32) -> (usize, &mut Book<J>) {
+        let next_epoch = &mut self.next_epoch;
+        self.books.open(topic, partition, || {
+            *next_epoch += 1;
+            Book::new(*next_epoch)
+        })
     }
 
-    /// The book of a partition, opened (with a new epoch) if it has none.
-    fn open(&mut self, topic: &Arc<str>, partition: i32) -> &mut Book<J> {
-        let next_epoch = &mut self.next_epoch;
-        self.books
-            .entry(Arc::clone(topic))
-            .or_default()
-            .entry(partition)
-            .or_insert_with(|| {
-                *next_epoch += 1;
-                Book::new(*next_epoch)
-            })
+    /// The book `place` names, if it is still the one the request was received in.
+    fn current(&mut self, place: &Place) -> Option<&mut Book<J>> {
+        let book = self.books.get_mut(place.book)?;
+        (book.epoch == place.epoch).then_some(book)
     }
 
     fn update_fair_share(&mut self) {
-        let assigned: usize = self.books.values().map(HashMap::len).sum();
+        let assigned = self.books.len();
         self.share = Share {
             requests: (self.limits.max_in_flight / assigned.max(1)).max(1),
             bytes: (self.limits.max_bytes / assigned.max(1)).max(1),
@@ -316,6 +316,7 @@ impl<J> Ledger<J> {
     pub(crate) fn assign(&mut self, partitions: Vec<(Arc<str>, i32, SettledRanges)>) {
         for (topic, partition, known_settled) in partitions {
             self.open(&topic, partition)
+                .1
                 .tracker
                 .set_known_settled(known_settled);
         }
@@ -342,7 +343,7 @@ impl<J> Ledger<J> {
             lane,
             bytes,
         } = arrival;
-        let book = self.open(topic, partition);
+        let (slot, book) = self.open(topic, partition);
         if book.revoking {
             return Intake::Refused;
         }
@@ -354,6 +355,7 @@ impl<J> Ledger<J> {
         let place = Place {
             topic: Arc::clone(topic),
             partition,
+            book: slot,
             epoch: book.epoch,
             offset,
             lane,
@@ -383,10 +385,7 @@ impl<J> Ledger<J> {
             self.limits.pause_bound(),
             self.share,
         );
-        let Some(book) = self
-            .book(&place.topic, place.partition)
-            .filter(|b| b.epoch == place.epoch)
-        else {
+        let Some(book) = self.current(place) else {
             return;
         };
         book.handling -= 1;
@@ -408,16 +407,16 @@ impl<J> Ledger<J> {
     ) -> bool {
         let stopping = self.stopping.is_some();
         let (bound, share) = (self.limits.pause_bound(), self.share);
-        let Some(book) = self.book(&place.topic, place.partition) else {
+        let Some(book) = self.current(place) else {
+            // A reply from an earlier assignment of this partition that was
+            // acknowledged all the same: settling its offset is safe.
+            if settled && let Some(book) = self.books.by_name(&place.topic, place.partition) {
+                book.tracker.settle(place.offset);
+            }
             return true;
         };
-        // A reply from an earlier assignment of this partition that was acknowledged
-        // all the same: settling its offset is safe.
         if settled {
             book.tracker.settle(place.offset);
-        }
-        if book.epoch != place.epoch {
-            return true;
         }
         book.running -= 1;
         book.maybe_resume(place, bound, share, out);
@@ -428,7 +427,7 @@ impl<J> Ledger<J> {
     /// running ones get until `deadline`. [`Ledger::due_revokes`] answers it.
     pub(crate) fn revoke(&mut self, id: u64, partitions: Vec<(Arc<str>, i32)>, deadline: Instant) {
         for (topic, partition) in &partitions {
-            if let Some(book) = self.book(topic, *partition) {
+            if let Some(book) = self.books.by_name(topic, *partition) {
                 book.drop_queued();
                 book.revoking = true;
             }
@@ -448,10 +447,8 @@ impl<J> Ledger<J> {
         while i < self.revokes.len() {
             let r = &self.revokes[i];
             let drained = r.partitions.iter().all(|(t, p)| {
-                self.books
-                    .get(t)
-                    .and_then(|m| m.get(p))
-                    .is_none_or(|b| b.running == 0)
+                let book = self.books.find(t, *p).and_then(|slot| self.books.get(slot));
+                book.is_none_or(|b| b.running == 0)
             });
             if !drained && now < r.deadline {
                 i += 1;
@@ -464,11 +461,7 @@ impl<J> Ledger<J> {
                 abandoned: Vec::new(),
             };
             for (topic, partition) in r.partitions {
-                let Some(book) = self
-                    .books
-                    .get_mut(&topic)
-                    .and_then(|m| m.remove(&partition))
-                else {
+                let Some(book) = self.books.remove(&topic, partition) else {
                     continue;
                 };
                 book.cancel.fire();
@@ -488,7 +481,6 @@ impl<J> Ledger<J> {
                     });
                 }
             }
-            self.books.retain(|_, m| !m.is_empty());
             due.push(revoked);
         }
         if !due.is_empty() {
@@ -525,27 +517,24 @@ impl<J> Ledger<J> {
         !self.closed
             && self
                 .books
-                .get(&place.topic)
-                .and_then(|b| b.get(&place.partition))
+                .get(place.book)
                 .is_some_and(|book| book.epoch == place.epoch)
     }
 
     fn moved(&mut self, all: bool) -> Vec<Commit> {
         let mut commits = Vec::new();
-        for (topic, books) in &mut self.books {
-            for (partition, book) in books.iter_mut() {
-                let commit = match book.tracker.take_commit() {
-                    None if all => book.tracker.commit(),
-                    moved => moved,
-                };
-                if let Some((offset, metadata)) = commit {
-                    commits.push(Commit {
-                        topic: Arc::clone(topic),
-                        partition: *partition,
-                        offset,
-                        metadata,
-                    });
-                }
+        for (topic, partition, book) in self.books.iter_mut() {
+            let commit = match book.tracker.take_commit() {
+                None if all => book.tracker.commit(),
+                moved => moved,
+            };
+            if let Some((offset, metadata)) = commit {
+                commits.push(Commit {
+                    topic: Arc::clone(topic),
+                    partition,
+                    offset,
+                    metadata,
+                });
             }
         }
         commits
@@ -558,7 +547,7 @@ impl<J> Ledger<J> {
             return;
         }
         self.stopping = Some(deadline);
-        for book in self.books.values_mut().flat_map(HashMap::values_mut) {
+        for (_, _, book) in self.books.iter_mut() {
             book.drop_queued();
         }
     }
@@ -582,17 +571,15 @@ impl<J> Ledger<J> {
         }
         self.closed = true;
         let mut commits = Vec::new();
-        for (topic, books) in &self.books {
-            for (partition, book) in books {
-                book.cancel.fire();
-                if let Some((offset, metadata)) = book.tracker.commit() {
-                    commits.push(Commit {
-                        topic: Arc::clone(topic),
-                        partition: *partition,
-                        offset,
-                        metadata,
-                    });
-                }
+        for (topic, partition, book) in self.books.iter() {
+            book.cancel.fire();
+            if let Some((offset, metadata)) = book.tracker.commit() {
+                commits.push(Commit {
+                    topic: Arc::clone(topic),
+                    partition,
+                    offset,
+                    metadata,
+                });
             }
         }
         Some(Final {
@@ -604,7 +591,7 @@ impl<J> Ledger<J> {
     /// Requests held (received and not finished: queued, or started), partitions
     /// assigned (with a book), and how many of those are paused.
     pub(crate) fn counts(&self) -> (usize, usize, usize) {
-        let books = self.books.values().flat_map(HashMap::values);
+        let books = self.books.iter().map(|(_, _, book)| book);
         books.fold((0, 0, 0), |(held, all, paused), b| {
             (
                 held + b.queued + b.running,
@@ -617,22 +604,16 @@ impl<J> Ledger<J> {
     /// Each partition's watermark: what is committed, or about to be (`None` before
     /// anything was received).
     pub(crate) fn watermarks(&self) -> impl Iterator<Item = (&Arc<str>, i32, Option<i64>)> {
-        self.books.iter().flat_map(|(topic, books)| {
-            books
-                .iter()
-                .map(move |(partition, b)| (topic, *partition, b.tracker.watermark()))
-        })
+        let books = self.books.iter();
+        books.map(|(topic, partition, b)| (topic, partition, b.tracker.watermark()))
     }
 
     /// Requests started and not finished, across partitions.
     pub(crate) fn running(&self) -> usize {
-        self.books
-            .values()
-            .flat_map(HashMap::values)
-            .map(|b| b.running)
-            .sum()
+        self.books.iter().map(|(_, _, b)| b.running).sum()
     }
 }
 
+mod books;
 #[cfg(test)]
 mod tests;

@@ -278,6 +278,7 @@ impl Responder {
             stop: Arc::clone(&stop),
             final_offsets: final_rx,
             closed: self.closed.0,
+            topics: self.shared.router.topic_names().cloned().collect(),
         };
         let handle = std::thread::Builder::new()
             .name("responder-consumer".into())

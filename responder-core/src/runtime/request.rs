@@ -149,7 +149,9 @@ fn read_headers(
     span: &tracing::Span,
 ) -> (Result<ReplyAddress, Unanswerable>, Option<String>) {
     let (address, deadline, trace) = {
-        let headers = RequestHeaders::of(cx.message().headers());
+        // Read into place (see `RequestHeaders::read`).
+        let mut headers = RequestHeaders::default();
+        headers.read(cx.message().headers());
         let mut trace = shared
             .trace_context
             .then(|| TraceContext::read(&headers))

@@ -153,6 +153,7 @@ mod tests {
         let place = Place {
             topic: Arc::from("t"),
             partition: 0,
+            book: 0,
             epoch: 1,
             offset: 5,
             lane: None,

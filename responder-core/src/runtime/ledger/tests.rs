@@ -225,6 +225,39 @@ fn records_of_a_revoking_partition_are_not_registered() {
     assert_eq!(receive(&mut l, 0, 1, None, &mut out), Intake::Refused);
 }
 
+/// A request's reports find its book by the slot its place names, checked by epoch: a
+/// request abandoned with its partition, reporting late, changes nothing in the book
+/// of the partition assigned since in the same slot.
+#[test]
+fn a_late_report_leaves_the_next_book_in_its_slot_alone() {
+    let now = Instant::now();
+    let mut l = L::new(limits(8, 8));
+    l.assign(vec![(topic(), 0, vec![])]);
+    let mut out = Vec::new();
+    receive(&mut l, 0, 0, None, &mut out);
+    let old = started(&mut out).remove(0);
+    l.revoke(1, vec![(topic(), 0)], now);
+    assert_eq!(l.due_revokes(now)[0].abandoned, vec![(topic(), 0, 1)]);
+
+    l.assign(vec![(topic(), 1, vec![])]);
+    receive(&mut l, 1, 0, None, &mut out);
+    let new = started(&mut out).remove(0);
+    assert_eq!(new.book, old.book, "the free slot is reused");
+    l.handled(&old, &mut out);
+    assert!(l.finished(&old, true, &mut out));
+    assert_eq!(l.running(), 1, "partition 1's request still runs");
+    let commits = l.commits(true);
+    assert_eq!(
+        (commits[0].partition, commits[0].offset),
+        (1, 0),
+        "offset 0 of partition 1 is not settled"
+    );
+    l.handled(&new, &mut out);
+    l.finished(&new, true, &mut out);
+    let commits = l.commits(false);
+    assert_eq!((commits[0].partition, commits[0].offset), (1, 1));
+}
+
 /// One step of the property test's script.
 #[derive(Debug, Clone)]
 enum Step {
