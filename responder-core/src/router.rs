@@ -158,9 +158,12 @@ impl Router {
         }
     }
 
+    /// The route of `topic`. A record's topic is the route's own name (see
+    /// `received::Topics`): found by address before any name is compared.
     pub(crate) fn get(&self, topic: &str) -> Option<&ServedRoute> {
         if self.routes.len() <= SCANNED {
-            self.routes.iter().find(|r| *r.topic == *topic)
+            let by_address = self.routes.iter().find(|r| std::ptr::eq(&*r.topic, topic));
+            by_address.or_else(|| self.routes.iter().find(|r| *r.topic == *topic))
         } else {
             self.index.get(topic).map(|&i| &self.routes[i])
         }
