@@ -217,6 +217,10 @@ mod tests {
             for t in &topics {
                 assert_eq!(router.get(t).map(|r| &*r.topic), Some(t.as_str()), "{n}");
             }
+            for route in &router.routes {
+                let found = router.get(&route.topic).expect("its own name");
+                assert!(std::ptr::eq(found, route), "by its name's address");
+            }
             assert!(router.get("requests").is_none());
             assert!(router.get(&format!("requests-{n}")).is_none());
             assert_eq!(router.topics().count(), n);

@@ -193,6 +193,12 @@ mod tests {
         );
         assert_eq!(books.remove("requests", 1), Some("a1"));
         assert_eq!(books.find("requests", 1), None, "the topic is gone");
+        assert_eq!(
+            books.find("other", 0),
+            Some(b0),
+            "the other topic, moved in the index"
+        );
+        assert_eq!(books.find(&b, 1), Some(b1));
         assert_eq!(books.get(b0), Some(&"b0"));
         assert_eq!(books.len(), 2);
     }

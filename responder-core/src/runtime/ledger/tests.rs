@@ -258,6 +258,45 @@ fn a_late_report_leaves_the_next_book_in_its_slot_alone() {
     assert_eq!((commits[0].partition, commits[0].offset), (1, 1));
 }
 
+/// A request of an earlier assignment acknowledged late, after its partition came back
+/// in another slot: its offset is settled in the partition's new book, found by name
+/// (its reply is out: answering it again is not needed), and the book now in its old
+/// slot is left alone.
+#[test]
+fn a_late_acknowledgement_settles_in_the_partitions_new_book() {
+    let now = Instant::now();
+    let mut l = L::new(limits(8, 8));
+    // One name for every call: the books find it by address.
+    let t = topic();
+    let mut out = Vec::new();
+    let receive = |l: &mut L, p: i32, offset: i64, out: &mut Vec<Command<Place>>| {
+        l.receive(&t, p, arrival(offset, None), |place, _| place, out);
+        started(out).remove(0)
+    };
+    l.assign(vec![(Arc::clone(&t), 0, vec![])]);
+    let old = receive(&mut l, 0, 0, &mut out);
+    l.handled(&old, &mut out);
+    l.revoke(1, vec![(topic(), 0)], now);
+    assert_eq!(l.due_revokes(now)[0].abandoned, vec![(topic(), 0, 1)]);
+
+    l.assign(vec![(Arc::clone(&t), 1, vec![])]);
+    l.assign(vec![(Arc::clone(&t), 0, vec![])]);
+    let other = receive(&mut l, 1, 7, &mut out);
+    let again = receive(&mut l, 0, 0, &mut out);
+    assert_eq!(other.book, old.book, "partition 1 took the old slot");
+    assert_ne!(again.book, old.book);
+    assert!(l.finished(&old, true, &mut out));
+    assert_eq!(l.running(), 2, "both requests of the new books still run");
+    let mut commits = l.commits(true);
+    commits.sort_by_key(|c| c.partition);
+    let at: Vec<_> = commits.iter().map(|c| (c.partition, c.offset)).collect();
+    assert_eq!(
+        at,
+        [(0, 1), (1, 7)],
+        "offset 0 settled, in partition 0's book only"
+    );
+}
+
 /// One step of the property test's script.
 #[derive(Debug, Clone)]
 enum Step {
