@@ -52,7 +52,7 @@ class Responder:
         self.producer = Producer(
             {
                 "bootstrap.servers": bootstrap,
-                "linger.ms": 1,
+                "linger.ms": 0,
                 "message.timeout.ms": 120000,
                 "enable.idempotence": True,
                 "acks": "all",

@@ -208,7 +208,7 @@ fn main() -> anyhow::Result<()> {
     let (ack_tx, acks) = channel();
     let producer: ThreadedProducer<Acks> = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
-        .set("linger.ms", "1")
+        .set("linger.ms", "0")
         .set("message.timeout.ms", "120000")
         .set("enable.idempotence", "true")
         .set("acks", "all")

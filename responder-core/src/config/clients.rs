@@ -85,16 +85,16 @@ const CLASSIC_ONLY: &[&str] = &[
     "group.protocol.type",
 ];
 
-/// The producer's configuration: `common`, a 1 ms linger, a 2-minute delivery timeout
-/// per attempt (a reply that times out is retried, see `runtime::delivery`), the
-/// user's properties, and what the guarantees need.
+/// The producer's configuration: `common`, no linger, a 2-minute delivery timeout per
+/// attempt (a reply that times out is retried, see `runtime::delivery`), the user's
+/// properties, and what the guarantees need.
 pub(super) fn producer_config(
     common: ClientConfig,
     user: &[(String, String)],
 ) -> Result<ClientConfig, Error> {
     let mut producer = common;
     producer
-        .set("linger.ms", "1")
+        .set("linger.ms", LINGER_MS)
         .set("message.timeout.ms", DELIVERY_TIMEOUT_MS);
     apply(&mut producer, user)?;
     if producer.get("transactional.id").is_some() {
@@ -162,6 +162,15 @@ pub(super) fn transactional(
 
 /// `transaction.timeout.ms` of exactly-once replies unless set: Kafka's default.
 const TRANSACTION_TIMEOUT_MS: &str = "60000";
+
+/// `linger.ms` of the reply producer: none. Every reply has a requester waiting for
+/// it, and a reply that waits for others to fill its batch makes each of them wait
+/// (librdkafka's default is 5 ms; with 1 ms, the closed-loop median was 1.1 ms longer
+/// on the embedded broker and 1.5 ms on Apache Kafka, for the same instructions per
+/// request and no capacity lost beyond the bench's noise). Under load replies still go
+/// in batches: those produced while the producer's thread is busy, or its requests in
+/// flight are at their limit, go together in the next produce request.
+const LINGER_MS: &str = "0";
 
 /// `message.timeout.ms` of the reply producer: 2 minutes per attempt (librdkafka's
 /// default is 5). A timed-out reply is retried, so this only sets how often a reply
@@ -291,6 +300,15 @@ mod tests {
         }
         let c = consumer_config(&common, "g", &props(&[kip848])).expect("valid");
         assert_eq!(c.get("group.protocol"), Some("consumer"));
+    }
+
+    #[test]
+    fn replies_are_sent_at_once_unless_the_user_says_otherwise() {
+        let p = producer_config(ClientConfig::new(), &[]).expect("valid");
+        assert_eq!(p.get("linger.ms"), Some("0"));
+        let user = props(&[("linger.ms", "5")]);
+        let p = producer_config(ClientConfig::new(), &user).expect("valid");
+        assert_eq!(p.get("linger.ms"), Some("5"));
     }
 
     #[test]

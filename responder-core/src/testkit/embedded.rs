@@ -86,6 +86,13 @@ impl EmbeddedBroker {
 
     /// Makes the next `errors.len()` requests of API `api_key` (a Kafka API key, e.g.
     /// 0 for Produce) fail with the given errors, in order.
+    ///
+    /// Produce errors and several replies in flight: this broker checks the sequence
+    /// numbers of an idempotent producer only when it is transactional, so a refused
+    /// batch followed by one it takes is counted as delivered by librdkafka, and its
+    /// reply is lost (Apache Kafka refuses the later batch instead). A test that
+    /// refuses produce requests sets the responder's
+    /// `producer_config("max.in.flight.requests.per.connection", "1")`.
     pub fn push_request_errors(&self, api_key: i16, errors: &[ResponseError]) {
         let errors: Vec<_> = errors.iter().map(|e| e.librdkafka()).collect();
         self.mock.push_request_errors(api_key, &errors);
