@@ -197,7 +197,9 @@ impl ResponderBuilder {
         self
     }
 
-    /// Sets a librdkafka property on the producer only.
+    /// Sets a librdkafka property on the producer only. The reply producer sends each
+    /// reply at once (`linger.ms=0`: a requester is waiting for it);
+    /// `producer_config("linger.ms", "5")` trades that for larger batches.
     pub fn producer_config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.producer_config.push((key.into(), value.into()));
         self
