@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Fixture, Probe, ProbeLog, ProbeReq, eventually};
+use common::{Fixture, Probe, ProbeLog, ProbeReq, eventually, one_produce_request_at_a_time};
 use kafka_responder::testkit::{
     EmbeddedBroker, PendingReply, Requester, ResponseError, RunningResponder, api_key,
 };
@@ -95,7 +95,8 @@ async fn offset_waits_for_the_broker_acknowledgement_of_the_reply() {
     let embedded = fx.fault_injection();
     let log = ProbeLog::new();
     let running = fx.serve(log.clone(), |b| {
-        b.producer_config("retry.backoff.ms", "200")
+        one_produce_request_at_a_time(b)
+            .producer_config("retry.backoff.ms", "200")
             .producer_config("retry.backoff.max.ms", "200")
     });
     // The broker refuses the next produce requests with a retriable error: the reply
@@ -166,7 +167,8 @@ async fn a_reply_that_times_out_is_retried_by_the_same_member() {
     let embedded = fx.fault_injection();
     let log = ProbeLog::new();
     let running = fx.serve(log.clone(), |b| {
-        b.producer_config("message.timeout.ms", "800")
+        one_produce_request_at_a_time(b)
+            .producer_config("message.timeout.ms", "800")
             .producer_config("retry.backoff.ms", "100")
             .producer_config("retry.backoff.max.ms", "100")
     });

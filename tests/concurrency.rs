@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Fixture, ProbeLog, ProbeReply, ProbeReq};
+use common::{Fixture, ProbeLog, ProbeReply, ProbeReq, one_produce_request_at_a_time};
 use kafka_responder::testkit::{Requester, ResponseError, api_key};
 use kafka_responder::{HandlingOrder, HeaderConvention};
 use std::sync::atomic::Ordering::SeqCst;
@@ -253,7 +253,8 @@ async fn unacknowledged_replies_hold_their_in_flight_slots() {
     let embedded = fx.fault_injection();
     let log = ProbeLog::new();
     let running = fx.serve(log.clone(), |b| {
-        b.ordering(HandlingOrder::Unordered)
+        one_produce_request_at_a_time(b)
+            .ordering(HandlingOrder::Unordered)
             .bounds(|b| b.max_in_flight(2))
     });
     let requester = fx.requester(HeaderConvention::plain(), 0).await;

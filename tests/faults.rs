@@ -8,7 +8,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Fixture, Probe, ProbeLog, ProbeReq, Process, epoch_ms_from_now, eventually};
+use common::{
+    Fixture, Probe, ProbeLog, ProbeReq, Process, epoch_ms_from_now, eventually,
+    one_produce_request_at_a_time,
+};
 use kafka_responder::testkit::{ResponseError, RunningResponder, api_key, commit_with_metadata};
 use kafka_responder::{DEADLINE_HEADER, HandlingOrder, HeaderConvention, Json, codes};
 
@@ -28,7 +31,8 @@ async fn an_outage_longer_than_the_delivery_timeout_stalls_nothing() {
     let embedded = fx.fault_injection();
     let log = ProbeLog::new();
     let running = fx.serve(log.clone(), |b| {
-        b.bounds(|b| b.max_in_flight(4))
+        one_produce_request_at_a_time(b)
+            .bounds(|b| b.max_in_flight(4))
             .ordering(HandlingOrder::Unordered)
             .producer_config("message.timeout.ms", "600")
             .producer_config("retry.backoff.ms", "100")

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Fixture, ProbeLog, ProbeReq, eventually};
+use common::{Fixture, ProbeLog, ProbeReq, eventually, one_produce_request_at_a_time};
 use kafka_responder::testkit::{Requester, ResponseError, api_key, unique_name};
 use kafka_responder::{
     DLQ_REASON_HEADER, ErrorReply, Handler, HeaderConvention, Raw, RequestContext,
@@ -137,7 +137,9 @@ async fn replies_the_broker_refuses_for_good_are_dead_lettered_and_committed() {
         .await
         .expect("dead-letter reader");
     let log = ProbeLog::new();
-    let running = fx.serve(log.clone(), |b| b.dead_letters(|d| d.topic(&dlq)));
+    let running = fx.serve(log.clone(), |b| {
+        one_produce_request_at_a_time(b).dead_letters(|d| d.topic(&dlq))
+    });
     let requester = fx.requester(HeaderConvention::spring(), 0).await;
     // (error, how many produce attempts it refuses)
     let refusals = [

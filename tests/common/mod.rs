@@ -28,6 +28,20 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// For a test that refuses produce requests with the embedded broker's injected
+/// errors: replies go one produce request at a time.
+///
+/// The embedded broker checks the sequence numbers of an idempotent producer's batches
+/// only when it is transactional (`rdkafka_mock.c`, `rd_kafka_mock_validate_records`).
+/// With several produce requests in flight, a batch refused by an injected error is
+/// followed by a later one the broker takes, and librdkafka counts the refused one as
+/// delivered ("implicitly acked by subsequent batch success"): its reply is lost.
+/// Apache Kafka refuses the later batch (out of order sequence number) and librdkafka
+/// sends both again, in order.
+pub fn one_produce_request_at_a_time(builder: ResponderBuilder) -> ResponderBuilder {
+    builder.producer_config("max.in.flight.requests.per.connection", "1")
+}
+
 /// A broker with a request topic and a reply topic of their own.
 pub struct Fixture {
     pub broker: TestBroker,
@@ -99,24 +113,12 @@ impl Fixture {
             }
             Err(_) => kafka_responder::Responder::builder(),
         };
-        let mut builder = builder
+        let builder = builder
             .bootstrap_servers(self.bootstrap())
             .group_id(&self.group)
             .reply_topics(self.replies.parse().expect("policy"))
             .consumer_config("fetch.wait.max.ms", "10")
             .bounds(|b| b.commit_interval(Duration::from_millis(100)));
-        if self.broker.as_embedded().is_some() {
-            // The embedded broker checks the sequence numbers of an idempotent
-            // producer's batches only when it is transactional (`rdkafka_mock.c`,
-            // `rd_kafka_mock_validate_records`). With several produce requests in
-            // flight, a batch refused by injected errors is then followed by a later
-            // one the broker takes, and librdkafka counts the refused one as
-            // delivered ("implicitly acked by subsequent batch success"): its reply
-            // is lost. Apache Kafka refuses the later batch (out of order sequence
-            // number) and librdkafka sends both again, in order. So here replies go
-            // one produce request at a time.
-            builder = builder.producer_config("max.in.flight.requests.per.connection", "1");
-        }
         // RESPONDER_TEST_GROUP_PROTOCOL=consumer: the KIP-848 group protocol (Apache
         // Kafka 4), where sessions and heartbeats are the broker's settings.
         match std::env::var("RESPONDER_TEST_GROUP_PROTOCOL").as_deref() {
