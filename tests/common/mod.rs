@@ -29,15 +29,8 @@ pub fn init_tracing() {
 }
 
 /// For a test that refuses produce requests with the embedded broker's injected
-/// errors: replies go one produce request at a time.
-///
-/// The embedded broker checks the sequence numbers of an idempotent producer's batches
-/// only when it is transactional (`rdkafka_mock.c`, `rd_kafka_mock_validate_records`).
-/// With several produce requests in flight, a batch refused by an injected error is
-/// followed by a later one the broker takes, and librdkafka counts the refused one as
-/// delivered ("implicitly acked by subsequent batch success"): its reply is lost.
-/// Apache Kafka refuses the later batch (out of order sequence number) and librdkafka
-/// sends both again, in order.
+/// errors: replies go one produce request at a time, or a refused reply can be lost
+/// to the broker (see `EmbeddedBroker::push_request_errors`).
 pub fn one_produce_request_at_a_time(builder: ResponderBuilder) -> ResponderBuilder {
     builder.producer_config("max.in.flight.requests.per.connection", "1")
 }

@@ -88,10 +88,13 @@ impl EmbeddedBroker {
     /// 0 for Produce) fail with the given errors, in order.
     ///
     /// Produce errors and several replies in flight: this broker checks the sequence
-    /// numbers of an idempotent producer only when it is transactional, so a refused
-    /// batch followed by one it takes is counted as delivered by librdkafka, and its
-    /// reply is lost (Apache Kafka refuses the later batch instead). A test that
-    /// refuses produce requests sets the responder's
+    /// numbers of an idempotent producer's batches only when it is transactional
+    /// (`rdkafka_mock.c`, `rd_kafka_mock_validate_records`). A batch refused by an
+    /// injected error, followed by a later one the broker takes, is counted as
+    /// delivered by librdkafka ("implicitly acked by subsequent batch success"), and
+    /// its reply is lost; Apache Kafka refuses the later batch (out of order sequence
+    /// number) and librdkafka sends both again, in order. A test that refuses produce
+    /// requests sets the responder's
     /// `producer_config("max.in.flight.requests.per.connection", "1")`.
     pub fn push_request_errors(&self, api_key: i16, errors: &[ResponseError]) {
         let errors: Vec<_> = errors.iter().map(|e| e.librdkafka()).collect();
