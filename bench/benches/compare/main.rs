@@ -15,7 +15,8 @@
 //!   3 rounds with the contestants alternating; peak RSS of each run.
 //! - `latency`: one request in flight (p50/p99/p999), then a window of 64 in flight.
 //! - `memory`: the framework's peak RSS with 10 k, 50 k and 100 k requests queued and
-//!   a 10 ms handler.
+//!   a 10 ms handler, median of 3 runs (1 with `BENCH_QUICK=1`), the backlog produced in 16 KiB batches (the
+//!   Java client's default) and in 1 MB batches (librdkafka's).
 //! - `peer` (not in the default set): raw, framework and Spring for Apache Kafka on
 //!   Apache Kafka itself, measured from outside: CPU seconds per 10,000 requests,
 //!   capacity, closed-loop latency, peak RSS (see `peer.rs`). Needs `APACHE_KAFKA_HOME`
@@ -27,7 +28,8 @@
 //! off, run only when named); `BENCH_IR_PAYLOADS=small` (or `large`) runs one payload
 //! of the `ir` cell; `BENCH_TRACEPARENT=1` puts a W3C
 //! `traceparent` on every request; `BENCH_IR_PAIRS` sets the number of callgrind pairs,
-//! `BENCH_IR_REQUESTS=N1,N2` the two 100 B backlogs. Prints a table and writes
+//! `BENCH_IR_REQUESTS=N1,N2` the two 100 B backlogs, `BENCH_MEMORY_QUEUED=N,...` the
+//! memory cell's backlogs. Prints a table and writes
 //! `compare.json` to `BENCH_OUT` (default `$TMPDIR/responder-bench`).
 
 mod contestant;
@@ -76,7 +78,10 @@ struct Sizes {
     rounds: usize,
     closed: u64,
     pipelined: [u64; 2],
-    memory: [u64; 3],
+    memory: Vec<u64>,
+    /// Runs per backlog in the memory cell (a run's peak RSS lands 1-2 MiB apart from
+    /// the next one's).
+    memory_runs: usize,
 }
 
 impl Sizes {
@@ -97,6 +102,16 @@ impl Sizes {
         {
             sizes.ir[0] = (n1, n2);
         }
+        // BENCH_MEMORY_QUEUED=N,...: the memory cell's backlogs (to see where the peak
+        // stops growing).
+        if let Some(queued) = std::env::var("BENCH_MEMORY_QUEUED").ok().and_then(|v| {
+            v.split(',')
+                .map(|n| n.trim().parse().ok())
+                .collect::<Option<Vec<u64>>>()
+        }) && !queued.is_empty()
+        {
+            sizes.memory = queued;
+        }
         sizes
     }
 
@@ -110,7 +125,8 @@ impl Sizes {
                 rounds: 1,
                 closed: 200,
                 pipelined: [1_000, 200],
-                memory: [1_000, 3_000, 5_000],
+                memory: vec![1_000, 3_000, 5_000],
+                memory_runs: 1,
             };
         }
         Sizes {
@@ -122,7 +138,8 @@ impl Sizes {
             rounds: 3,
             closed: 2_000,
             pipelined: [20_000, 2_000],
-            memory: [10_000, 50_000, 100_000],
+            memory: vec![10_000, 50_000, 100_000],
+            memory_runs: 3,
         }
     }
 }
@@ -206,8 +223,27 @@ impl Bench {
         watch: Watch,
         env: Vec<(&'static str, String)>,
     ) -> anyhow::Result<Drain> {
+        self.drain_batched(who, payload, n, watch, env, None)
+    }
+
+    /// [`Self::drain`], the backlog produced in batches of up to `batch_bytes` per
+    /// partition (`None`: librdkafka's default).
+    fn drain_batched(
+        &mut self,
+        who: Contestant,
+        payload: Payload,
+        n: u64,
+        watch: Watch,
+        env: Vec<(&'static str, String)>,
+        batch_bytes: Option<u32>,
+    ) -> anyhow::Result<Drain> {
         let broker = fresh_broker()?;
-        let requester = Requester::new(broker.bootstrap_servers(), payload, FETCH_WAIT_MS)?;
+        let requester = Requester::batching(
+            broker.bootstrap_servers(),
+            payload,
+            FETCH_WAIT_MS,
+            batch_bytes,
+        )?;
         requester.queue(0..n)?;
         let launch = self.launch(who, broker.bootstrap_servers(), watch, env);
         let slow = launch.probe.is_slow();
@@ -469,27 +505,50 @@ impl Bench {
         Ok(Value::Array(cells))
     }
 
-    /// The framework's peak RSS with a slow handler, as the backlog grows. With
-    /// `BENCH_MASSIF=1`, each run is also profiled by massif (heap over time, by call
-    /// site; the RSS figures are then valgrind's, not comparable).
+    /// The framework's peak RSS with a slow handler, as the backlog grows: the median
+    /// of `memory_runs` runs per backlog, for each of [`REQUESTER_BATCHES`]. A fetch
+    /// returns whole producer batches, so the consumer's prefetch cannot be smaller
+    /// than one batch per partition: with librdkafka's 1 MB batches, the first fetches
+    /// of a large backlog bring some 5 k records per partition whatever the prefetch
+    /// bounds. With `BENCH_MASSIF=1`, each run is also profiled by massif (heap over
+    /// time, by call site; the RSS figures are then valgrind's, not comparable).
     fn memory(&mut self, sizes: &Sizes) -> anyhow::Result<Value> {
         let mut rows = Vec::new();
-        for n in sizes.memory {
-            let env = vec![("BENCH_HANDLER_DELAY_MS", "10".to_owned())];
-            let d = self.drain(
-                Contestant::Framework,
-                Payload::Small,
-                n,
-                Watch::Nothing,
-                env,
-            )?;
-            let mib = d.peak_rss_kib.unwrap_or_default() as f64 / 1024.0;
-            eprintln!("memory: {n} queued, 10 ms handler: peak RSS {mib:.1} MiB");
-            rows.push(json!({"queued": n, "handler_ms": 10, "peak_rss_mib": mib}));
+        for (batch_bytes, batch_label) in REQUESTER_BATCHES {
+            for &n in &sizes.memory {
+                let mut runs = Vec::new();
+                for _ in 0..sizes.memory_runs {
+                    let env = vec![("BENCH_HANDLER_DELAY_MS", "10".to_owned())];
+                    let d = self.drain_batched(
+                        Contestant::Framework,
+                        Payload::Small,
+                        n,
+                        Watch::Nothing,
+                        env,
+                        Some(batch_bytes),
+                    )?;
+                    runs.push(d.peak_rss_kib.unwrap_or_default() as f64 / 1024.0);
+                }
+                let mib = median(&runs);
+                eprintln!(
+                    "memory: {n} queued in {batch_label} batches, 10 ms handler: peak RSS {mib:.1} MiB (runs {runs:.1?})"
+                );
+                rows.push(json!({
+                    "queued": n,
+                    "handler_ms": 10,
+                    "requester_batch_bytes": batch_bytes,
+                    "peak_rss_mib": mib,
+                    "peak_rss_mib_runs": runs,
+                }));
+            }
         }
         Ok(Value::Array(rows))
     }
 }
+
+/// The requester's batch sizes in the memory cell (`batch.size`): the Java client's
+/// default, which Spring's and SmallRye's requesters send with, and librdkafka's.
+const REQUESTER_BATCHES: [(u32, &str); 2] = [(16_384, "16 KiB"), (1_000_000, "1 MB")];
 
 /// The contestants' order in round `round`: each starts one place later than in the
 /// round before, so none always runs first (or last) on a machine warming up.

@@ -237,19 +237,63 @@ pub(crate) fn table(r: &Value) -> String {
         }
     }
     if let Some(rows) = r["memory"].as_array() {
-        let _ = writeln!(
-            t,
-            "\n### Framework peak RSS, 10 ms handler, 100 B requests queued\n\n\
-             | queued | peak RSS MiB |\n|---|---|"
-        );
-        for row in rows {
-            let _ = writeln!(
-                t,
-                "| {} | {} |",
-                row["queued"],
-                num(&row["peak_rss_mib"], 1)
-            );
-        }
+        memory_table(&mut t, rows);
     }
     t
+}
+
+/// The memory cell: peak RSS by backlog, one column per requester batch size (rows
+/// from before the cell had batch sizes were librdkafka's default, 1 MB), and each
+/// column's largest backlog against its smallest.
+fn memory_table(t: &mut String, rows: &[Value]) {
+    let batch = |row: &Value| row["requester_batch_bytes"].as_u64().unwrap_or(1_000_000);
+    let mut batches: Vec<u64> = rows.iter().map(batch).collect();
+    batches.sort_unstable();
+    batches.dedup();
+    let mut queued: Vec<u64> = rows.iter().filter_map(|r| r["queued"].as_u64()).collect();
+    queued.sort_unstable();
+    queued.dedup();
+    let label = |b: u64| {
+        if b.is_multiple_of(1024) {
+            format!("{} KiB", b / 1024)
+        } else {
+            format!("{} MB", b as f64 / 1e6)
+        }
+    };
+    let _ = write!(
+        t,
+        "\n### Framework peak RSS, 10 ms handler, 100 B requests queued (median of runs), by the requester's batch size\n\n| queued |"
+    );
+    for &b in &batches {
+        let _ = write!(t, " {} batches, MiB |", label(b));
+    }
+    let _ = write!(t, "\n|---|");
+    for _ in &batches {
+        let _ = write!(t, "---|");
+    }
+    let _ = writeln!(t);
+    let rss = |n: u64, b: u64| {
+        rows.iter()
+            .find(|r| r["queued"].as_u64() == Some(n) && batch(r) == b)
+            .and_then(|r| r["peak_rss_mib"].as_f64())
+    };
+    for &n in &queued {
+        let _ = write!(t, "| {n} |");
+        for &b in &batches {
+            let _ = write!(
+                t,
+                " {} |",
+                rss(n, b).map_or("-".into(), |m| format!("{m:.1}"))
+            );
+        }
+        let _ = writeln!(t);
+    }
+    if let (Some(&least), Some(&most)) = (queued.first(), queued.last()) {
+        let _ = write!(t, "| {most} / {least} |");
+        for &b in &batches {
+            let ratio = rss(most, b).zip(rss(least, b)).map(|(m, l)| m / l);
+            let _ = write!(t, " {} |", ratio.map_or("-".into(), |r| format!("{r:.2}x")));
+        }
+        let _ = writeln!(t);
+    }
 }

@@ -83,11 +83,26 @@ impl Requester {
         payload: Payload,
         fetch_wait_ms: &str,
     ) -> anyhow::Result<Self> {
-        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        Self::batching(bootstrap, payload, fetch_wait_ms, None)
+    }
+
+    /// A requester whose producer batches up to `batch_bytes` per partition
+    /// (`batch.size`; `None`: librdkafka's default, 1 MB).
+    pub(crate) fn batching(
+        bootstrap: &str,
+        payload: Payload,
+        fetch_wait_ms: &str,
+        batch_bytes: Option<u32>,
+    ) -> anyhow::Result<Self> {
+        let mut producer = ClientConfig::new();
+        producer
             .set("bootstrap.servers", bootstrap)
             .set("linger.ms", "1")
-            .set("queue.buffering.max.messages", "200000")
-            .create()?;
+            .set("queue.buffering.max.messages", "200000");
+        if let Some(bytes) = batch_bytes {
+            producer.set("batch.size", bytes.to_string());
+        }
+        let producer: ThreadedProducer<DefaultProducerContext> = producer.create()?;
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
             .set("group.id", "bench-requester")
