@@ -16,6 +16,7 @@ mod records;
 mod reply_topics;
 mod request;
 mod ticket;
+mod time_limit;
 mod topic_handles;
 mod transaction;
 mod workers;

@@ -17,6 +17,7 @@ use tracing::Instrument;
 use super::cancel::Cancel;
 use super::delivery::{Kind, deliver};
 use super::ticket::Ticket;
+use super::time_limit::TimeLimit;
 use super::{Shared, dead_letter, records};
 use crate::address::{CorrelationId, ReplyAddress, RequestHeaders, Unanswerable};
 use crate::admission;
@@ -340,12 +341,13 @@ async fn handle(
     timeout: Duration,
 ) -> (Result<Vec<u8>, ErrorReply>, Option<Stamp>) {
     let limit = handler_limit(timeout, cx.deadline_millis());
-    let started = metrics.timed().then(Stamp::now);
+    // One reading for both: the limit counts from it, and the handler's time.
+    let started = Stamp::now();
     // The handler's future is dropped inside the guarded block too (a timed-out one
     // is dropped as the `.await` completes), so a panic in its drop is caught as well.
-    let run = async { tokio::time::timeout(limit, endpoint.serve(cx)).await };
+    let run = async { TimeLimit::new(endpoint.serve(cx), started, limit).await };
     let result = AssertUnwindSafe(run).catch_unwind().await;
-    let ended = started.map(|started| {
+    let ended = metrics.timed().then(|| {
         let now = Stamp::now();
         metrics.handler_duration(now.nanos_since(started));
         now
