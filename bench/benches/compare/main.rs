@@ -15,8 +15,8 @@
 //!   3 rounds with the contestants alternating; peak RSS of each run.
 //! - `latency`: one request in flight (p50/p99/p999), then a window of 64 in flight.
 //! - `memory`: the framework's peak RSS with 10 k, 50 k and 100 k requests queued and
-//!   a 10 ms handler, median of 3 runs (1 with `BENCH_QUICK=1`), the backlog produced in 16 KiB batches (the
-//!   Java client's default) and in 1 MB batches (librdkafka's).
+//!   a 10 ms handler, median of 3 runs (1 with `BENCH_QUICK=1`), the backlog produced
+//!   in 16 KiB batches (the Java client's default) and in 1 MB batches (librdkafka's).
 //! - `peer` (not in the default set): raw, framework and Spring for Apache Kafka on
 //!   Apache Kafka itself, measured from outside: CPU seconds per 10,000 requests,
 //!   capacity, closed-loop latency, peak RSS (see `peer.rs`). Needs `APACHE_KAFKA_HOME`
@@ -509,8 +509,8 @@ impl Bench {
     /// of `memory_runs` runs per backlog, for each of [`REQUESTER_BATCHES`]. A fetch
     /// returns whole producer batches, so the consumer's prefetch cannot be smaller
     /// than one batch per partition: with librdkafka's 1 MB batches, the first fetches
-    /// of a large backlog bring some 5 k records per partition whatever the prefetch
-    /// bounds. With `BENCH_MASSIF=1`, each run is also profiled by massif (heap over
+    /// of a large backlog bring thousands of records per partition whatever the
+    /// prefetch bounds. With `BENCH_MASSIF=1`, each run is also profiled by massif (heap over
     /// time, by call site; the RSS figures are then valgrind's, not comparable).
     fn memory(&mut self, sizes: &Sizes) -> anyhow::Result<Value> {
         let mut rows = Vec::new();

@@ -272,27 +272,23 @@ fn memory_table(t: &mut String, rows: &[Value]) {
         let _ = write!(t, "---|");
     }
     let _ = writeln!(t);
+    // `Null` (printed "-") where a backlog was not run with a batch size.
     let rss = |n: u64, b: u64| {
         rows.iter()
             .find(|r| r["queued"].as_u64() == Some(n) && batch(r) == b)
-            .and_then(|r| r["peak_rss_mib"].as_f64())
+            .map_or(&Value::Null, |r| &r["peak_rss_mib"])
     };
     for &n in &queued {
         let _ = write!(t, "| {n} |");
         for &b in &batches {
-            let _ = write!(
-                t,
-                " {} |",
-                rss(n, b).map_or("-".into(), |m| format!("{m:.1}"))
-            );
+            let _ = write!(t, " {} |", num(rss(n, b), 1));
         }
         let _ = writeln!(t);
     }
     if let (Some(&least), Some(&most)) = (queued.first(), queued.last()) {
         let _ = write!(t, "| {most} / {least} |");
         for &b in &batches {
-            let ratio = rss(most, b).zip(rss(least, b)).map(|(m, l)| m / l);
-            let _ = write!(t, " {} |", ratio.map_or("-".into(), |r| format!("{r:.2}x")));
+            let _ = write!(t, " {} |", ratio(rss(most, b), rss(least, b)));
         }
         let _ = writeln!(t);
     }
