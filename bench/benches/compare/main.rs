@@ -214,21 +214,10 @@ impl Bench {
         }
     }
 
-    /// Queues `n` requests, starts `who`, waits for every reply, stops it.
+    /// Queues `n` requests, produced in batches of up to `batch_bytes` per partition
+    /// (`None`: librdkafka's default, 1 MB), starts `who`, waits for every reply, stops
+    /// it.
     fn drain(
-        &mut self,
-        who: Contestant,
-        payload: Payload,
-        n: u64,
-        watch: Watch,
-        env: Vec<(&'static str, String)>,
-    ) -> anyhow::Result<Drain> {
-        self.drain_batched(who, payload, n, watch, env, None)
-    }
-
-    /// [`Self::drain`], the backlog produced in batches of up to `batch_bytes` per
-    /// partition (`None`: librdkafka's default).
-    fn drain_batched(
         &mut self,
         who: Contestant,
         payload: Payload,
@@ -281,8 +270,8 @@ impl Bench {
                 Contestant::selected().map(|c| (c, Vec::new())).collect();
             for pair in 0..sizes.ir_pairs {
                 for (who, runs) in &mut per {
-                    let a = self.drain(*who, payload, n1, Watch::Instructions, vec![])?;
-                    let b = self.drain(*who, payload, n2, Watch::Instructions, vec![])?;
+                    let a = self.drain(*who, payload, n1, Watch::Instructions, vec![], None)?;
+                    let b = self.drain(*who, payload, n2, Watch::Instructions, vec![], None)?;
                     let ir = |d: &Drain| d.instructions.unwrap_or_default() as f64;
                     let marginal = (ir(&b) - ir(&a)) / (n2 - n1) as f64;
                     let allocs = match (a.allocations, b.allocations) {
@@ -341,8 +330,8 @@ impl Bench {
             for round in 0..sizes.rounds {
                 for i in alternating(per.len(), round) {
                     let who = per[i].0;
-                    let a = self.drain(who, payload, n1, Watch::Syscalls, vec![])?;
-                    let b = self.drain(who, payload, n2, Watch::Syscalls, vec![])?;
+                    let a = self.drain(who, payload, n1, Watch::Syscalls, vec![], None)?;
+                    let b = self.drain(who, payload, n2, Watch::Syscalls, vec![], None)?;
                     let (Some(sa), Some(sb)) = (a.syscalls, b.syscalls) else {
                         anyhow::bail!("perf stat reported no counts for {}", who.name());
                     };
@@ -388,7 +377,7 @@ impl Bench {
             for round in 0..sizes.rounds {
                 for i in alternating(rates.len(), round) {
                     let who = rates[i].0;
-                    let d = self.drain(who, payload, n, Watch::Nothing, vec![])?;
+                    let d = self.drain(who, payload, n, Watch::Nothing, vec![], None)?;
                     eprintln!(
                         "capacity {} {} round {round}: {:.0} requests/s, peak RSS {} KiB",
                         payload.label(),
@@ -519,7 +508,7 @@ impl Bench {
                 let mut runs = Vec::new();
                 for _ in 0..sizes.memory_runs {
                     let env = vec![("BENCH_HANDLER_DELAY_MS", "10".to_owned())];
-                    let d = self.drain_batched(
+                    let d = self.drain(
                         Contestant::Framework,
                         Payload::Small,
                         n,
