@@ -25,6 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 
 pub use self::embedded::{EmbeddedBroker, ResponseError, api_key};
 pub use self::kafka::{KAFKA_VERSION, KafkaBroker};
@@ -134,9 +135,9 @@ impl TestBroker {
                     .set("bootstrap.servers", servers)
                     .create()
                     .map_err(|e| Error::kafka("creating an admin client", e))?;
-                let topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+                let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
                 let results = admin
-                    .create_topics(&[topic], &AdminOptions::new())
+                    .create_topics(&[new], &AdminOptions::new())
                     .await
                     .map_err(|e| Error::kafka("creating a topic", e))?;
                 for r in results {
@@ -144,12 +145,49 @@ impl TestBroker {
                         return Err(Error::config(format!("creating topic {name}: {code}")));
                     }
                 }
-                // Let metadata settle on the broker before clients look the topic up.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                Ok(())
+                wait_for_leaders(servers, topic, partitions).await
             }
         }
     }
+}
+
+/// Waits until a new client's metadata shows every partition of `topic` with a leader:
+/// a topic just created is not at once in every broker's metadata, and a client that
+/// looks it up before then is told the partition is unknown.
+async fn wait_for_leaders(servers: &str, topic: &str, partitions: i32) -> Result<(), Error> {
+    const WITHIN: Duration = Duration::from_secs(30);
+    let client: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .create()
+        .map_err(|e| Error::kafka("creating a metadata client", e))?;
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + WITHIN;
+        loop {
+            let led = client
+                .fetch_metadata(Some(&topic), Duration::from_secs(5))
+                .ok()
+                .and_then(|m| {
+                    let t = m.topics().iter().find(|t| t.name() == topic)?;
+                    let ps = t.partitions();
+                    (t.error().is_none()
+                        && ps.len() == usize::try_from(partitions).unwrap_or(0)
+                        && ps.iter().all(|p| p.error().is_none() && p.leader() >= 0))
+                    .then_some(())
+                });
+            if led.is_some() {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(Error::config(format!(
+                    "topic {topic}: its {partitions} partitions have no leader after {WITHIN:?}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await
+    .map_err(|e| Error::config(format!("waiting for the topic's leaders: {e}")))?
 }
 
 /// `n` distinct free loopback ports, bound all at once so that none is handed out twice
