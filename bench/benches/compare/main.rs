@@ -12,7 +12,8 @@
 //!   counted by `perf stat` (the kernel's syscall-entry tracepoints, futex apart), the
 //!   same marginal way over 10 k and 50 k requests, median of 3 rounds.
 //! - `capacity`: requests/s draining a queued backlog, first reply to last, median of
-//!   3 rounds with the contestants alternating; peak RSS of each run.
+//!   7 rounds (`BENCH_CAPACITY_ROUNDS`) with the contestants alternating, and the
+//!   range of the rounds; peak RSS of each run.
 //! - `latency`: one request in flight (p50/p99/p999), then a window of 64 in flight.
 //! - `memory`: the framework's peak RSS with 10 k, 50 k and 100 k requests queued and
 //!   a 10 ms handler, median of 3 runs (1 with `BENCH_QUICK=1`), the backlog produced
@@ -74,6 +75,9 @@ struct Sizes {
     ir: [(u64, u64); 2],
     ir_pairs: usize,
     capacity: [u64; 2],
+    /// Rounds of the capacity cell: a drain lasts a second or less, and one round in
+    /// three or four lands 20-30 % off the others, so the median needs more than three.
+    capacity_rounds: usize,
     syscalls: [(u64, u64); 2],
     rounds: usize,
     closed: u64,
@@ -102,6 +106,14 @@ impl Sizes {
         {
             sizes.ir[0] = (n1, n2);
         }
+        // BENCH_CAPACITY_ROUNDS=N: the capacity cell's rounds.
+        if let Some(rounds) = std::env::var("BENCH_CAPACITY_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .filter(|r| *r > 0)
+        {
+            sizes.capacity_rounds = rounds;
+        }
         // BENCH_MEMORY_QUEUED=N,...: the memory cell's backlogs (to see where the peak
         // stops growing).
         if let Some(queued) = std::env::var("BENCH_MEMORY_QUEUED").ok().and_then(|v| {
@@ -121,6 +133,7 @@ impl Sizes {
                 ir: [(200, 600), (50, 150)],
                 ir_pairs: 1,
                 capacity: [2_000, 200],
+                capacity_rounds: 1,
                 syscalls: [(500, 1_500), (50, 150)],
                 rounds: 1,
                 closed: 200,
@@ -134,6 +147,7 @@ impl Sizes {
             ir: [(2_000, 8_000), (500, 2_000)],
             ir_pairs: 3,
             capacity: [50_000, 2_000],
+            capacity_rounds: 7,
             syscalls: [(10_000, 50_000), (500, 2_000)],
             rounds: 3,
             closed: 2_000,
@@ -374,7 +388,7 @@ impl Bench {
             let mut rates: Vec<(Contestant, Vec<f64>, Vec<u64>)> = Contestant::selected()
                 .map(|c| (c, vec![], vec![]))
                 .collect();
-            for round in 0..sizes.rounds {
+            for round in 0..sizes.capacity_rounds {
                 for i in alternating(rates.len(), round) {
                     let who = rates[i].0;
                     let d = self.drain(who, payload, n, Watch::Nothing, vec![], None)?;

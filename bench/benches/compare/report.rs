@@ -38,6 +38,21 @@ fn num(v: &Value, digits: usize) -> String {
     }
 }
 
+/// The slowest and fastest of a contestant's rounds, as `min-max`.
+fn range(runs: &Value) -> String {
+    let runs: Vec<f64> = runs
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    let min = runs.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = runs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if runs.is_empty() {
+        "-".into()
+    } else {
+        format!("{min:.0}-{max:.0}")
+    }
+}
+
 fn ratio(a: &Value, b: &Value) -> String {
     match (a.as_f64(), b.as_f64()) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
@@ -156,15 +171,16 @@ pub(crate) fn table(r: &Value) -> String {
         let _ = writeln!(
             t,
             "\n### Capacity: draining a queued backlog (requests/s, median)\n\n\
-             | payload | requests | raw | framework | python | framework/raw | framework/python | peak RSS MiB raw / framework / python |\n\
-             |---|---|---|---|---|---|---|---|"
+             | payload | requests | raw | framework | python | framework/raw | framework/python | rounds: raw range / framework range | peak RSS MiB raw / framework / python |\n\
+             |---|---|---|---|---|---|---|---|---|"
         );
         for cell in cells {
             let ps = |who| &find(cell, who)["per_sec"];
             let rss = |who| num(&find(cell, who)["peak_rss_mib"], 1);
+            let rounds = find(cell, "raw")["runs"].as_array().map_or(0, Vec::len);
             let _ = writeln!(
                 t,
-                "| {} | {} | {} | {} | {} | {} | {} | {} / {} / {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {rounds}: {} / {} | {} / {} / {} |",
                 cell["payload"].as_str().unwrap_or("?"),
                 find(cell, "raw")["requests"],
                 num(ps("raw"), 0),
@@ -172,6 +188,8 @@ pub(crate) fn table(r: &Value) -> String {
                 num(ps("python"), 0),
                 ratio(ps("framework"), ps("raw")),
                 ratio(ps("framework"), ps("python")),
+                range(&find(cell, "raw")["runs"]),
+                range(&find(cell, "framework")["runs"]),
                 rss("raw"),
                 rss("framework"),
                 rss("python"),
