@@ -17,9 +17,10 @@ const GUARDED: &[(&str, &str)] = &[
     ("allow.auto.create.topics", "false"),
 ];
 
-/// The consumer's configuration: `common` plus the group, bounded prefetch defaults,
-/// the user's properties (which may override the defaults), and the offset handling
-/// the responder's at-least-once guarantee needs (which they may not).
+/// The consumer's configuration: `common` plus the group, bounded prefetch defaults
+/// (where `common` does not set them), the user's properties (which may override the
+/// defaults), and the offset handling the responder's at-least-once guarantee needs
+/// (which they may not).
 pub(super) fn consumer_config(
     common: &ClientConfig,
     group: &str,
@@ -33,20 +34,24 @@ pub(super) fn consumer_config(
         ));
     }
     let mut consumer = common.clone();
-    consumer
-        .set("group.id", group)
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
-        // librdkafka prefetches up to 100,000 records per partition (64 MiB), and up to
-        // 1 MiB per partition per fetch: memory would grow with the backlog. These keep
-        // the prefetch small and flat.
-        .set("queued.min.messages", PREFETCH_RECORDS)
-        .set("queued.max.messages.kbytes", PREFETCH_KIB)
-        .set("max.partition.fetch.bytes", PARTITION_FETCH_BYTES)
-        // ...and a full prefetch queue is checked again after 10 ms, not 1 s
-        // (librdkafka's default, which with a small queue caps a partition at ~2000
-        // records a second).
-        .set("fetch.queue.backoff.ms", PREFETCH_BACKOFF_MS);
+    consumer.set("group.id", group);
+    set_defaults(
+        &mut consumer,
+        &[
+            ("auto.offset.reset", "earliest"),
+            ("enable.partition.eof", "false"),
+            // librdkafka prefetches up to 100,000 records per partition (64 MiB), and
+            // up to 1 MiB per partition per fetch: memory would grow with the backlog.
+            // These keep the prefetch small and flat.
+            ("queued.min.messages", PREFETCH_RECORDS),
+            ("queued.max.messages.kbytes", PREFETCH_KIB),
+            ("max.partition.fetch.bytes", PARTITION_FETCH_BYTES),
+            // ...and a full prefetch queue is checked again after 10 ms, not 1 s
+            // (librdkafka's default, which with a small queue caps a partition at
+            // ~2000 records a second).
+            ("fetch.queue.backoff.ms", PREFETCH_BACKOFF_MS),
+        ],
+    );
     apply(&mut consumer, user)?;
     if consumer
         .get("group.protocol")
@@ -93,7 +98,10 @@ pub(super) fn producer_config(
     user: &[(String, String)],
 ) -> Result<ClientConfig, Error> {
     let mut producer = common;
-    producer.set("message.timeout.ms", DELIVERY_TIMEOUT_MS);
+    set_defaults(
+        &mut producer,
+        &[("message.timeout.ms", DELIVERY_TIMEOUT_MS)],
+    );
     apply(&mut producer, user)?;
     // Unless the user set it, as a client or a producer property, under either name:
     // a default beside `queue.buffering.max.ms` (the same setting) would reach
@@ -199,6 +207,17 @@ const PREFETCH_BACKOFF_MS: &str = "10";
 const PARTITION_FETCH_BYTES: &str = "262144";
 
 /// Applies user properties, refusing those that fight the responder's guarantees.
+/// Sets each default the configuration does not set already: a property of both
+/// clients (`client_config`, `KAFKA_<PROPERTY>`) is the user's, and wins over the
+/// responder's default as one of a single client does.
+fn set_defaults(config: &mut ClientConfig, defaults: &[(&str, &str)]) {
+    for (key, value) in defaults {
+        if config.get(key).is_none() {
+            config.set(*key, *value);
+        }
+    }
+}
+
 pub(super) fn apply(config: &mut ClientConfig, props: &[(String, String)]) -> Result<(), Error> {
     for (key, value) in props {
         if let Some((_, required)) = GUARDED.iter().find(|(k, _)| k == key) {
@@ -326,6 +345,43 @@ mod tests {
         common.set("linger.ms", "5");
         let p = producer_config(common, &[]).expect("valid");
         assert_eq!(p.get("linger.ms"), Some("5"));
+    }
+
+    /// A property set on both clients (`client_config`, `KAFKA_<PROPERTY>`) is the
+    /// user's: the responder's defaults do not overwrite it, and a property of one
+    /// client still wins over it.
+    #[test]
+    fn properties_of_both_clients_win_over_the_defaults() {
+        let mut common = ClientConfig::new();
+        for (key, value) in [
+            ("queued.min.messages", "20000"),
+            ("max.partition.fetch.bytes", "1048576"),
+            ("fetch.queue.backoff.ms", "100"),
+            ("auto.offset.reset", "latest"),
+            ("message.timeout.ms", "30000"),
+        ] {
+            common.set(key, value);
+        }
+        let c = consumer_config(&common, "g", &[]).expect("valid");
+        assert_eq!(c.get("queued.min.messages"), Some("20000"));
+        assert_eq!(c.get("max.partition.fetch.bytes"), Some("1048576"));
+        assert_eq!(c.get("fetch.queue.backoff.ms"), Some("100"));
+        assert_eq!(c.get("auto.offset.reset"), Some("latest"));
+        // The defaults it does not set are still there.
+        assert_eq!(c.get("queued.max.messages.kbytes"), Some(PREFETCH_KIB));
+        let user = props(&[("queued.min.messages", "700")]);
+        let c = consumer_config(&common, "g", &user).expect("valid");
+        assert_eq!(c.get("queued.min.messages"), Some("700"));
+        // What the guarantees need is not the user's to change, from either place.
+        common.set("enable.auto.commit", "true");
+        let c = consumer_config(&common, "g", &[]).expect("valid");
+        assert_eq!(c.get("enable.auto.commit"), Some("false"));
+
+        let p = producer_config(common.clone(), &[]).expect("valid");
+        assert_eq!(p.get("message.timeout.ms"), Some("30000"));
+        let user = props(&[("message.timeout.ms", "45000")]);
+        let p = producer_config(common, &user).expect("valid");
+        assert_eq!(p.get("message.timeout.ms"), Some("45000"));
     }
 
     #[test]

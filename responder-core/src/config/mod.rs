@@ -185,7 +185,9 @@ impl ResponderBuilder {
         self
     }
 
-    /// Sets a librdkafka property on both the consumer and the producer.
+    /// Sets a librdkafka property on both the consumer and the producer. It wins over
+    /// the responder's defaults (the bounded prefetch, the reply producer's delivery
+    /// timeout), and a property of one client wins over it.
     pub fn client_config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.client_config.push((key.into(), value.into()));
         self
