@@ -26,7 +26,7 @@ use super::permits::Permit;
 use super::request::{Job, process};
 use super::ticket::{Report, Ticket};
 use super::transaction::{Snapshot, Transactions, TxnEvent, Waiter};
-use super::workers::Workers;
+use super::workers::{SlotFor, Workers};
 use crate::config::Settings;
 use crate::received::Received;
 
@@ -103,7 +103,11 @@ impl Dispatcher {
         });
         let workers = {
             let shared = Arc::clone(&shared);
-            Workers::start(move |job| process(job, Arc::clone(&shared)))
+            Workers::start(move |job, mut slot: SlotFor<'_, _>| {
+                // Built in this frame and stored at once, so the compiler writes the
+                // request's future into its slot (see `Workers::start`).
+                slot.set(Some(process(job, Arc::clone(&shared))));
+            })
         };
         Dispatcher {
             shared,

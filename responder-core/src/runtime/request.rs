@@ -74,6 +74,10 @@ fn correlation(cx: &RequestContext) -> Correlation<'_> {
 /// future owns it once and everything after borrows it. (A future that moves what it
 /// owns into new locals, or into an inner future, keeps both copies for its whole
 /// life: the request's state machine was 2.3 KB that way.)
+///
+/// Always inlined, as [`request`] is: built in the worker's builder, the future is
+/// written straight into its slot rather than copied there (see `Workers::start`).
+#[inline(always)]
 pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()> + Send {
     let Job {
         message,
@@ -103,6 +107,7 @@ pub(crate) fn process(job: Job, shared: Arc<Shared>) -> impl Future<Output = ()>
 /// state machine (as received, and as the local it is bound to), the block uses what
 /// it captured in place.
 #[allow(clippy::manual_async_fn)]
+#[inline(always)]
 fn request(
     mut cx: RequestContext,
     serving: Arc<Serving>,

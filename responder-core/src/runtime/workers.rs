@@ -54,36 +54,59 @@ struct Handle<J> {
     load: Arc<AtomicUsize>,
 }
 
+/// A free slot, for a job's future: `build(job, slot)` puts the future in it.
+pub(crate) type SlotFor<'a, Fut> = Pin<&'a mut Option<Fut>>;
+
+/// `build` for a job's future made by `make` (the tests' way: the runtime's builds in
+/// place, see [`Workers::start`]).
+#[cfg(test)]
+pub(crate) fn made_by<J, Fut>(make: impl Fn(J) -> Fut) -> impl Fn(J, SlotFor<'_, Fut>) {
+    move |job, mut slot| slot.set(Some(make(job)))
+}
+
 impl<J: Send + 'static> Workers<J> {
     /// Spawns [`WORKERS_PER_THREAD`] workers per thread of the current runtime, each
-    /// running `run(job)` for the jobs it is given.
-    pub(crate) fn start<F, Fut>(run: F) -> Self
+    /// running the futures `build(job, slot)` puts into its slots for the jobs it is
+    /// given.
+    ///
+    /// The future is built into the slot, not returned: a request's future is some
+    /// 2 KB, and one returned was built on the stack and then copied into its slot
+    /// (~290 instructions a request). `build` writes it where it stays.
+    pub(crate) fn start<F, Fut>(build: F) -> Self
     where
-        F: Fn(J) -> Fut + Send + Sync + 'static,
+        F: Fn(J, SlotFor<'_, Fut>) + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let threads = tokio::runtime::Handle::current().metrics().num_workers();
-        Self::start_n(threads.max(1) * WORKERS_PER_THREAD, run)
+        Self::start_n(threads.max(1) * WORKERS_PER_THREAD, build)
     }
 
     /// Spawns `count` workers.
-    pub(crate) fn start_n<F, Fut>(count: usize, run: F) -> Self
+    pub(crate) fn start_n<F, Fut>(count: usize, build: F) -> Self
     where
-        F: Fn(J) -> Fut + Send + Sync + 'static,
+        F: Fn(J, SlotFor<'_, Fut>) + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let run = Arc::new(run);
+        let build = Arc::new(build);
         let workers = (0..count.max(1))
             .map(|_| {
                 let (jobs, rx) = mailbox::mailbox();
                 let load = Arc::new(AtomicUsize::new(0));
-                tokio::spawn(Worker::new(rx, Arc::clone(&run), Arc::clone(&load)));
+                tokio::spawn(Worker::new(rx, Arc::clone(&build), Arc::clone(&load)));
                 Handle { jobs, load }
             })
             .collect();
         Workers {
             workers,
-            spawn: Box::new(move |job| drop(tokio::spawn(run(job)))),
+            spawn: Box::new(move |job| {
+                let mut future = Box::pin(None);
+                build(job, future.as_mut());
+                drop(tokio::spawn(async move {
+                    if let Some(f) = future.as_mut().as_pin_mut() {
+                        f.await;
+                    }
+                }));
+            }),
         }
     }
 
@@ -156,7 +179,8 @@ struct Worker<J, F, Fut> {
     jobs: Receiver<J>,
     /// Whether the dispatcher may still send jobs.
     open: bool,
-    run: Arc<F>,
+    /// Builds a job's future into a slot.
+    build: Arc<F>,
     slots: Vec<Slot<Fut>>,
     free: Vec<usize>,
     /// Slots to poll now (taken from `shared.woken`, plus those just filled).
@@ -172,17 +196,17 @@ struct Worker<J, F, Fut> {
 
 impl<J, F, Fut> Worker<J, F, Fut>
 where
-    F: Fn(J) -> Fut,
+    F: Fn(J, SlotFor<'_, Fut>),
     Fut: Future<Output = ()>,
 {
-    fn new(jobs: Receiver<J>, run: Arc<F>, load: Arc<AtomicUsize>) -> Self {
+    fn new(jobs: Receiver<J>, build: Arc<F>, load: Arc<AtomicUsize>) -> Self {
         let shared = Arc::<Shared>::default();
         let poller: Weak<dyn Poller> = Arc::downgrade(&shared) as Weak<Shared>;
         cancel::add_poller(poller);
         Worker {
             jobs,
             open: true,
-            run,
+            build,
             slots: Vec::new(),
             free: Vec::new(),
             due: Vec::new(),
@@ -209,16 +233,18 @@ where
             });
             self.slots.len() - 1
         });
-        let mut slot = self.slots[index].future.as_mut();
-        let run = &self.run;
+        let slot = self.slots[index].future.as_mut();
+        let build = &self.build;
         // Building the future runs code of its own (the request's span): a panic there
         // drops the job as it unwinds, as a panic in its first poll would.
-        match std::panic::catch_unwind(AssertUnwindSafe(|| slot.set(Some(run(job))))) {
-            Ok(()) => {
+        let built = std::panic::catch_unwind(AssertUnwindSafe(|| build(job, slot)));
+        match built {
+            Ok(()) if self.slots[index].future.is_some() => {
                 self.running += 1;
                 self.due.push(index);
             }
-            Err(_panic) => {
+            // Nothing built (not the runtime's way), or a panic building it.
+            Ok(()) | Err(_) => {
                 self.free.push(index);
                 self.load.fetch_sub(1, Relaxed);
             }
@@ -266,7 +292,7 @@ impl<Fut> Drop for DropOnUnwind<'_, Fut> {
 
 impl<J, F, Fut> Future for Worker<J, F, Fut>
 where
-    F: Fn(J) -> Fut,
+    F: Fn(J, SlotFor<'_, Fut>),
     Fut: Future<Output = ()>,
 {
     type Output = ();
@@ -336,16 +362,19 @@ mod tests {
         let (ended_tx, mut ended_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         let mut workers = {
             let done = Arc::clone(&done);
-            Workers::start_n(3, move |ms: u64| {
-                let done = Arc::clone(&done);
-                let ended = ended_tx.clone();
-                async move {
-                    tokio::time::sleep(Duration::from_millis(ms % 7)).await;
-                    tokio::task::yield_now().await;
-                    done.fetch_add(1, SeqCst);
-                    drop(ended);
-                }
-            })
+            Workers::start_n(
+                3,
+                made_by(move |ms: u64| {
+                    let done = Arc::clone(&done);
+                    let ended = ended_tx.clone();
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(ms % 7)).await;
+                        tokio::task::yield_now().await;
+                        done.fetch_add(1, SeqCst);
+                        drop(ended);
+                    }
+                }),
+            )
         };
         for i in 0..500 {
             workers.submit(i);
@@ -380,17 +409,20 @@ mod tests {
         let done = Arc::new(AtomicUsize::new(0));
         let mut workers = {
             let (unwound, done) = (Arc::clone(&unwound), Arc::clone(&done));
-            Workers::start_n(1, move |n: u32| {
-                let guard = SeesUnwind(Arc::clone(&unwound));
-                assert!(n != 5, "a bug building request {n}");
-                let done = Arc::clone(&done);
-                async move {
-                    tokio::task::yield_now().await;
-                    assert!(n != 3, "a bug in request {n}");
-                    done.fetch_add(1, SeqCst);
-                    drop(guard);
-                }
-            })
+            Workers::start_n(
+                1,
+                made_by(move |n: u32| {
+                    let guard = SeesUnwind(Arc::clone(&unwound));
+                    assert!(n != 5, "a bug building request {n}");
+                    let done = Arc::clone(&done);
+                    async move {
+                        tokio::task::yield_now().await;
+                        assert!(n != 3, "a bug in request {n}");
+                        done.fetch_add(1, SeqCst);
+                        drop(guard);
+                    }
+                }),
+            )
         };
         for n in 0..8 {
             workers.submit(n);
@@ -420,13 +452,16 @@ mod tests {
         let n = POLLS_PER_TURN * 5 + 3;
         let mut workers = {
             let (gate, done) = (Arc::clone(&gate), Arc::clone(&done));
-            Workers::start_n(1, move |(): ()| {
-                let (gate, done) = (Arc::clone(&gate), Arc::clone(&done));
-                async move {
-                    gate.notified().await;
-                    done.fetch_add(1, SeqCst);
-                }
-            })
+            Workers::start_n(
+                1,
+                made_by(move |(): ()| {
+                    let (gate, done) = (Arc::clone(&gate), Arc::clone(&done));
+                    async move {
+                        gate.notified().await;
+                        done.fetch_add(1, SeqCst);
+                    }
+                }),
+            )
         };
         for _ in 0..n {
             workers.submit(());
@@ -451,14 +486,17 @@ mod tests {
         let ended = Arc::new(AtomicUsize::new(0));
         let mut workers = {
             let (cancel, ended) = (cancel.clone(), Arc::clone(&ended));
-            Workers::start_n(2, move |(): ()| {
-                let (cancel, ended) = (cancel.clone(), Arc::clone(&ended));
-                async move {
-                    let work = std::pin::pin!(std::future::pending::<()>());
-                    assert_eq!(cancel.guard(work).await, None);
-                    ended.fetch_add(1, SeqCst);
-                }
-            })
+            Workers::start_n(
+                2,
+                made_by(move |(): ()| {
+                    let (cancel, ended) = (cancel.clone(), Arc::clone(&ended));
+                    async move {
+                        let work = std::pin::pin!(std::future::pending::<()>());
+                        assert_eq!(cancel.guard(work).await, None);
+                        ended.fetch_add(1, SeqCst);
+                    }
+                }),
+            )
         };
         for _ in 0..10 {
             workers.submit(());
@@ -481,14 +519,17 @@ mod tests {
         let gate = Arc::new(tokio::sync::Notify::new());
         let mut workers = {
             let gate = Arc::clone(&gate);
-            Workers::start_n(3, move |waits: bool| {
-                let gate = Arc::clone(&gate);
-                async move {
-                    if waits {
-                        gate.notified().await;
+            Workers::start_n(
+                3,
+                made_by(move |waits: bool| {
+                    let gate = Arc::clone(&gate);
+                    async move {
+                        if waits {
+                            gate.notified().await;
+                        }
                     }
-                }
-            })
+                }),
+            )
         };
         let loads = |w: &Workers<bool>| -> Vec<usize> {
             w.workers.iter().map(|w| w.load.load(SeqCst)).collect()
@@ -523,15 +564,18 @@ mod tests {
         let done = Arc::new(AtomicUsize::new(0));
         let mut workers = {
             let done = Arc::clone(&done);
-            Workers::start_n(1, move |(): ()| {
-                let (wake_tx, wake_rx) = tokio::sync::oneshot::channel();
-                tx.send(wake_tx).expect("test thread");
-                let done = Arc::clone(&done);
-                async move {
-                    wake_rx.await.expect("woken");
-                    done.fetch_add(1, SeqCst);
-                }
-            })
+            Workers::start_n(
+                1,
+                made_by(move |(): ()| {
+                    let (wake_tx, wake_rx) = tokio::sync::oneshot::channel();
+                    tx.send(wake_tx).expect("test thread");
+                    let done = Arc::clone(&done);
+                    async move {
+                        wake_rx.await.expect("woken");
+                        done.fetch_add(1, SeqCst);
+                    }
+                }),
+            )
         };
         workers.submit(());
         let waker = tokio::task::spawn_blocking(move || {
