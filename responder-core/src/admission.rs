@@ -2,7 +2,7 @@
 //! they apply. A refused request is unanswerable (`reply_topic_not_allowed`, or a
 //! broker code below): dead-lettered if a dead-letter topic is set, then committed.
 //!
-//! 1. **Built in, no policy can lift them** ([`admit`]): never one of Kafka's internal
+//! 1. **Built in, no policy can lift them** ([`allows`]): never one of Kafka's internal
 //!    topics (`__consumer_offsets`, `__transaction_state`, ...), never one of the
 //!    responder's own request topics (no request loops), never its dead-letter topic
 //!    (no forged dead letters).
@@ -21,22 +21,23 @@ use crate::config::UnknownWriteAccess;
 use crate::policy::ReplyTopicPolicy;
 use responder_ffi::describe_topics::{TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_OR_PARTITION};
 
-/// Rules 1 and 2: the address, if its topic is admitted.
-pub(crate) fn admit(
-    a: ReplyAddress,
+/// Rules 1 and 2: whether replies may go to `topic` (a request whose reply topic they
+/// refuse is unanswerable: [`refused`] says why).
+pub(crate) fn allows(
+    topic: &str,
     policy: &ReplyTopicPolicy,
     is_request_topic: impl Fn(&str) -> bool,
     dead_letter_topic: Option<&str>,
-) -> Result<ReplyAddress, Unanswerable> {
-    let topic = a.topic.as_str();
-    if crate::topic::is_internal_topic(topic)
+) -> bool {
+    !(crate::topic::is_internal_topic(topic)
         || is_request_topic(topic)
         || dead_letter_topic == Some(topic)
-        || !policy.allows(topic)
-    {
-        return Err(Unanswerable::TopicNotAllowed(a.topic.to_string()));
-    }
-    Ok(a)
+        || !policy.allows(topic))
+}
+
+/// Why an address rules 1 and 2 refuse is unanswerable.
+pub(crate) fn refused(a: &ReplyAddress) -> Unanswerable {
+    Unanswerable::TopicNotAllowed(a.topic.to_string())
 }
 
 /// What the broker said about a reply topic (cached by `runtime/reply_topics.rs`).
@@ -138,15 +139,18 @@ mod tests {
             "requests",
             "dlq",
         ] {
-            let verdict = admit(to(refused, None), &everything, requests, Some("dlq"));
             assert!(
-                matches!(verdict, Err(Unanswerable::TopicNotAllowed(ref t)) if t == refused),
-                "{refused}: {verdict:?}"
+                !allows(refused, &everything, requests, Some("dlq")),
+                "{refused}"
+            );
+            assert!(
+                matches!(super::refused(&to(refused, None)), Unanswerable::TopicNotAllowed(ref t) if t == refused)
             );
         }
-        assert!(admit(to("replies", None), &everything, requests, Some("dlq")).is_ok());
+        assert!(allows("replies", &everything, requests, Some("dlq")));
         let only_replies: ReplyTopicPolicy = "replies".parse().expect("policy");
-        assert!(admit(to("other", None), &only_replies, requests, None).is_err());
+        assert!(!allows("other", &only_replies, requests, None));
+        assert!(allows("replies", &only_replies, requests, None));
     }
 
     #[test]

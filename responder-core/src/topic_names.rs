@@ -45,6 +45,11 @@ impl TopicName {
     pub(crate) fn valid(name: &str) -> Self {
         TopicName(Arc::from(name))
     }
+
+    /// Whether `other` is this very name (a clone of it), not one read apart.
+    pub(crate) fn same(&self, other: &TopicName) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl Deref for TopicName {

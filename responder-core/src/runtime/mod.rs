@@ -2,6 +2,7 @@
 //! task that runs requests, commits watermarks and drains on revocation and shutdown.
 
 mod acks;
+mod admitted_topics;
 mod cancel;
 mod consumer;
 mod dead_letter;
@@ -58,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) deadlines: DeadlineRules,
     pub(crate) max_request_bytes: Option<usize>,
     pub(crate) policy: ReplyTopicPolicy,
+    /// Each thread's last verdict of `policy` and the built-in rules.
+    pub(crate) admitted: admitted_topics::AdmittedTopics,
     pub(crate) reply_topics: ReplyTopics,
     pub(crate) producer: ReplyProducer,
     /// The producer's handles for the topics it produces to.
@@ -151,6 +154,7 @@ impl Responder {
                 deadlines: settings.dead_letters.deadlines.clone(),
                 max_request_bytes: settings.bounds.max_request_bytes,
                 policy,
+                admitted: admitted_topics::AdmittedTopics::new(),
                 reply_topics: ReplyTopics::new(
                     settings.checks.cache_ttl,
                     settings.checks.write_access,

@@ -166,12 +166,19 @@ fn read_headers(
             t.adopt(span);
         }
         let address = shared.addresses.read(&headers).and_then(|a| {
-            admission::admit(
-                a,
-                &shared.policy,
-                |t| shared.router.get(t).is_some(),
-                shared.dead_letter_topic.as_deref(),
-            )
+            let admitted = shared.admitted.admitted(&a.topic, || {
+                admission::allows(
+                    &a.topic,
+                    &shared.policy,
+                    |t| shared.router.get(t).is_some(),
+                    shared.dead_letter_topic.as_deref(),
+                )
+            });
+            if admitted {
+                Ok(a)
+            } else {
+                Err(admission::refused(&a))
+            }
         });
         (
             address,
