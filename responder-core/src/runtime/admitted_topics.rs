@@ -1,11 +1,12 @@
-//! Each thread's memo of the last reply topic it judged by the responder's own rules
+//! Each thread's memo of the last reply topics it judged by the responder's own rules
 //! (rules 1 and 2 of `admission.rs`: internal topics, request topics, the dead-letter
 //! topic, the reply-topic policy).
 //!
 //! Those rules depend on nothing but the topic for a responder's whole life, and a
-//! service's requests name few reply topics: a request that names the topic its
-//! thread judged last reuses that verdict instead of matching the policy and the
-//! routes again (~180 instructions a request under callgrind). The topic is compared
+//! service's requests name few reply topics (one per requesting service, or per
+//! instance): a request that names one of the [`KEPT`] topics its thread judged last
+//! reuses that verdict instead of matching the policy and the routes again (~150
+//! instructions a request under callgrind). The topic is compared
 //! by identity: a thread reads a name it saw recently as the same shared
 //! [`TopicName`] (see `topic_names.rs`), and the memo keeps its own clone, so the
 //! name it compares with stays alive.
@@ -23,11 +24,25 @@ pub(crate) struct AdmittedTopics {
     owner: u64,
 }
 
-/// The last verdict of this thread: whose, on which topic, and what.
-type Last = Option<(u64, TopicName, bool)>;
+/// Verdicts kept per thread.
+const KEPT: usize = 8;
+
+/// A verdict: whose, on which topic, and what.
+type Verdict = (u64, TopicName, bool);
+
+/// This thread's last verdicts, and where the next one goes (over the oldest).
+struct Last {
+    verdicts: [Option<Verdict>; KEPT],
+    next: usize,
+}
 
 thread_local! {
-    static LAST: RefCell<Last> = const { RefCell::new(None) };
+    static LAST: RefCell<Last> = const {
+        RefCell::new(Last {
+            verdicts: [const { None }; KEPT],
+            next: 0,
+        })
+    };
 }
 
 impl AdmittedTopics {
@@ -39,15 +54,23 @@ impl AdmittedTopics {
     }
 
     /// Whether `topic` is admitted: `judge`'s verdict, or the one this thread got for
-    /// the same topic and responder last.
+    /// the same topic and responder lately.
     pub(crate) fn admitted(&self, topic: &TopicName, judge: impl FnOnce() -> bool) -> bool {
-        let known = LAST.with_borrow(|last| match last {
-            Some((owner, t, verdict)) if *owner == self.owner && t.same(topic) => Some(*verdict),
-            _ => None,
+        let known = LAST.with_borrow(|last| {
+            last.verdicts
+                .iter()
+                .flatten()
+                .find_map(|(owner, t, verdict)| {
+                    (*owner == self.owner && t.same(topic)).then_some(*verdict)
+                })
         });
         known.unwrap_or_else(|| {
             let verdict = judge();
-            LAST.set(Some((self.owner, topic.clone(), verdict)));
+            LAST.with_borrow_mut(|last| {
+                let at = last.next;
+                last.verdicts[at] = Some((self.owner, topic.clone(), verdict));
+                last.next = (at + 1) % KEPT;
+            });
             verdict
         })
     }
@@ -83,9 +106,15 @@ mod tests {
         assert!(!judged(&b, &other, false, &count));
         assert!(judged(&b, &TopicName::valid("other"), true, &count));
         assert_eq!(count.get(), 4);
-        // Only the last verdict is kept.
+        // The last KEPT verdicts are kept: `replies` by `a` is still known...
+        assert!(judged(&a, &replies, false, &count));
+        assert_eq!(count.get(), 4);
+        // ...until KEPT others were judged since.
+        for i in 0..KEPT {
+            judged(&a, &TopicName::valid(&format!("t{i}")), true, &count);
+        }
         assert!(judged(&a, &replies, true, &count));
-        assert_eq!(count.get(), 5);
+        assert_eq!(count.get(), 5 + KEPT as u32);
     }
 
     /// Each thread has its own memo.
