@@ -1,76 +1,42 @@
-//! Each thread's memo of the last reply topics it judged by the responder's own rules
+//! Each thread's memo of the reply topics it judged lately by the responder's own rules
 //! (rules 1 and 2 of `admission.rs`: internal topics, request topics, the dead-letter
 //! topic, the reply-topic policy).
 //!
-//! Those rules depend on nothing but the topic for a responder's whole life, and a
-//! service's requests name few reply topics (one per requesting service, or per
-//! instance): a request that names one of the [`KEPT`] topics its thread judged last
-//! reuses that verdict instead of matching the policy and the routes again (~150
-//! instructions a request under callgrind). The topic is compared
-//! by identity: a thread reads a name it saw recently as the same shared
-//! [`TopicName`] (see `topic_names.rs`), and the memo keeps its own clone, so the
-//! name it compares with stays alive.
+//! Those rules depend on nothing but the topic for a responder's whole life: a request
+//! naming a topic its thread judged lately (see `recent_topics.rs`) reuses that verdict
+//! instead of matching the policy and the routes again (~150 instructions a request
+//! under callgrind).
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use super::recent_topics::{Owner, Recent};
 use crate::topic_names::TopicName;
 
 /// One responder's handle on the memo (the memo itself is per thread, shared by the
 /// responders of the process).
 #[derive(Debug)]
 pub(crate) struct AdmittedTopics {
-    /// Tells this responder's verdicts from another's.
-    owner: u64,
-}
-
-/// Verdicts kept per thread.
-const KEPT: usize = 8;
-
-/// A verdict: whose, on which topic, and what.
-type Verdict = (u64, TopicName, bool);
-
-/// This thread's last verdicts, and where the next one goes (over the oldest).
-struct Last {
-    verdicts: [Option<Verdict>; KEPT],
-    next: usize,
+    owner: Owner,
 }
 
 thread_local! {
-    static LAST: RefCell<Last> = const {
-        RefCell::new(Last {
-            verdicts: [const { None }; KEPT],
-            next: 0,
-        })
-    };
+    static VERDICTS: RefCell<Recent<bool>> = const { RefCell::new(Recent::new()) };
 }
 
 impl AdmittedTopics {
     pub(crate) fn new() -> Self {
-        static OWNERS: AtomicU64 = AtomicU64::new(0);
         AdmittedTopics {
-            owner: OWNERS.fetch_add(1, Relaxed),
+            owner: Owner::new(),
         }
     }
 
     /// Whether `topic` is admitted: `judge`'s verdict, or the one this thread got for
     /// the same topic and responder lately.
     pub(crate) fn admitted(&self, topic: &TopicName, judge: impl FnOnce() -> bool) -> bool {
-        let known = LAST.with_borrow(|last| {
-            last.verdicts
-                .iter()
-                .flatten()
-                .find_map(|(owner, t, verdict)| {
-                    (*owner == self.owner && t.same(topic)).then_some(*verdict)
-                })
-        });
+        let known = VERDICTS.with_borrow(|v| v.get(self.owner, topic));
         known.unwrap_or_else(|| {
             let verdict = judge();
-            LAST.with_borrow_mut(|last| {
-                let at = last.next;
-                last.verdicts[at] = Some((self.owner, topic.clone(), verdict));
-                last.next = (at + 1) % KEPT;
-            });
+            VERDICTS.with_borrow_mut(|v| v.put(self.owner, topic, verdict));
             verdict
         })
     }
@@ -80,6 +46,7 @@ impl AdmittedTopics {
 mod tests {
     use std::cell::Cell;
 
+    use super::super::recent_topics::KEPT;
     use super::*;
 
     /// Counts the verdicts `judge` gives.

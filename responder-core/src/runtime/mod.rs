@@ -13,6 +13,7 @@ mod ledger;
 mod mailbox;
 mod pauses;
 mod permits;
+mod recent_topics;
 mod records;
 mod reply_topics;
 mod request;
