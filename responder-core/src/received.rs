@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::record_buffers;
 use rdkafka::Message;
 use rdkafka::message::BorrowedMessage;
+use responder_ffi::wire_headers::WireHeaders;
 
 /// A header's key length and value length, each a little-endian `u32`, lead each
 /// header in the buffer; a null value has this length (and no bytes).
@@ -40,8 +41,38 @@ impl Received {
         self.bytes.len()
     }
 
-    /// Copies `message`, whose topic `topic` is.
+    /// Copies `message`, whose topic `topic` is. Its headers are read from the
+    /// record's header section (`responder_ffi::wire_headers`), or, when they cannot
+    /// be read that way, through librdkafka's parsed list.
     pub(crate) fn copy(message: &BorrowedMessage<'_>, topic: Arc<str>) -> Self {
+        match responder_ffi::wire_headers::read(message) {
+            Some(headers) => Self::copy_with(message, topic, headers),
+            None => Self::copy_parsed(message, topic),
+        }
+    }
+
+    /// Copies `message` with `headers`, its headers read from its header section.
+    fn copy_with<'m>(
+        message: &'m BorrowedMessage<'_>,
+        topic: Arc<str>,
+        headers: WireHeaders<'m>,
+    ) -> Self {
+        let (payload, key) = (message.payload(), message.key());
+        let size = payload.map_or(0, <[u8]>::len)
+            + key.map_or(0, <[u8]>::len)
+            + headers.len() * HEADER_LEAD
+            + headers.bytes();
+        let mut bytes = record_buffers::take(size);
+        bytes.extend_from_slice(payload.unwrap_or_default());
+        bytes.extend_from_slice(key.unwrap_or_default());
+        for (k, v) in headers {
+            push_header(&mut bytes, k, v);
+        }
+        Self::of(message, topic, bytes)
+    }
+
+    /// Copies `message`, its headers read through librdkafka's parsed list.
+    fn copy_parsed(message: &BorrowedMessage<'_>, topic: Arc<str>) -> Self {
         let (payload, key) = (message.payload(), message.key());
         let headers = message.headers();
         let mut size = payload.map_or(0, <[u8]>::len) + key.map_or(0, <[u8]>::len);
@@ -68,14 +99,19 @@ impl Received {
         } else if let Some(h) = headers {
             responder_ffi::raw_headers::for_each(h, |k, v| push_header(&mut bytes, k, v));
         }
+        Self::of(message, topic, bytes)
+    }
+
+    /// `message` as received, `bytes` holding its payload, key and headers.
+    fn of(message: &BorrowedMessage<'_>, topic: Arc<str>, bytes: Vec<u8>) -> Self {
         Received {
             topic,
             partition: message.partition(),
             offset: message.offset(),
             timestamp_millis: message.timestamp().to_millis(),
             bytes,
-            payload: payload.map(<[u8]>::len),
-            key: key.map(<[u8]>::len),
+            payload: message.payload().map(<[u8]>::len),
+            key: message.key().map(<[u8]>::len),
         }
     }
 
@@ -268,6 +304,74 @@ mod tests {
             (key_only.key(), key_only.payload()),
             (Some(&b"key"[..]), None)
         );
+    }
+
+    /// A consumed record copied with its headers read from its header section, and
+    /// through librdkafka's list (the way taken when the section cannot be read): the
+    /// same record, nine headers (more than the first ones noted) included.
+    #[test]
+    fn both_ways_of_reading_headers_copy_the_same_record() {
+        use std::time::Duration;
+
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use rdkafka::message::OwnedHeaders;
+        use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+        use rdkafka::{ClientConfig, TopicPartitionList};
+        use responder_ffi::mock_cluster::MockCluster;
+
+        let broker = MockCluster::start(1).expect("broker");
+        broker.create_topic("requests", 1).expect("topic");
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", broker.bootstrap_servers())
+            .create()
+            .expect("producer");
+        let keys: Vec<Vec<u8>> = (0..FIRST_HEADERS + 1)
+            .map(|i| format!("h{i}").into_bytes())
+            .collect();
+        let mut headers = OwnedHeaders::new();
+        for (i, key) in keys.iter().enumerate() {
+            let value = (i != 2).then_some(&key[..]);
+            headers = responder_ffi::raw_headers::add(headers, key, value);
+        }
+        for with_headers in [true, false] {
+            let mut record = BaseRecord::<[u8], [u8]>::to("requests")
+                .key(&b"k"[..])
+                .payload(&b"{}"[..]);
+            if with_headers {
+                record = record.headers(headers.clone());
+            }
+            producer.send(record).map_err(|(e, _)| e).expect("queued");
+        }
+        producer.flush(Duration::from_secs(10)).expect("flushed");
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", broker.bootstrap_servers())
+            .set("group.id", "g")
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("requests", 0, rdkafka::Offset::Beginning)
+            .expect("partition");
+        consumer.assign(&tpl).expect("assigned");
+        for count in [keys.len(), 0] {
+            let m = consumer
+                .poll(Duration::from_secs(10))
+                .expect("a record")
+                .expect("no error");
+            let topic: Arc<str> = Arc::from("requests");
+            let wire = responder_ffi::wire_headers::read(&m).expect("the header section");
+            let read = Received::copy_with(&m, Arc::clone(&topic), wire);
+            let parsed = Received::copy_parsed(&m, topic);
+            assert_eq!(read.headers().count(), count);
+            assert_eq!(read.bytes, parsed.bytes);
+            assert_eq!(
+                (read.key(), read.payload(), read.offset()),
+                (parsed.key(), parsed.payload(), parsed.offset())
+            );
+            if count > 0 {
+                let (key, value) = read.headers().nth(2).expect("a third header");
+                assert_eq!((key, value), (&b"h2"[..], None));
+            }
+        }
     }
 
     #[test]

@@ -17,7 +17,9 @@
 //! - [`raw_message`]: a consumed record's topic name as bytes, not checked again;
 //! - [`topic_handle`]: producing through librdkafka's handle for the topic, not a
 //!   new C string and a topic lookup per record;
-//! - [`utf8`]: text from bytes with a fast path for ASCII (not C, but `unsafe` too).
+//! - [`utf8`]: text from bytes with a fast path for ASCII (not C, but `unsafe` too);
+//! - [`wire_headers`]: a consumed record's headers read from its header section, not
+//!   parsed into librdkafka's list (allocated per header) first.
 #![allow(unsafe_code)]
 
 pub mod clock;
@@ -29,3 +31,4 @@ pub mod raw_message;
 pub mod raw_metadata;
 pub mod topic_handle;
 pub mod utf8;
+pub mod wire_headers;
