@@ -58,15 +58,19 @@ impl Received {
         headers: WireHeaders<'m>,
     ) -> Self {
         let (payload, key) = (message.payload(), message.key());
+        // Room for the headers before they are read: the section's bytes bound their
+        // keys' and values'.
         let size = payload.map_or(0, <[u8]>::len)
             + key.map_or(0, <[u8]>::len)
             + headers.len() * HEADER_LEAD
-            + headers.bytes();
+            + headers.room();
         let mut bytes = record_buffers::take(size);
         bytes.extend_from_slice(payload.unwrap_or_default());
         bytes.extend_from_slice(key.unwrap_or_default());
-        for (k, v) in headers {
-            push_header(&mut bytes, k, v);
+        if headers.copy(|k, v| push_header(&mut bytes, k, v)).is_none() {
+            // A section that does not add up: librdkafka's parser has the last word.
+            record_buffers::give(bytes);
+            return Self::copy_parsed(message, topic);
         }
         Self::of(message, topic, bytes)
     }

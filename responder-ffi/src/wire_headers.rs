@@ -73,9 +73,9 @@ pub fn read<'m>(message: &'m BorrowedMessage<'_>) -> Option<WireHeaders<'m>> {
         return None;
     }
     let section = section(message)?;
-    let headers = WireHeaders::parse(section)?;
+    let headers = WireHeaders::open(section)?;
     if checked == UNCHECKED && !headers.is_empty() {
-        let agree = agrees(message, &headers);
+        let agree = WireHeaders::parse(section).is_some_and(|h| agrees(message, &h));
         CHECKED.store(if agree { AGREED } else { DISAGREED }, Relaxed);
         if !agree {
             return None;
@@ -140,59 +140,70 @@ fn agrees(message: &BorrowedMessage<'_>, headers: &WireHeaders<'_>) -> bool {
     same
 }
 
-/// A record's headers, read from its header section (checked whole when made).
+/// A record's headers, in its header section: read by [`WireHeaders::copy`] (which
+/// checks the section as it goes), or as an iterator once checked whole
+/// ([`WireHeaders::parse`]).
 #[derive(Debug, Clone)]
 pub struct WireHeaders<'h> {
     rest: &'h [u8],
     left: usize,
     len: usize,
-    /// The bytes of the keys and values.
-    bytes: usize,
 }
 
 impl<'h> WireHeaders<'h> {
-    /// Reads a header section (Kafka record format v2): `None` unless it holds its
-    /// count's headers exactly. An empty section holds none.
-    pub fn parse(section: &'h [u8]) -> Option<Self> {
+    /// Opens a header section (Kafka record format v2): its count read, the headers
+    /// not yet. `None` when the count cannot be right: negative, above librdkafka's
+    /// 100,000, or more than the section has room for (two bytes a header at least).
+    /// An empty section holds none.
+    pub fn open(section: &'h [u8]) -> Option<Self> {
         if section.is_empty() {
             return Some(WireHeaders {
                 rest: section,
                 left: 0,
                 len: 0,
-                bytes: 0,
             });
         }
         let mut rest = section;
-        let count = varint(&mut rest)?;
-        // librdkafka refuses more than 100,000 headers as a malformed record.
-        let count = usize::try_from(count).ok().filter(|c| *c <= 100_000)?;
-        let mut check = WireHeaders {
+        let count = usize::try_from(varint(&mut rest)?).ok()?;
+        (count <= 100_000 && count <= rest.len() / 2).then_some(WireHeaders {
             rest,
             left: count,
             len: count,
-            bytes: 0,
-        };
-        let mut bytes = 0;
-        for _ in 0..count {
-            let (key, value) = check.read_one()?;
-            bytes += key.len() + value.map_or(0, <[u8]>::len);
-        }
-        check.rest.is_empty().then_some(WireHeaders {
-            rest,
-            left: count,
-            len: count,
-            bytes,
         })
     }
 
-    /// How many headers.
+    /// Reads a header section whole: `None` unless it holds its count's headers
+    /// exactly.
+    pub fn parse(section: &'h [u8]) -> Option<Self> {
+        let headers = Self::open(section)?;
+        let mut check = headers.clone();
+        for _ in 0..headers.len {
+            check.read_one()?;
+        }
+        check.rest.is_empty().then_some(headers)
+    }
+
+    /// Calls `f` with each header in order (its key and value, `None` for null), then
+    /// checks that the section ended with the last one: `None` when it did not add up,
+    /// and `f` may then have seen some headers (the caller discards what it made of
+    /// them). One pass, where checking first and reading after would take two.
+    pub fn copy(mut self, mut f: impl FnMut(&'h [u8], Option<&'h [u8]>)) -> Option<()> {
+        while self.left > 0 {
+            self.left -= 1;
+            let (key, value) = self.read_one()?;
+            f(key, value);
+        }
+        self.rest.is_empty().then_some(())
+    }
+
+    /// How many headers (as the section says).
     pub fn len(&self) -> usize {
         self.len
     }
 
-    /// The bytes of their keys and values, in all.
-    pub fn bytes(&self) -> usize {
-        self.bytes
+    /// At least the bytes of the headers' keys and values, in all.
+    pub fn room(&self) -> usize {
+        self.rest.len()
     }
 
     /// Whether there are none.
@@ -301,7 +312,12 @@ mod tests {
             .iter()
             .map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len))
             .sum();
-        assert_eq!((parsed.len(), parsed.bytes()), (5, all));
+        assert_eq!(parsed.len(), 5);
+        assert!(parsed.room() >= all);
+        let mut copied = Vec::new();
+        let opened = WireHeaders::open(&bytes).expect("opened");
+        assert_eq!(opened.copy(|k, v| copied.push((k, v))), Some(()));
+        assert_eq!(copied, headers);
         let read: Vec<_> = parsed.collect();
         assert_eq!(read, headers);
         // Every one-byte zigzag varint, and longer ones.
@@ -319,6 +335,10 @@ mod tests {
     fn refuses_a_section_that_does_not_add_up() {
         let headers: [(&[u8], Option<&[u8]>); 2] = [(b"a", Some(b"1")), (b"b", None)];
         let bytes = section(&headers);
+        for cut in 1..bytes.len() {
+            let copied = WireHeaders::open(&bytes[..cut]).and_then(|h| h.copy(|_, _| {}));
+            assert_eq!(copied, None, "copied from {cut} bytes");
+        }
         for cut in 0..bytes.len() {
             assert!(
                 WireHeaders::parse(&bytes[..cut]).is_none() || cut == 0,
@@ -346,6 +366,10 @@ mod tests {
             "a varint past 10 bytes"
         );
         assert!(WireHeaders::parse(&zigzag(100_001)).is_none(), "too many");
+        // A count the section has no room for is refused before anything is read.
+        let mut room_for_one = zigzag(3);
+        room_for_one.extend([0, 0]);
+        assert!(WireHeaders::open(&room_for_one).is_none(), "no room for 3");
     }
 
     /// Records with headers of every kind, and without, produced to librdkafka's mock
@@ -408,7 +432,12 @@ mod tests {
                 .poll(Duration::from_secs(10))
                 .expect("a record")
                 .expect("no error");
-            let read: Vec<_> = read(&m).expect("read through the mirror").collect();
+            let mut read_ = Vec::new();
+            read(&m)
+                .expect("read through the mirror")
+                .copy(|k, v| read_.push((k, v)))
+                .expect("the whole section");
+            let read = read_;
             assert_eq!(&read, expected);
             assert_eq!(CHECKED.load(Relaxed), AGREED, "librdkafka's parser agrees");
             let mut theirs = Vec::new();
