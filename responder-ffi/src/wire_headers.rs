@@ -16,14 +16,20 @@
 //!
 //! librdkafka does not export that field, so it is read through a mirror of the start
 //! of the message's C layout ([`Msg`]: `rd_kafka_msg_t` in `rdkafka_msg.h` of the
-//! bundled librdkafka, 2.12.1). Guards, so that a layout that changed with an upgrade
-//! can only cost the saving, never a wrong read: the timestamp, its type and the broker
-//! id read through the mirror (the fields just before the header section) must equal
-//! what librdkafka's accessors return, for every message; the section must parse
-//! exactly, to its last byte; and the first record with headers of the process is also
-//! parsed by librdkafka, and the two readings must agree. When a guard fails, [`read`]
-//! returns `None` (after a disagreement, always): the caller then uses librdkafka's
-//! parser. A test reads records with every kind of header both ways.
+//! bundled librdkafka, 2.12.1). Guards, so that another layout can only cost the
+//! saving, never a wrong read: the library must be the mirrored version
+//! (`rd_kafka_version()`); for every message, the timestamp, its type and the broker id
+//! read through the mirror (the fields just before the header section) must equal what
+//! librdkafka's accessors return, and the section must parse exactly, to its last byte;
+//! and the first record with headers of the process is also read by librdkafka, and the
+//! two readings must agree (a record without, until then, must have none for librdkafka
+//! either). When a guard fails, [`read`] returns `None` (after a disagreement or
+//! another version, always): the caller then uses librdkafka's parser. A test reads
+//! records with every kind of header both ways.
+//!
+//! The two ways differ on one thing: a key with a NUL byte in it is whole here and cut
+//! at the NUL in librdkafka's list. A record whose header section does not parse
+//! exactly (which the Java client never writes) is read the second way.
 
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
@@ -32,9 +38,11 @@ use rdkafka::bindings as sys;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 
 /// The start of librdkafka's `rd_kafka_msg_t`, up to the consumer's header section.
+/// Read field by field through a raw pointer, never as a whole.
 #[repr(C)]
 struct Msg {
-    rkmessage: sys::rd_kafka_message_t,
+    /// The public message (its first field, `err`, a C `int`).
+    rkmessage: std::mem::MaybeUninit<sys::rd_kafka_message_t>,
     /// `TAILQ_ENTRY(rd_kafka_msg_s) rkm_link`: two pointers.
     link: [*mut c_void; 2],
     flags: c_int,
@@ -59,6 +67,11 @@ struct KafkapBytes {
 /// `RD_KAFKA_MSG_F_PRODUCER`: set on produced messages only.
 const MSG_F_PRODUCER: c_int = 0x40000;
 
+/// The librdkafka whose layout [`Msg`] mirrors (`rd_kafka_version()`: 2.12.1). With
+/// any other (a newer `rdkafka-sys`, or the system's library) the headers come
+/// through librdkafka's parser.
+const MIRRORED_VERSION: c_int = 0x020c_01ff;
+
 /// Whether the mirror agreed with librdkafka's parser on the first record checked.
 static CHECKED: AtomicU8 = AtomicU8::new(UNCHECKED);
 const UNCHECKED: u8 = 0;
@@ -68,24 +81,62 @@ const DISAGREED: u8 = 2;
 /// The headers of `message` read from its header section, or `None` when they cannot
 /// be read that way (see the module's docs): read them with librdkafka's parser then.
 pub fn read<'m>(message: &'m BorrowedMessage<'_>) -> Option<WireHeaders<'m>> {
-    let checked = CHECKED.load(Relaxed);
-    if checked == DISAGREED {
+    match CHECKED.load(Relaxed) {
+        AGREED => match section(message) {
+            Section::Read(section) => WireHeaders::open(section),
+            Section::Parsed | Section::Unlike => None,
+        },
+        UNCHECKED => first_read(message),
+        _ => None,
+    }
+}
+
+/// [`read`] until a record with headers was read both ways: the mirror is trusted
+/// from the first agreement on, and never again after a disagreement. A record that
+/// does not parse exactly decides nothing (one malformed record must not cost the
+/// process the fast path).
+fn first_read<'m>(message: &'m BorrowedMessage<'_>) -> Option<WireHeaders<'m>> {
+    let decide = |agree: bool| {
+        let verdict = if agree { AGREED } else { DISAGREED };
+        // The first verdict stands, whichever thread got there first.
+        let _ = CHECKED.compare_exchange(UNCHECKED, verdict, Relaxed, Relaxed);
+        agree
+    };
+    // SAFETY: a plain call, no arguments.
+    if unsafe { sys::rd_kafka_version() } != MIRRORED_VERSION {
+        decide(false);
         return None;
     }
-    let section = section(message)?;
-    let headers = WireHeaders::open(section)?;
-    if checked == UNCHECKED && !headers.is_empty() {
-        let agree = WireHeaders::parse(section).is_some_and(|h| agrees(message, &h));
-        CHECKED.store(if agree { AGREED } else { DISAGREED }, Relaxed);
-        if !agree {
+    let section = match section(message) {
+        Section::Read(section) => section,
+        Section::Parsed => return None,
+        Section::Unlike => {
+            // Guards that fail on one record fail on all: the layout is not the mirror's.
+            decide(false);
             return None;
         }
+    };
+    let headers = WireHeaders::parse(section)?;
+    if headers.is_empty() {
+        // None read through the mirror: librdkafka must see none either.
+        return (message.headers().is_none() || decide(false)).then_some(headers);
     }
-    Some(headers)
+    decide(agrees(message, &headers)).then_some(headers)
+}
+
+/// What the mirror finds in a message.
+enum Section<'m> {
+    /// Its header section (empty: no headers).
+    Read(&'m [u8]),
+    /// librdkafka's parsed header list, which it reads instead of the section (an
+    /// interceptor may have changed it).
+    Parsed,
+    /// Fields that are not where the mirror has them: the layout is not the mirror's.
+    Unlike,
 }
 
 /// The record's header section, through the mirror, if every guard on the mirror holds.
-fn section<'m>(message: &'m BorrowedMessage<'_>) -> Option<&'m [u8]> {
+fn section<'m>(message: &'m BorrowedMessage<'_>) -> Section<'m> {
     let ptr = message.ptr();
     let mut tstype: u32 = u32::MAX;
     // SAFETY: `ptr` is the live message `message` borrows; both accessors only read it,
@@ -97,31 +148,49 @@ fn section<'m>(message: &'m BorrowedMessage<'_>) -> Option<&'m [u8]> {
         );
         (timestamp, sys::rd_kafka_message_broker_id(ptr))
     };
+    let msg = ptr.cast::<Msg>().cast_const();
     // SAFETY: a consumed message is the first field of librdkafka's `rd_kafka_msg_t`,
-    // which `Msg` mirrors the start of (so it is no larger than the struct it reads);
-    // the message lives as long as `message`, and nothing writes these fields of a
-    // consumed message (only its parsed header list, not read here). The fields are
-    // read as plain integers and a pointer: any bits are valid for them.
-    let msg = unsafe { &*ptr.cast::<Msg>() };
-    if msg.rkmessage.err != sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-        || msg.flags & MSG_F_PRODUCER != 0
-        || msg.timestamp != timestamp
-        || i64::from(msg.tstype) != i64::from(tstype)
-        || msg.broker_id != broker_id
+    // whose start `Msg` mirrors (for the version checked in `first_read`), and lives as
+    // long as `message`. Each field is read alone through the raw pointer, as the plain
+    // integer or pointer it is in C (any bits are valid for them), and none of them is
+    // written after the message is delivered but `rkm_headers`, by librdkafka's header
+    // parser, on the thread that calls it: this one.
+    let (err, flags, tstype_, timestamp_, parsed, broker_id_, len, data) = unsafe {
+        (
+            (&raw const (*msg).rkmessage).cast::<c_int>().read(),
+            (&raw const (*msg).flags).read(),
+            (&raw const (*msg).tstype).read(),
+            (&raw const (*msg).timestamp).read(),
+            (&raw const (*msg).headers).read(),
+            (&raw const (*msg).broker_id).read(),
+            (&raw const (*msg).binhdrs.len).read(),
+            (&raw const (*msg).binhdrs.data).read(),
+        )
+    };
+    // A consumed message without an error, its fields where librdkafka's accessors
+    // find them.
+    if err != 0
+        || flags & MSG_F_PRODUCER != 0
+        || timestamp_ != timestamp
+        || i64::from(tstype_) != i64::from(tstype)
+        || broker_id_ != broker_id
     {
-        return None;
+        return Section::Unlike;
     }
-    let len = usize::try_from(msg.binhdrs.len).ok()?;
-    if len == 0 {
-        return Some(&[]);
+    if !parsed.is_null() {
+        return Section::Parsed;
     }
-    if msg.binhdrs.data.is_null() {
-        return None;
+    match usize::try_from(len) {
+        Ok(0) => Section::Read(&[]),
+        Ok(len) if !data.is_null() => {
+            // SAFETY: librdkafka points `binhdrs` at the record's header section in the
+            // fetched (or decompressed) buffer the message holds a reference to, `len`
+            // bytes, alive and unchanged as long as the message (as its payload and
+            // key are).
+            Section::Read(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
+        }
+        _ => Section::Unlike,
     }
-    // SAFETY: librdkafka points `binhdrs` at the record's header section in the fetched
-    // (or decompressed) buffer the message holds a reference to, `len` bytes, alive and
-    // unchanged as long as the message (as its payload and key are).
-    Some(unsafe { std::slice::from_raw_parts(msg.binhdrs.data.cast::<u8>(), len) })
 }
 
 /// Whether librdkafka's parser reads the same headers as `headers`.

@@ -14,6 +14,8 @@ const GUARDED: &[(&str, &str)] = &[
     ("enable.auto.offset.store", "false"),
     ("enable.idempotence", "true"),
     ("acks", "all"),
+    // librdkafka's name for `acks`.
+    ("request.required.acks", "all"),
     ("allow.auto.create.topics", "false"),
 ];
 
@@ -37,6 +39,7 @@ pub(super) fn consumer_config(
     consumer.set("group.id", group);
     set_defaults(
         &mut consumer,
+        user,
         &[
             ("auto.offset.reset", "earliest"),
             ("enable.partition.eof", "false"),
@@ -45,7 +48,11 @@ pub(super) fn consumer_config(
             // These keep the prefetch small and flat.
             ("queued.min.messages", PREFETCH_RECORDS),
             ("queued.max.messages.kbytes", PREFETCH_KIB),
-            ("max.partition.fetch.bytes", PARTITION_FETCH_BYTES),
+            // (`fetch.message.max.bytes` is the same setting.)
+            (
+                "max.partition.fetch.bytes|fetch.message.max.bytes",
+                PARTITION_FETCH_BYTES,
+            ),
             // ...and a full prefetch queue is checked again after 10 ms, not 1 s
             // (librdkafka's default, which with a small queue caps a partition at
             // ~2000 records a second).
@@ -100,7 +107,11 @@ pub(super) fn producer_config(
     let mut producer = common;
     set_defaults(
         &mut producer,
-        &[("message.timeout.ms", DELIVERY_TIMEOUT_MS)],
+        user,
+        &[(
+            "message.timeout.ms|delivery.timeout.ms",
+            DELIVERY_TIMEOUT_MS,
+        )],
     );
     apply(&mut producer, user)?;
     // Unless the user set it, as a client or a producer property, under either name:
@@ -142,12 +153,13 @@ pub(super) fn transactional(
     };
     let txn_timeout = millis("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS)?;
     // The default 2-minute delivery timeout exceeds a transaction's: lowered to it
-    // unless the user chose one.
-    let user_delivery = producer.get("message.timeout.ms") != Some(DELIVERY_TIMEOUT_MS);
-    let delivery = if user_delivery {
-        millis("message.timeout.ms", DELIVERY_TIMEOUT_MS)?
-    } else {
-        txn_timeout
+    // unless the user chose one (under either of librdkafka's names; with the same
+    // value under both, set below, their order does not matter).
+    let delivery = match DELIVERY_KEYS.iter().find(|k| producer.get(k).is_some()) {
+        Some(&key) if key != DELIVERY_KEYS[0] || producer.get(key) != Some(DELIVERY_TIMEOUT_MS) => {
+            millis(key, DELIVERY_TIMEOUT_MS)?
+        }
+        _ => txn_timeout,
     };
     if delivery > txn_timeout {
         return Err(Error::config(format!(
@@ -184,6 +196,9 @@ const TRANSACTION_TIMEOUT_MS: &str = "60000";
 /// producer's thread is busy, or its requests in flight are at their limit, go
 /// together in the next produce request.
 const LINGER_MS: &str = "0";
+/// The delivery timeout's names in librdkafka: `delivery.timeout.ms` is an alias.
+const DELIVERY_KEYS: [&str; 2] = ["message.timeout.ms", "delivery.timeout.ms"];
+
 /// The linger's names in librdkafka: `queue.buffering.max.ms` is an alias.
 const LINGER_KEYS: [&str; 2] = ["linger.ms", "queue.buffering.max.ms"];
 
@@ -206,18 +221,24 @@ const PREFETCH_BACKOFF_MS: &str = "10";
 /// Most bytes one fetch returns per partition (`max.partition.fetch.bytes`).
 const PARTITION_FETCH_BYTES: &str = "262144";
 
-/// Applies user properties, refusing those that fight the responder's guarantees.
-/// Sets each default the configuration does not set already: a property of both
-/// clients (`client_config`, `KAFKA_<PROPERTY>`) is the user's, and wins over the
-/// responder's default as one of a single client does.
-fn set_defaults(config: &mut ClientConfig, defaults: &[(&str, &str)]) {
-    for (key, value) in defaults {
-        if config.get(key).is_none() {
-            config.set(*key, *value);
+/// Sets each default that neither the configuration (a property of both clients:
+/// `client_config`, `KAFKA_<PROPERTY>`) nor `user` (one client's) sets, under any of
+/// its names (`name|alias`): the user's wins, and no default reaches librdkafka beside
+/// the user's value under another name (which of the two applies would then depend on
+/// their order).
+fn set_defaults(config: &mut ClientConfig, user: &[(String, String)], defaults: &[(&str, &str)]) {
+    for (names, value) in defaults {
+        let set = names
+            .split('|')
+            .any(|n| config.get(n).is_some() || user.iter().any(|(k, _)| k == n));
+        if !set {
+            let name = names.split('|').next().unwrap_or(names);
+            config.set(name, *value);
         }
     }
 }
 
+/// Applies user properties, refusing those that fight the responder's guarantees.
 pub(super) fn apply(config: &mut ClientConfig, props: &[(String, String)]) -> Result<(), Error> {
     for (key, value) in props {
         if let Some((_, required)) = GUARDED.iter().find(|(k, _)| k == key) {
@@ -382,6 +403,36 @@ mod tests {
         let user = props(&[("message.timeout.ms", "45000")]);
         let p = producer_config(common, &user).expect("valid");
         assert_eq!(p.get("message.timeout.ms"), Some("45000"));
+    }
+
+    /// A setting given under librdkafka's other name, for both clients or for one, gets
+    /// no default beside it under the first name.
+    #[test]
+    fn a_default_yields_to_its_alias() {
+        // With exactly-once replies, a delivery timeout under the other name is the
+        // user's, and is checked against the transaction's.
+        let user = props(&[("delivery.timeout.ms", "20000")]);
+        let p = producer_config(ClientConfig::new(), &user).expect("valid");
+        let (p, _) = transactional(p, "t", Duration::from_secs(1)).expect("valid");
+        assert_eq!(p.get("message.timeout.ms"), Some("20000"));
+        let user = props(&[("delivery.timeout.ms", "90000")]);
+        let p = producer_config(ClientConfig::new(), &user).expect("valid");
+        assert!(transactional(p, "t", Duration::from_secs(1)).is_err());
+        let mut common = ClientConfig::new();
+        common.set("delivery.timeout.ms", "30000");
+        let p = producer_config(common, &[]).expect("valid");
+        assert_eq!(p.get("message.timeout.ms"), None);
+        let user = props(&[("delivery.timeout.ms", "30000")]);
+        let p = producer_config(ClientConfig::new(), &user).expect("valid");
+        assert_eq!(p.get("message.timeout.ms"), None);
+        assert_eq!(p.get("delivery.timeout.ms"), Some("30000"));
+        let user = props(&[("fetch.message.max.bytes", "65536")]);
+        let c = consumer_config(&ClientConfig::new(), "g", &user).expect("valid");
+        assert_eq!(c.get("max.partition.fetch.bytes"), None);
+        assert_eq!(c.get("fetch.message.max.bytes"), Some("65536"));
+        // `acks` under its other name is guarded as `acks` is.
+        let user = props(&[("request.required.acks", "1")]);
+        assert!(producer_config(ClientConfig::new(), &user).is_err());
     }
 
     #[test]

@@ -243,8 +243,10 @@ where
                 self.running += 1;
                 self.due.push(index);
             }
-            // Nothing built (not the runtime's way), or a panic building it.
+            // Nothing built (not the runtime's way), or a panic building it (after the
+            // future was stored, it is dropped now: a free slot is empty).
             Ok(()) | Err(_) => {
+                self.slots[index].future.set(None);
                 self.free.push(index);
                 self.load.fetch_sub(1, Relaxed);
             }
