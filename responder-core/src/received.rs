@@ -317,18 +317,13 @@ mod tests {
     fn both_ways_of_reading_headers_copy_the_same_record() {
         use std::time::Duration;
 
-        use rdkafka::consumer::{BaseConsumer, Consumer};
         use rdkafka::message::OwnedHeaders;
-        use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-        use rdkafka::{ClientConfig, TopicPartitionList};
+        use rdkafka::producer::{BaseRecord, Producer};
         use responder_ffi::mock_cluster::MockCluster;
 
         let broker = MockCluster::start(1).expect("broker");
         broker.create_topic("requests", 1).expect("topic");
-        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-            .set("bootstrap.servers", broker.bootstrap_servers())
-            .create()
-            .expect("producer");
+        let producer = broker.writer().expect("producer");
         let keys: Vec<Vec<u8>> = (0..FIRST_HEADERS + 1)
             .map(|i| format!("h{i}").into_bytes())
             .collect();
@@ -347,15 +342,7 @@ mod tests {
             producer.send(record).map_err(|(e, _)| e).expect("queued");
         }
         producer.flush(Duration::from_secs(10)).expect("flushed");
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", broker.bootstrap_servers())
-            .set("group.id", "g")
-            .create()
-            .expect("consumer");
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("requests", 0, rdkafka::Offset::Beginning)
-            .expect("partition");
-        consumer.assign(&tpl).expect("assigned");
+        let consumer = broker.reader("requests", 0).expect("reader");
         for count in [keys.len(), 0] {
             let m = consumer
                 .poll(Duration::from_secs(10))

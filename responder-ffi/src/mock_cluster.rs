@@ -7,11 +7,12 @@
 use std::ffi::{CStr, CString};
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::bindings as sys;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::producer::{BaseProducer, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 /// An in-process Kafka-protocol broker cluster, reachable over loopback TCP by any
 /// client, in this process or another.
@@ -75,6 +76,27 @@ impl MockCluster {
     /// The `bootstrap.servers` list of the cluster.
     pub fn bootstrap_servers(&self) -> &str {
         &self.bootstrap
+    }
+
+    /// A producer to this cluster with librdkafka's defaults: for tests that produce
+    /// records to read back (see [`reader`](Self::reader)).
+    pub fn writer(&self) -> Result<ThreadedProducer<DefaultProducerContext>, KafkaError> {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+    }
+
+    /// A consumer reading `topic`'s `partition` from its first record (assigned, not in
+    /// a group): for tests that read back what they produced.
+    pub fn reader(&self, topic: &str, partition: i32) -> Result<BaseConsumer, KafkaError> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", "reader")
+            .create()?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Beginning)?;
+        consumer.assign(&tpl)?;
+        Ok(consumer)
     }
 
     /// Creates a topic with `partitions` partitions (replication factor 1). A name

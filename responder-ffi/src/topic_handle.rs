@@ -150,11 +150,10 @@ mod tests {
     use std::sync::Mutex;
     use std::time::Duration;
 
-    use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::error::RDKafkaErrorCode;
     use rdkafka::message::{Headers, Message, OwnedHeaders};
     use rdkafka::producer::{DeliveryResult, Producer};
-    use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
+    use rdkafka::{ClientConfig, ClientContext};
 
     use super::*;
     use crate::mock_cluster::MockCluster;
@@ -212,15 +211,7 @@ mod tests {
         drop(handle);
         assert_eq!(Arc::strong_count(&producer), 1);
 
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", broker.bootstrap_servers())
-            .set("group.id", "g")
-            .create()
-            .expect("consumer");
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("replies", 2, rdkafka::Offset::Beginning)
-            .expect("partition");
-        consumer.assign(&tpl).expect("assigned");
+        let consumer = broker.reader("replies", 2).expect("reader");
         let m = consumer
             .poll(Duration::from_secs(10))
             .expect("a record")

@@ -296,7 +296,9 @@ impl<'h> WireHeaders<'h> {
     }
 }
 
-/// Each header: the key's bytes, and the value (`None` for a null value).
+/// Each header: the key's bytes, and the value (`None` for a null value). Over a
+/// section only opened ([`WireHeaders::open`]) that does not add up, it ends at the
+/// first header it cannot read; [`WireHeaders::parse`] checks first.
 impl<'h> Iterator for WireHeaders<'h> {
     type Item = (&'h [u8], Option<&'h [u8]>);
 
@@ -450,20 +452,15 @@ mod tests {
     fn reads_consumed_records_as_librdkafka_does() {
         use std::time::Duration;
 
-        use rdkafka::consumer::{BaseConsumer, Consumer};
         use rdkafka::message::OwnedHeaders;
-        use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-        use rdkafka::{ClientConfig, TopicPartitionList};
+        use rdkafka::producer::{BaseRecord, Producer};
 
         use crate::mock_cluster::MockCluster;
         use crate::raw_headers;
 
         let broker = MockCluster::start(1).expect("broker");
         broker.create_topic("requests", 1).expect("topic");
-        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-            .set("bootstrap.servers", broker.bootstrap_servers())
-            .create()
-            .expect("producer");
+        let producer = broker.writer().expect("producer");
         let long = vec![b'v'; 1000];
         let records: Vec<Vec<Header<'_>>> = vec![
             vec![
@@ -487,15 +484,7 @@ mod tests {
             producer.send(record).map_err(|(e, _)| e).expect("queued");
         }
         producer.flush(Duration::from_secs(10)).expect("flushed");
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", broker.bootstrap_servers())
-            .set("group.id", "g")
-            .create()
-            .expect("consumer");
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("requests", 0, rdkafka::Offset::Beginning)
-            .expect("partition");
-        consumer.assign(&tpl).expect("assigned");
+        let consumer = broker.reader("requests", 0).expect("reader");
         for expected in &records {
             let m = consumer
                 .poll(Duration::from_secs(10))
