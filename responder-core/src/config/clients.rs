@@ -41,22 +41,18 @@ pub(super) fn consumer_config(
         &mut consumer,
         user,
         &[
-            ("auto.offset.reset", "earliest"),
-            ("enable.partition.eof", "false"),
+            (&["auto.offset.reset"], "earliest"),
+            (&["enable.partition.eof"], "false"),
             // librdkafka prefetches up to 100,000 records per partition (64 MiB), and
             // up to 1 MiB per partition per fetch: memory would grow with the backlog.
             // These keep the prefetch small and flat.
-            ("queued.min.messages", PREFETCH_RECORDS),
-            ("queued.max.messages.kbytes", PREFETCH_KIB),
-            // (`fetch.message.max.bytes` is the same setting.)
-            (
-                "max.partition.fetch.bytes|fetch.message.max.bytes",
-                PARTITION_FETCH_BYTES,
-            ),
+            (&["queued.min.messages"], PREFETCH_RECORDS),
+            (&["queued.max.messages.kbytes"], PREFETCH_KIB),
+            (&PARTITION_FETCH_KEYS, PARTITION_FETCH_BYTES),
             // ...and a full prefetch queue is checked again after 10 ms, not 1 s
             // (librdkafka's default, which with a small queue caps a partition at
             // ~2000 records a second).
-            ("fetch.queue.backoff.ms", PREFETCH_BACKOFF_MS),
+            (&["fetch.queue.backoff.ms"], PREFETCH_BACKOFF_MS),
         ],
     );
     apply(&mut consumer, user)?;
@@ -108,18 +104,12 @@ pub(super) fn producer_config(
     set_defaults(
         &mut producer,
         user,
-        &[(
-            "message.timeout.ms|delivery.timeout.ms",
-            DELIVERY_TIMEOUT_MS,
-        )],
+        &[
+            (&DELIVERY_KEYS, DELIVERY_TIMEOUT_MS),
+            (&LINGER_KEYS, LINGER_MS),
+        ],
     );
     apply(&mut producer, user)?;
-    // Unless the user set it, as a client or a producer property, under either name:
-    // a default beside `queue.buffering.max.ms` (the same setting) would reach
-    // librdkafka in whatever order the two were listed.
-    if LINGER_KEYS.iter().all(|k| producer.get(k).is_none()) {
-        producer.set(LINGER_KEYS[0], LINGER_MS);
-    }
     if producer.get("transactional.id").is_some() {
         // A transactional producer the runtime does not drive would refuse every reply.
         return Err(Error::config(
@@ -220,20 +210,25 @@ const PREFETCH_KIB: &str = "2048";
 const PREFETCH_BACKOFF_MS: &str = "10";
 /// Most bytes one fetch returns per partition (`max.partition.fetch.bytes`).
 const PARTITION_FETCH_BYTES: &str = "262144";
+/// Its names in librdkafka: `fetch.message.max.bytes` is an alias.
+const PARTITION_FETCH_KEYS: [&str; 2] = ["max.partition.fetch.bytes", "fetch.message.max.bytes"];
 
 /// Sets each default that neither the configuration (a property of both clients:
 /// `client_config`, `KAFKA_<PROPERTY>`) nor `user` (one client's) sets, under any of
-/// its names (`name|alias`): the user's wins, and no default reaches librdkafka beside
-/// the user's value under another name (which of the two applies would then depend on
-/// their order).
-fn set_defaults(config: &mut ClientConfig, user: &[(String, String)], defaults: &[(&str, &str)]) {
+/// its names (librdkafka's aliases): the user's wins, and no default reaches
+/// librdkafka beside the user's value under another name (which of the two applies
+/// would then depend on their order). A default is set under its first name.
+fn set_defaults(
+    config: &mut ClientConfig,
+    user: &[(String, String)],
+    defaults: &[(&[&str], &str)],
+) {
     for (names, value) in defaults {
         let set = names
-            .split('|')
+            .iter()
             .any(|n| config.get(n).is_some() || user.iter().any(|(k, _)| k == n));
-        if !set {
-            let name = names.split('|').next().unwrap_or(names);
-            config.set(name, *value);
+        if let (false, Some(name)) = (set, names.first()) {
+            config.set(*name, *value);
         }
     }
 }
