@@ -151,15 +151,25 @@ impl TestBroker {
     }
 }
 
+/// A consumer that only asks the broker things (metadata, offsets), in `group` if
+/// given (never committing on its own); `what` names it in the error.
+fn probe(servers: &str, group: Option<&str>, what: &'static str) -> Result<BaseConsumer, Error> {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", servers);
+    if let Some(group) = group {
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false");
+    }
+    config.create().map_err(|e| Error::kafka(what, e))
+}
+
 /// Waits until a new client's metadata shows every partition of `topic` with a leader:
 /// a topic just created is not at once in every broker's metadata, and a client that
 /// looks it up before then is told the partition is unknown.
 async fn wait_for_leaders(servers: &str, topic: &str, partitions: i32) -> Result<(), Error> {
     const WITHIN: Duration = Duration::from_secs(30);
-    let client: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", servers)
-        .create()
-        .map_err(|e| Error::kafka("creating a metadata client", e))?;
+    let client = probe(servers, None, "creating a metadata client")?;
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
         let deadline = std::time::Instant::now() + WITHIN;
@@ -241,13 +251,8 @@ pub async fn commit_with_metadata(
     offset: i64,
     metadata: &[u8],
 ) -> Result<(), Error> {
-    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap_servers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|e| Error::kafka("creating an offset writer", e))?;
+    use rdkafka::consumer::CommitMode;
+    let consumer = probe(bootstrap_servers, Some(group), "creating an offset writer")?;
     let mut tpl = rdkafka::TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset))
         .map_err(|e| Error::kafka("setting the offset", e))?;
@@ -267,13 +272,7 @@ pub async fn committed(
     topic: &str,
     partition: i32,
 ) -> Result<Option<(i64, String)>, Error> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap_servers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|e| Error::kafka("creating an offset reader", e))?;
+    let consumer = probe(bootstrap_servers, Some(group), "creating an offset reader")?;
     let mut tpl = rdkafka::TopicPartitionList::new();
     tpl.add_partition(topic, partition);
     let committed = tokio::task::spawn_blocking(move || {
@@ -301,11 +300,7 @@ pub async fn end_offset(
     topic: &str,
     partition: i32,
 ) -> Result<i64, Error> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap_servers)
-        .create()
-        .map_err(|e| Error::kafka("creating a watermark reader", e))?;
+    let consumer = probe(bootstrap_servers, None, "creating a watermark reader")?;
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
         consumer.fetch_watermarks(&topic, partition, Duration::from_secs(10))
