@@ -57,16 +57,9 @@ impl Received {
         topic: Arc<str>,
         headers: WireHeaders<'m>,
     ) -> Self {
-        let (payload, key) = (message.payload(), message.key());
         // Room for the headers before they are read: the section's bytes bound their
         // keys' and values'.
-        let size = payload.map_or(0, <[u8]>::len)
-            + key.map_or(0, <[u8]>::len)
-            + headers.len() * HEADER_LEAD
-            + headers.room();
-        let mut bytes = record_buffers::take(size);
-        bytes.extend_from_slice(payload.unwrap_or_default());
-        bytes.extend_from_slice(key.unwrap_or_default());
+        let mut bytes = Self::buffer(message, headers.len() * HEADER_LEAD + headers.room());
         if headers.copy(|k, v| push_header(&mut bytes, k, v)).is_none() {
             // A section that does not add up: librdkafka's parser has the last word.
             record_buffers::give(bytes);
@@ -77,9 +70,8 @@ impl Received {
 
     /// Copies `message`, its headers read through librdkafka's parsed list.
     fn copy_parsed(message: &BorrowedMessage<'_>, topic: Arc<str>) -> Self {
-        let (payload, key) = (message.payload(), message.key());
         let headers = message.headers();
-        let mut size = payload.map_or(0, <[u8]>::len) + key.map_or(0, <[u8]>::len);
+        let mut size = 0;
         // The first headers are noted as they are sized, so they are read from
         // librdkafka once; more than that are read again to be copied.
         let mut first = [(&[][..], None); FIRST_HEADERS];
@@ -93,9 +85,7 @@ impl Received {
                 size += header_size(k, v);
             });
         }
-        let mut bytes = record_buffers::take(size);
-        bytes.extend_from_slice(payload.unwrap_or_default());
-        bytes.extend_from_slice(key.unwrap_or_default());
+        let mut bytes = Self::buffer(message, size);
         if count <= FIRST_HEADERS {
             for (k, v) in &first[..count] {
                 push_header(&mut bytes, k, *v);
@@ -104,6 +94,16 @@ impl Received {
             responder_ffi::raw_headers::for_each(h, |k, v| push_header(&mut bytes, k, v));
         }
         Self::of(message, topic, bytes)
+    }
+
+    /// A buffer holding `message`'s payload and key, with room for `headers` bytes more.
+    fn buffer(message: &BorrowedMessage<'_>, headers: usize) -> Vec<u8> {
+        let payload = message.payload().unwrap_or_default();
+        let key = message.key().unwrap_or_default();
+        let mut bytes = record_buffers::take(payload.len() + key.len() + headers);
+        bytes.extend_from_slice(payload);
+        bytes.extend_from_slice(key);
+        bytes
     }
 
     /// `message` as received, `bytes` holding its payload, key and headers.

@@ -98,9 +98,13 @@ impl ReplyTopics {
 
     /// The cached entry for `topic`, if still fresh.
     fn fresh(&self, topic: &str) -> Option<Entry> {
+        self.cached(topic).and_then(still_fresh)
+    }
+
+    /// The cached entry for `topic`, fresh or not.
+    fn cached(&self, topic: &str) -> Option<Cached> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let (at, until, known) = *entries.get(topic)?;
-        (Instant::now() < until).then_some((at, known))
+        entries.get(topic).copied()
     }
 
     /// As [`fresh`](Self::fresh), from this thread's copy of the entry when the cache
@@ -110,17 +114,15 @@ impl ReplyTopics {
         // version, never the other way round.
         let version = self.version.load(Acquire);
         let copy = READ.with_borrow(|read| read.get(self.owner, topic));
-        let (at, until, known) = match copy {
+        let cached = match copy {
             Some((v, cached)) if v == version => cached,
             _ => {
-                let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-                let cached = *entries.get(topic.as_str())?;
-                drop(entries);
+                let cached = self.cached(topic)?;
                 READ.with_borrow_mut(|read| read.put(self.owner, topic, (version, cached)));
                 cached
             }
         };
-        (Instant::now() < until).then_some((at, known))
+        still_fresh(cached)
     }
 
     /// Caches what the broker said of `topic`, from now on.
@@ -187,6 +189,11 @@ impl ReplyTopics {
             Ok(Some(known)) => known,
         }
     }
+}
+
+/// A cached answer, if still trusted now.
+fn still_fresh((at, until, known): Cached) -> Option<Entry> {
+    (Instant::now() < until).then_some((at, known))
 }
 
 /// What the broker says about `topic`: existence and partitions from its metadata,
