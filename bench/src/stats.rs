@@ -13,6 +13,16 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// The smallest and largest value; `None` for none.
+pub fn min_max(values: &[f64]) -> Option<(f64, f64)> {
+    let first = *values.first()?;
+    Some(
+        values
+            .iter()
+            .fold((first, first), |(lo, hi), x| (lo.min(*x), hi.max(*x))),
+    )
+}
+
 /// Nearest-rank percentiles of round-trip times, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Percentiles {

@@ -45,7 +45,7 @@ use kafka_responder::testkit::EmbeddedBroker;
 use responder_bench::contract::{
     Payload, REPLY_PARTITIONS, REPLY_TOPIC, REQUEST_PARTITIONS, REQUEST_TOPIC,
 };
-use responder_bench::stats::{Percentiles, median};
+use responder_bench::stats::{Percentiles, median, min_max};
 use serde_json::{Value, json};
 
 use contestant::{Contestant, Launch, Probe, Running, Syscalls};
@@ -572,10 +572,10 @@ fn spread(v: &[f64]) -> Value {
     if v.len() < 2 {
         return Value::Null;
     }
-    let (lo, hi) = v
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(l, h), x| (l.min(*x), h.max(*x)));
-    json!((hi - lo) / median(v))
+    match min_max(v) {
+        Some((lo, hi)) => json!((hi - lo) / median(v)),
+        None => Value::Null,
+    }
 }
 
 fn main() -> anyhow::Result<()> {

@@ -44,13 +44,8 @@ fn range(runs: &Value) -> String {
         .as_array()
         .map(|r| r.iter().filter_map(Value::as_f64).collect())
         .unwrap_or_default();
-    let min = runs.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = runs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if runs.is_empty() {
-        "-".into()
-    } else {
-        format!("{min:.0}-{max:.0}")
-    }
+    responder_bench::stats::min_max(&runs)
+        .map_or_else(|| "-".into(), |(min, max)| format!("{min:.0}-{max:.0}"))
 }
 
 fn ratio(a: &Value, b: &Value) -> String {
