@@ -59,7 +59,7 @@ impl RequestContext {
     /// it; a handler passes it on (as `traceparent`) to the calls it makes, so they
     /// join the same trace.
     pub fn traceparent(&self) -> Option<TraceParent> {
-        self.trace.as_ref().map(TraceContext::span)
+        self.trace.as_ref().map(|t| *t.span())
     }
 
     /// The request's trace context, if any.

@@ -25,10 +25,11 @@ pub(crate) fn adopt(span: &tracing::Span, cx: &TraceContext) -> Option<TracePare
         .and_then(|s| std::str::from_utf8(s).ok())
         .and_then(|s| s.parse::<TraceState>().ok())
         .unwrap_or_default();
+    let parent = cx.parent();
     let remote = SpanContext::new(
-        TraceId::from_bytes(cx.parent.trace_id()),
-        SpanId::from_bytes(cx.parent.span_id()),
-        TraceFlags::new(cx.parent.flags()),
+        TraceId::from_bytes(parent.trace_id()),
+        SpanId::from_bytes(parent.span_id()),
+        TraceFlags::new(parent.flags()),
         true,
         state,
     );
@@ -40,7 +41,7 @@ pub(crate) fn adopt(span: &tracing::Span, cx: &TraceContext) -> Option<TracePare
     // The exported span's own flags: a span the local sampler dropped is not named as
     // sampled.
     (own.is_valid() && own.trace_id() == trace_id).then(|| {
-        cx.parent
+        parent
             .with_span_id(own.span_id().to_bytes())
             .with_flags(own.trace_flags().to_u8())
     })

@@ -108,6 +108,7 @@ impl<'h> RequestHeaders<'h> {
 
     /// The values of the last `traceparent` and `tracestate`, if any (as
     /// [`last`](Self::last) reads them, without a pass over the headers).
+    #[inline]
     pub(crate) fn trace_headers(&self) -> (Option<Present<'h>>, Option<Present<'h>>) {
         let value = |at: Option<usize>| at.and_then(|i| self.at(i)).map(|(_, v)| v);
         (value(self.traceparent), value(self.tracestate))

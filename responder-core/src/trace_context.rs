@@ -21,26 +21,28 @@ pub const TRACESTATE_HEADER: &str = "tracestate";
 
 /// A span's place in a trace: what a `traceparent` header says.
 ///
-/// Kept as the header's lowercase hex (validated), so a reply's `traceparent` is the
-/// request's trace id copied and a new span id written; the ids are decoded to bytes
-/// only when asked for.
+/// Kept as the header's value (validated; version `00`, the flags version 00 defines),
+/// so a reply's `traceparent` is this value with a new span id written into it; the
+/// ids are decoded to bytes only when asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceParent {
-    trace_id: [u8; 32],
-    span_id: [u8; 16],
-    flags: u8,
+    /// `00-<trace id>-<span id>-<flags>`, lowercase hex.
+    value: [u8; 55],
 }
+
+/// Where the parts of a `traceparent` value are.
+const TRACE_ID: std::ops::Range<usize> = 3..35;
+const SPAN_ID: std::ops::Range<usize> = 36..52;
+const FLAGS: std::ops::Range<usize> = 53..55;
 
 impl TraceParent {
     /// Reads a `traceparent` header value (version 00, or a later version read as
     /// version 00 says). `None` when it is malformed: wrong length or separators,
     /// hex that is not lowercase, an all-zero trace or span id, version `ff`.
+    #[inline]
     pub fn parse(value: &[u8]) -> Option<Self> {
         // Bytes, not text: a value of the right length may hold multi-byte characters.
-        if value.len() < 55 {
-            return None;
-        }
-        let (head, rest) = value.split_at(55);
+        let (head, rest) = value.split_first_chunk::<55>()?;
         let version = hex::<1>(&head[0..2])?[0];
         // Version 00 is exactly 55 bytes; a later one may add fields after a dash.
         if version == 0xff
@@ -52,18 +54,23 @@ impl TraceParent {
         if head[2] != b'-' || head[35] != b'-' || head[52] != b'-' {
             return None;
         }
-        let trace_id: [u8; 32] = head[3..35].try_into().ok()?;
-        let span_id: [u8; 16] = head[36..52].try_into().ok()?;
-        let flags = hex::<1>(&head[53..55])?[0];
-        if !is_nonzero_lower_hex(&trace_id) || !is_nonzero_lower_hex(&span_id) {
+        let flags = hex::<1>(&head[FLAGS])?[0];
+        let (Some(trace_id), Some(span_id)) = (
+            head[TRACE_ID].as_chunks::<32>().0.first(),
+            head[SPAN_ID].as_chunks::<16>().0.first(),
+        ) else {
+            return None;
+        };
+        if !is_nonzero_lower_hex(trace_id) || !is_nonzero_lower_hex(span_id) {
             return None;
         }
-        Some(TraceParent {
-            trace_id,
-            span_id,
-            // Only the flags version 00 defines are passed on (sampled, random).
-            flags: flags & KNOWN_FLAGS,
-        })
+        let mut value = *head;
+        value[..2].copy_from_slice(b"00");
+        // Only the flags version 00 defines are passed on (sampled, random).
+        if flags & !KNOWN_FLAGS != 0 {
+            write_hex(&[flags & KNOWN_FLAGS], &mut value[FLAGS]);
+        }
+        Some(TraceParent { value })
     }
 
     /// A child of this span: the same trace and flags, a new span id.
@@ -72,109 +79,125 @@ impl TraceParent {
     }
 
     /// The same trace and flags under another span id.
+    #[inline]
     pub(crate) fn with_span_id(&self, span_id: [u8; 8]) -> Self {
-        let mut hex = [0u8; 16];
-        write_hex(&span_id, &mut hex);
-        TraceParent {
-            span_id: hex,
-            ..*self
-        }
+        let mut value = self.value;
+        value[SPAN_ID].copy_from_slice(&hex16(u64::from_be_bytes(span_id)));
+        TraceParent { value }
     }
 
     /// The same span under other flags (those version 00 defines).
     #[cfg(feature = "otel")]
     pub(crate) fn with_flags(&self, flags: u8) -> Self {
-        TraceParent {
-            flags: flags & KNOWN_FLAGS,
-            ..*self
-        }
+        let mut value = self.value;
+        write_hex(&[flags & KNOWN_FLAGS], &mut value[FLAGS]);
+        TraceParent { value }
     }
 
     /// The trace id (16 bytes).
     pub fn trace_id(&self) -> [u8; 16] {
-        hex(&self.trace_id).unwrap_or_default()
+        hex(&self.value[TRACE_ID]).unwrap_or_default()
     }
 
     /// The span id (8 bytes).
     pub fn span_id(&self) -> [u8; 8] {
-        hex(&self.span_id).unwrap_or_default()
+        hex(&self.value[SPAN_ID]).unwrap_or_default()
     }
 
     /// The trace flags (bit 0: sampled).
     pub fn flags(&self) -> u8 {
-        self.flags
+        hex::<1>(&self.value[FLAGS]).unwrap_or_default()[0]
     }
 
     /// The trace id as 32 lowercase hex digits.
     pub fn trace_id_hex(&self) -> String {
-        String::from_utf8_lossy(&self.trace_id).into_owned()
+        String::from_utf8_lossy(&self.value[TRACE_ID]).into_owned()
     }
 
     /// The `traceparent` header value, `00-<trace id>-<span id>-<flags>`, written
     /// without allocating (a reply carries it).
     pub fn header_value(&self) -> [u8; 55] {
-        let mut out = [b'-'; 55];
-        out[..2].copy_from_slice(b"00");
-        out[3..35].copy_from_slice(&self.trace_id);
-        out[36..52].copy_from_slice(&self.span_id);
-        write_hex(&[self.flags], &mut out[53..55]);
-        out
+        self.value
+    }
+
+    /// The header value, borrowed.
+    pub(crate) fn as_bytes(&self) -> &[u8; 55] {
+        &self.value
     }
 }
 
 /// `00-<trace id>-<span id>-<flags>`: the `traceparent` header value.
 impl fmt::Display for TraceParent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&String::from_utf8_lossy(&self.header_value()))
+        f.write_str(&String::from_utf8_lossy(&self.value))
     }
 }
 
-/// A request's trace context: the span it names, the responder's child span (the same
-/// trace: only its span id and flags are kept), and the trace state to pass on.
+/// A request's trace context: the responder's span (a child of the requester's, in
+/// its trace), the requester's span id, and the trace state to pass on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TraceContext {
-    pub(crate) parent: TraceParent,
-    /// The responder's span id, as hex.
-    span_id: [u8; 16],
-    span_flags: u8,
+    /// The responder's span: the reply's `traceparent`.
+    span: TraceParent,
+    /// The requester's span id, as hex, and its flags: the rest of its span is the
+    /// responder's.
+    parent_span_id: [u8; 16],
+    parent_flags: [u8; 2],
     pub(crate) state: Option<Vec<u8>>,
 }
 
 impl TraceContext {
     /// Reads the `traceparent` and `tracestate` of a request's headers (the last of
     /// each when repeated, as Kafka's `Headers::lastHeader` does).
+    #[inline]
     pub(crate) fn read(headers: &RequestHeaders<'_>) -> Option<Self> {
         let (parent, state) = headers.trace_headers();
-        let (raw, state) = (parent?.unwrap_or_default(), state.flatten());
+        let raw = parent?.unwrap_or_default();
         let Some(parent) = TraceParent::parse(raw) else {
-            tracing::debug!(
-                traceparent = %String::from_utf8_lossy(&raw[..raw.len().min(64)]),
-                "malformed traceparent ignored"
-            );
+            malformed(raw);
             return None;
         };
         // W3C bounds `tracestate` at 512 characters: a longer one is not passed on
         // (it would only make the reply larger, up to past the broker's limit).
         let state = state
+            .flatten()
             .filter(|s| s.len() <= MAX_TRACESTATE_LEN)
             .map(<[u8]>::to_vec);
-        let child = parent.child();
+        let mut parent_span_id = [0; 16];
+        parent_span_id.copy_from_slice(&parent.value[SPAN_ID]);
+        let mut parent_flags = [0; 2];
+        parent_flags.copy_from_slice(&parent.value[FLAGS]);
         Some(TraceContext {
-            span_id: child.span_id,
-            span_flags: child.flags,
-            parent,
+            span: parent.child(),
+            parent_span_id,
+            parent_flags,
             state,
         })
     }
 
-    /// The responder's span: the reply's `traceparent`.
-    pub(crate) fn span(&self) -> TraceParent {
-        TraceParent {
-            span_id: self.span_id,
-            flags: self.span_flags,
-            ..self.parent
-        }
+    /// The requester's span, the parent of the responder's.
+    pub(crate) fn parent(&self) -> TraceParent {
+        let mut value = self.span.value;
+        value[SPAN_ID].copy_from_slice(&self.parent_span_id);
+        value[FLAGS].copy_from_slice(&self.parent_flags);
+        TraceParent { value }
     }
+
+    /// The responder's span: the reply's `traceparent`.
+    pub(crate) fn span(&self) -> &TraceParent {
+        &self.span
+    }
+}
+
+/// Logs a malformed `traceparent` (at DEBUG: it is ignored, not an error). Out of line:
+/// the request path reads valid ones.
+#[cold]
+#[inline(never)]
+fn malformed(raw: &[u8]) {
+    tracing::debug!(
+        traceparent = %String::from_utf8_lossy(&raw[..raw.len().min(64)]),
+        "malformed traceparent ignored"
+    );
 }
 
 impl TraceContext {
@@ -182,20 +205,25 @@ impl TraceContext {
     /// and, with the `otel` feature and an OpenTelemetry layer that enables the span,
     /// makes the exported span the requester's span's child and names it in the reply.
     /// Call before the span is first entered.
+    #[inline]
     pub(crate) fn adopt(&mut self, span: &tracing::Span) {
         // A disabled span (the usual case: it is at DEBUG) records nothing, so the
         // trace id is not even formatted.
         if span.is_disabled() {
             return;
         }
+        self.adopt_enabled(span);
+    }
+
+    #[inline(never)]
+    fn adopt_enabled(&mut self, span: &tracing::Span) {
         span.record(
             "trace_id",
-            tracing::field::display(self.parent.trace_id_hex()),
+            tracing::field::display(self.span.trace_id_hex()),
         );
         #[cfg(feature = "otel")]
         if let Some(exported) = crate::otel::adopt(span, self) {
-            self.span_id = exported.span_id;
-            self.span_flags = exported.flags;
+            self.span = exported;
         }
     }
 }
@@ -272,6 +300,29 @@ fn write_hex(bytes: &[u8], out: &mut [u8]) {
         o[0] = DIGITS[usize::from(b >> 4)];
         o[1] = DIGITS[usize::from(b & 0xf)];
     }
+}
+
+/// `n` as 16 lowercase hex digits, most significant first, eight at a time: each
+/// nibble spread to a byte of its own, then `'0'` added, and `'a' - '0' - 10` more
+/// where the nibble is 10 or more (`n + 6` carries into bit 4 exactly then).
+fn hex16(n: u64) -> [u8; 16] {
+    fn eight(half: u32) -> [u8; 8] {
+        const fn each(b: u8) -> u64 {
+            u64::from_ne_bytes([b; 8])
+        }
+        let x = u64::from(half);
+        let x = (x | x << 16) & 0x0000_ffff_0000_ffff;
+        let x = (x | x << 8) & 0x00ff_00ff_00ff_00ff;
+        let x = (x | x << 4) & each(0x0f);
+        let letters = ((x + each(6)) >> 4) & each(1);
+        // Nibble k (from the least significant) is byte k: big-endian bytes put the
+        // most significant digit first.
+        (x + each(b'0') + letters * u64::from(b'a' - b'0' - 10)).to_be_bytes()
+    }
+    let mut out = [0; 16];
+    out[..8].copy_from_slice(&eight((n >> 32) as u32));
+    out[8..].copy_from_slice(&eight(n as u32));
+    out
 }
 
 /// A new, non-zero span id: a per-thread xorshift generator, seeded from the
@@ -376,6 +427,41 @@ mod tests {
         assert!(is_nonzero_lower_hex(b"4bf92f3577b34da6a3ce929d0e0e4736"));
     }
 
+    /// Eight digits at a time write what the digit table writes, for every nibble at
+    /// every place.
+    #[test]
+    fn span_ids_are_written_as_the_table_writes_them() {
+        let table = |n: u64| {
+            let mut out = [0u8; 16];
+            write_hex(&n.to_be_bytes(), &mut out);
+            out
+        };
+        for place in 0..16 {
+            for nibble in 0..16u64 {
+                let n = 0x0123_4567_89ab_cdef ^ (nibble << (4 * place));
+                assert_eq!(hex16(n), table(n), "{n:#x}");
+            }
+        }
+        for n in [0, 1, u64::MAX, 0xa0a0_a0a0_a0a0_a0a0, 0x9f9f_9f9f_9f9f_9f9f] {
+            assert_eq!(hex16(n), table(n), "{n:#x}");
+        }
+        let tp = TraceParent::parse(VALID.as_bytes()).expect("valid");
+        let child = tp.with_span_id([0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x10]);
+        assert_eq!(
+            child.to_string(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-fedcba9876543210-01"
+        );
+    }
+
+    /// A later version is passed on as version 00, and unknown flags are dropped.
+    #[test]
+    fn later_versions_and_unknown_flags_are_written_as_version_00() {
+        let later = "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-fd-future";
+        let tp = TraceParent::parse(later.as_bytes()).expect("valid");
+        assert_eq!(tp.to_string(), VALID);
+        assert_eq!(tp.flags(), 1);
+    }
+
     #[test]
     fn reads_the_last_headers_and_ignores_a_malformed_parent() {
         let headers = [
@@ -387,7 +473,9 @@ mod tests {
             TraceContext::read(&h.iter().copied().collect::<RequestHeaders<'_>>())
         };
         let cx = read(&headers).expect("context");
-        assert_eq!(cx.parent.to_string(), VALID);
+        assert_eq!(cx.parent().to_string(), VALID);
+        assert_eq!(cx.span().trace_id(), cx.parent().trace_id());
+        assert_ne!(cx.span().span_id(), cx.parent().span_id());
         assert_eq!(cx.state.as_deref(), Some(&b"vendor=1"[..]));
         let bad = [("traceparent", Some(&b"garbage"[..]))];
         assert_eq!(read(&bad), None);

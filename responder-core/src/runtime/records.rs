@@ -36,7 +36,7 @@ pub(crate) fn reply_headers(
     if let Some(t) = trace {
         headers = headers.insert(Header {
             key: TRACEPARENT_HEADER,
-            value: Some(&t.span().header_value()[..]),
+            value: Some(&t.span().as_bytes()[..]),
         });
         if let Some(state) = &t.state {
             headers = headers.insert(Header {
