@@ -24,7 +24,7 @@ pub const TRACESTATE_HEADER: &str = "tracestate";
 /// Kept as the header's value (validated; version `00`, the flags version 00 defines),
 /// so a reply's `traceparent` is this value with a new span id written into it; the
 /// ids are decoded to bytes only when asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct TraceParent {
     /// `00-<trace id>-<span id>-<flags>`, lowercase hex.
     value: [u8; 55],
@@ -55,12 +55,8 @@ impl TraceParent {
             return None;
         }
         let flags = hex::<1>(&head[FLAGS])?[0];
-        let (Some(trace_id), Some(span_id)) = (
-            head[TRACE_ID].as_chunks::<32>().0.first(),
-            head[SPAN_ID].as_chunks::<16>().0.first(),
-        ) else {
-            return None;
-        };
+        let trace_id: &[u8; 32] = head[TRACE_ID].try_into().ok()?;
+        let span_id: &[u8; 16] = head[SPAN_ID].try_into().ok()?;
         if !is_nonzero_lower_hex(trace_id) || !is_nonzero_lower_hex(span_id) {
             return None;
         }
@@ -130,6 +126,15 @@ impl TraceParent {
 impl fmt::Display for TraceParent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&String::from_utf8_lossy(&self.value))
+    }
+}
+
+/// `TraceParent("00-<trace id>-<span id>-<flags>")`.
+impl fmt::Debug for TraceParent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TraceParent")
+            .field(&self.to_string())
+            .finish()
     }
 }
 
@@ -358,6 +363,7 @@ mod tests {
     fn parses_and_prints_the_w3c_example() {
         let tp = TraceParent::parse(VALID.as_bytes()).expect("valid");
         assert_eq!(tp.to_string(), VALID);
+        assert_eq!(format!("{tp:?}"), format!("TraceParent({VALID:?})"));
         assert_eq!(tp.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(tp.flags(), 1);
         let child = tp.child();
