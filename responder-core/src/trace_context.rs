@@ -180,7 +180,9 @@ impl TraceContext {
         })
     }
 
-    /// The requester's span, the parent of the responder's.
+    /// The requester's span, the parent of the responder's (what the OpenTelemetry
+    /// export names as the exported span's parent).
+    #[cfg(any(feature = "otel", test))]
     pub(crate) fn parent(&self) -> TraceParent {
         let mut value = self.span.value;
         value[SPAN_ID].copy_from_slice(&self.parent_span_id);
