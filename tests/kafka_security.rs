@@ -8,6 +8,8 @@
 //!   refuses, before producing, a topic the principal can describe but not write, and
 //!   one it cannot even describe (`reply_topic_not_authorized`; nothing written).
 //! - An ACL removed while the responder runs takes effect within the cache TTL.
+//! - Replies the authorizer refuses while they are outstanding (the cached verdict
+//!   still allowing the topic) are retried, then dead-lettered, and committed.
 //!
 //! Runs only on Apache Kafka (`RESPONDER_TEST_BROKER=kafka`); the other brokers have no
 //! authorizer (the fallbacks for brokers that report no operations are tested in
@@ -20,13 +22,18 @@ use std::time::{Duration, Instant};
 
 use common::{Probe, ProbeLog, ProbeReq, eventually, init_tracing};
 use kafka_responder::testkit::{
-    KafkaBroker, Requester, RunningResponder, TestBroker, end_offset, unique_name,
+    KafkaBroker, Requester, RunningResponder, TestBroker, committed_offset, end_offset, unique_name,
 };
 use kafka_responder::{
-    HeaderConvention, Json, PolicySource, ReplyTopicPolicy, Responder, UnknownWriteAccess,
+    DLQ_REASON_HEADER, HeaderConvention, Json, PolicySource, ReplyTopicPolicy, Responder,
+    ResponderBuilder, UnknownWriteAccess,
 };
 
 const TTL: Duration = Duration::from_secs(2);
+
+/// The reply topics the responder may write: a PREFIXED ACL on this.
+const REPLY_PREFIX: &str = "WALLET-KYC-RESPONSE";
+const PREFIXED: &[&str] = &["--resource-pattern-type", "prefixed"];
 
 struct Cluster {
     broker: TestBroker,
@@ -57,44 +64,9 @@ impl Cluster {
         for t in [&c.requests, &c.allowed, &c.describe_only, &c.hidden] {
             c.broker.create_topic(t, 1).await.expect("topic");
         }
-        let kafka = c.kafka();
-        kafka
-            .acls(&[
-                "--add",
-                "--allow-principal",
-                "User:responder",
-                "--operation",
-                "Read",
-                "--topic",
-                &c.requests,
-                "--group",
-                &c.group,
-            ])
-            .expect("read ACLs");
-        kafka
-            .acls(&[
-                "--add",
-                "--allow-principal",
-                "User:responder",
-                "--operation",
-                "Write",
-                "--topic",
-                "WALLET-KYC-RESPONSE",
-                "--resource-pattern-type",
-                "prefixed",
-            ])
-            .expect("write ACL");
-        kafka
-            .acls(&[
-                "--add",
-                "--allow-principal",
-                "User:responder",
-                "--operation",
-                "Describe",
-                "--topic",
-                &c.describe_only,
-            ])
-            .expect("describe ACL");
+        c.responder_acl("--add", "Read", &c.requests, &["--group", &c.group]);
+        c.responder_acl("--add", "Write", REPLY_PREFIX, PREFIXED);
+        c.responder_acl("--add", "Describe", &c.describe_only, &[]);
         c
     }
 
@@ -106,7 +78,19 @@ impl Cluster {
     }
 
     fn serve(&self, policy: ReplyTopicPolicy) -> RunningResponder {
-        let responder = Responder::builder()
+        self.serve_with(policy, ProbeLog::new(), TTL, |b| b)
+    }
+
+    /// Serves with the probe's `log`, the write checks' cache `ttl`, and whatever
+    /// `more` adds to the builder.
+    fn serve_with(
+        &self,
+        policy: ReplyTopicPolicy,
+        log: Arc<ProbeLog>,
+        ttl: Duration,
+        more: impl FnOnce(ResponderBuilder) -> ResponderBuilder,
+    ) -> RunningResponder {
+        let builder = Responder::builder()
             .bootstrap_servers(&self.sasl)
             .group_id(&self.group)
             .client_config("security.protocol", "SASL_PLAINTEXT")
@@ -118,16 +102,20 @@ impl Cluster {
             .reply_topics(policy)
             .reply_checks(|c| {
                 c.check_write_access(UnknownWriteAccess::Refuse)
-                    .cache_ttl(TTL)
+                    .cache_ttl(ttl)
             })
-            .route(&self.requests, Json, Probe(ProbeLog::new()))
-            .build()
-            .expect("responder");
-        RunningResponder::spawn(responder)
+            .route(&self.requests, Json, Probe(log));
+        RunningResponder::spawn(more(builder).build().expect("responder"))
     }
 
     /// Sends a request naming `reply_topic` (partition 0), from the harness's super user.
     async fn send(&self, requester: &Requester, reply_topic: &str, id: u64) {
+        self.send_bytes(requester, reply_topic, &ProbeReq::id(id).bytes())
+            .await;
+    }
+
+    /// Sends `payload` naming `reply_topic` (partition 0), from the harness's super user.
+    async fn send_bytes(&self, requester: &Requester, reply_topic: &str, payload: &[u8]) {
         let corr = requester.new_correlation_id();
         let headers = vec![
             (
@@ -141,15 +129,35 @@ impl Cluster {
             ("kafka_correlationId".to_owned(), corr),
         ];
         requester
-            .send_raw(
-                &self.requests,
-                Some(0),
-                None,
-                Some(&ProbeReq::id(id).bytes()),
-                &headers,
-            )
+            .send_raw(&self.requests, Some(0), None, Some(payload), &headers)
             .await
             .expect("sent");
+    }
+
+    /// Runs `kafka-acls <action> --allow-principal User:responder --operation
+    /// <operation> --topic <topic> <more>`.
+    fn responder_acl(&self, action: &str, operation: &str, topic: &str, more: &[&str]) {
+        let mut args = vec![
+            action,
+            "--allow-principal",
+            "User:responder",
+            "--operation",
+            operation,
+            "--topic",
+            topic,
+        ];
+        if action == "--remove" {
+            args.push("--force");
+        }
+        args.extend(more);
+        if let Err(e) = self.kafka().acls(&args) {
+            panic!("kafka-acls {args:?}: {e}");
+        }
+    }
+
+    /// Removes the responder's WRITE ACL on the reply topics (`WALLET-KYC-RESPONSE*`).
+    fn remove_reply_write_acl(&self) {
+        self.responder_acl("--remove", "Write", REPLY_PREFIX, PREFIXED);
     }
 
     async fn written(&self, topic: &str) -> i64 {
@@ -251,20 +259,7 @@ async fn reply_topics_are_checked_against_the_real_authorizer() {
     let before = c.written(&c.allowed).await;
 
     // 3. The write ACL removed while it runs: refused once the cache TTL has passed.
-    c.kafka()
-        .acls(&[
-            "--remove",
-            "--force",
-            "--allow-principal",
-            "User:responder",
-            "--operation",
-            "Write",
-            "--topic",
-            "WALLET-KYC-RESPONSE",
-            "--resource-pattern-type",
-            "prefixed",
-        ])
-        .expect("write ACL removed");
+    c.remove_reply_write_acl();
     let removed = Instant::now();
     tokio::time::sleep(TTL + Duration::from_millis(500)).await;
     c.send(&requester, &c.allowed, 6).await;
@@ -297,4 +292,91 @@ async fn reply_topics_are_checked_against_the_real_authorizer() {
         c.hidden,
         c.written(&c.hidden).await,
     );
+}
+
+/// Replies the authorizer refuses while they are outstanding: the cached verdict still
+/// says the reply topic may be written (its TTL has not passed) when its Write ACL is
+/// removed, so four held requests' replies go to the broker and are refused
+/// (`TOPIC_AUTHORIZATION_FAILED`). Each is retried a few times (an ACL may come back),
+/// then dead-lettered with `reply_refused`, and every request's offset is committed:
+/// nothing is lost, nothing stalls, the producer stays usable (the dead letters go
+/// through it), and the shutdown ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(kafka_broker),
+    ignore = "needs Apache Kafka's authorizer (RESPONDER_TEST_BROKER=kafka)"
+)]
+async fn replies_refused_by_the_authorizer_while_outstanding_are_dead_lettered() {
+    const HELD: u64 = 4;
+    let c = Cluster::start().await;
+    let dlq = unique_name("KYC-DEAD-LETTERS");
+    c.broker.create_topic(&dlq, 1).await.expect("topic");
+    c.responder_acl("--add", "Write", &dlq, &[]);
+    let bootstrap = c.broker.bootstrap_servers();
+    let requester = Requester::new(bootstrap, HeaderConvention::spring(), &c.allowed, 0)
+        .await
+        .expect("requester");
+    let dead_letters = Requester::new(bootstrap, HeaderConvention::plain(), &dlq, 0)
+        .await
+        .expect("dead-letter reader");
+    let log = ProbeLog::new();
+    let policy: ReplyTopicPolicy = "WALLET-KYC-RESPONSE*".parse().expect("policy");
+    // A TTL far beyond the test: the verdict taken for the first reply stands.
+    let running = c.serve_with(policy, log.clone(), Duration::from_secs(600), |b| {
+        b.dead_letters(|d| d.topic(&dlq))
+    });
+    let reply = requester
+        .request(&c.requests, None, &ProbeReq::id(1).bytes())
+        .await
+        .expect("answered while the ACL is there");
+    assert_eq!(reply.error_code(), None);
+
+    for id in 2..2 + HELD {
+        c.send_bytes(&requester, &c.allowed, &ProbeReq::held(id).bytes())
+            .await;
+    }
+    log.wait_started(1 + HELD as usize).await;
+    c.remove_reply_write_acl();
+    // The broker applies the removal from its metadata log, moments after the tool
+    // returns.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = c.written(&c.allowed).await;
+    log.open_gate(HELD as usize);
+
+    eventually(Duration::from_secs(60), || {
+        dead_letters.received().len() == HELD as usize
+    })
+    .await;
+    for letter in dead_letters.received() {
+        assert_eq!(
+            letter.header(DLQ_REASON_HEADER),
+            Some(&b"reply_refused"[..]),
+            "{letter:?}"
+        );
+    }
+    let committed = || async {
+        committed_offset(bootstrap, &c.group, &c.requests, 0)
+            .await
+            .expect("committed offset")
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while committed().await != Some(1 + HELD as i64) {
+        assert!(
+            Instant::now() < deadline,
+            "not committed: {:?}",
+            committed().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(c.written(&c.allowed).await, before, "no reply written");
+    let m = tokio::time::timeout(Duration::from_secs(30), running.shutdown())
+        .await
+        .expect("the shutdown ends")
+        .expect("shutdown");
+    assert_eq!(
+        (m.replied, m.delivery_failures, m.dead_lettered),
+        (1, HELD, HELD),
+        "{m:?}"
+    );
+    assert!(m.reply_retries >= HELD, "each refusal retried first: {m:?}");
 }
