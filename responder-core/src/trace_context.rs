@@ -132,15 +132,14 @@ impl fmt::Display for TraceParent {
 /// `TraceParent("00-<trace id>-<span id>-<flags>")`.
 impl fmt::Debug for TraceParent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("TraceParent")
-            .field(&self.to_string())
-            .finish()
+        let value = std::str::from_utf8(&self.value).unwrap_or_default();
+        f.debug_tuple("TraceParent").field(&value).finish()
     }
 }
 
 /// A request's trace context: the responder's span (a child of the requester's, in
 /// its trace), the requester's span id, and the trace state to pass on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct TraceContext {
     /// The responder's span: the reply's `traceparent`.
     span: TraceParent,
@@ -193,6 +192,20 @@ impl TraceContext {
     /// The responder's span: the reply's `traceparent`.
     pub(crate) fn span(&self) -> &TraceParent {
         &self.span
+    }
+}
+
+/// The spans as their header values, the trace state as text (a request context's
+/// `Debug` shows it).
+impl fmt::Debug for TraceContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        f.debug_struct("TraceContext")
+            .field("span", &self.span)
+            .field("parent_span_id", &text(&self.parent_span_id))
+            .field("parent_flags", &text(&self.parent_flags))
+            .field("state", &self.state.as_deref().map(text))
+            .finish()
     }
 }
 
@@ -481,6 +494,12 @@ mod tests {
             TraceContext::read(&h.iter().copied().collect::<RequestHeaders<'_>>())
         };
         let cx = read(&headers).expect("context");
+        let debug = format!("{cx:?}");
+        assert!(
+            debug.contains("parent_span_id: \"00f067aa0ba902b7\""),
+            "{debug}"
+        );
+        assert!(debug.contains("state: Some(\"vendor=1\")"), "{debug}");
         assert_eq!(cx.parent().to_string(), VALID);
         assert_eq!(cx.span().trace_id(), cx.parent().trace_id());
         assert_ne!(cx.span().span_id(), cx.parent().span_id());
